@@ -1,0 +1,161 @@
+"""The merged tool catalog: every downstream tool under its ``server/tool`` id.
+
+The catalog is a plain value store fed by the connections (one ``set_server_tools`` per listing). Readers take
+an immutable ``snapshot()``; its ``version`` changes whenever any server's tool list changes, so indexes built
+from it (discovery) know when to rebuild. Id resolution (full id, unique bare name, did-you-mean) lives here
+because all three meta tools share it.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, NewType
+
+from mcp_conductor.errors import AmbiguousToolError, UnknownToolError
+
+ServerName = NewType("ServerName", str)
+ToolId = NewType("ToolId", str)
+
+
+def tool_id(server: str, name: str) -> ToolId:
+    """The canonical id of a tool: ``server/tool``."""
+    return ToolId(f"{server}/{name}")
+
+
+@dataclass(frozen=True, slots=True)
+class ToolInfo:
+    """One downstream tool as the catalog knows it (schemas in wire form, camelCase keys)."""
+
+    server: ServerName
+    name: str
+    description: str = ""
+    title: str | None = None
+    input_schema: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({"type": "object"}))
+    output_schema: Mapping[str, Any] | None = None
+    annotations: Mapping[str, Any] | None = None
+
+    @property
+    def id(self) -> ToolId:
+        return tool_id(self.server, self.name)
+
+    @property
+    def read_only(self) -> bool:
+        return bool(self.annotations and self.annotations.get("readOnlyHint"))
+
+    @property
+    def idempotent(self) -> bool:
+        return bool(self.annotations and (self.annotations.get("idempotentHint") or self.read_only))
+
+    def export(self) -> dict[str, Any]:
+        """The offline catalog record (``tools --json``, ``discover --catalog``)."""
+        return {
+            "id": self.id,
+            "server": self.server,
+            "name": self.name,
+            "description": self.description,
+            "inputSchema": dict(self.input_schema),
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> ToolInfo:
+        """Build from an exported record (or a wire ``Tool`` dump plus ``server``)."""
+        server = record.get("server")
+        name = record.get("name")
+        if not server and isinstance(record.get("id"), str) and "/" in record["id"]:
+            server, _, fallback = str(record["id"]).partition("/")
+            name = name or fallback
+        if not server or not name:
+            raise ValueError(f"catalog record needs 'server' and 'name' (or an 'id' of the form server/tool): {record}")
+        return cls(
+            server=ServerName(str(server)),
+            name=str(name),
+            description=str(record.get("description") or ""),
+            title=record.get("title"),
+            input_schema=record.get("inputSchema") or {"type": "object"},
+            output_schema=record.get("outputSchema"),
+            annotations=record.get("annotations"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogSnapshot:
+    """An immutable view of the catalog at one version."""
+
+    version: int
+    tools: Mapping[ToolId, ToolInfo]
+
+    def __len__(self) -> int:
+        return len(self.tools)
+
+    def by_server(self, server: str) -> list[ToolInfo]:
+        return [t for t in self.tools.values() if t.server == server]
+
+    def resolve(self, ref: str) -> ToolInfo:
+        """Resolve a full id or a unique bare tool name.
+
+        Raises:
+            UnknownToolError: nothing matches; carries up to three suggestions.
+            AmbiguousToolError: a bare name offered by several servers.
+        """
+        found = self.tools.get(ToolId(ref))
+        if found is not None:
+            return found
+        if "/" not in ref:
+            matches = [t for t in self.tools.values() if t.name == ref]
+            if len(matches) == 1:
+                return matches[0]
+            if len(matches) > 1:
+                raise AmbiguousToolError(ref, [t.id for t in matches])
+        raise UnknownToolError(ref, self.suggest(ref))
+
+    def suggest(self, ref: str, limit: int = 3) -> list[str]:
+        """Up to ``limit`` ids close to ``ref`` (by full id, or by bare name when ``ref`` has no server)."""
+        ids = sorted(self.tools)
+        close = difflib.get_close_matches(ref, ids, n=limit, cutoff=0.6)
+        if len(close) < limit:
+            bare = ref.rpartition("/")[2]
+            names: dict[str, list[str]] = {}
+            for tid in ids:
+                names.setdefault(self.tools[tid].name, []).append(tid)
+            for name in difflib.get_close_matches(bare, list(names), n=limit, cutoff=0.6):
+                for tid in names[name]:
+                    if tid not in close:
+                        close.append(tid)
+        return close[:limit]
+
+
+class Catalog:
+    """The mutable, merged catalog the connections feed; readers use ``snapshot()``."""
+
+    def __init__(self) -> None:
+        self._by_server: dict[ServerName, tuple[ToolInfo, ...]] = {}
+        self._version = 0
+        self._snapshot: CatalogSnapshot | None = None
+
+    @property
+    def version(self) -> int:
+        return self._version
+
+    def set_server_tools(self, server: ServerName, tools: Iterable[ToolInfo]) -> None:
+        new = tuple(tools)
+        if self._by_server.get(server) == new:
+            return
+        self._by_server[server] = new
+        self._bump()
+
+    def drop_server(self, server: ServerName) -> None:
+        if self._by_server.pop(server, None) is not None:
+            self._bump()
+
+    def snapshot(self) -> CatalogSnapshot:
+        if self._snapshot is None:
+            merged = {t.id: t for tools in self._by_server.values() for t in tools}
+            self._snapshot = CatalogSnapshot(self._version, MappingProxyType(merged))
+        return self._snapshot
+
+    def _bump(self) -> None:
+        self._version += 1
+        self._snapshot = None
