@@ -1,0 +1,60 @@
+"""The ``mcp-conductor`` command line: one program, a subcommand per job."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Sequence
+
+from mcp_conductor import __version__
+from mcp_conductor.cli import serve, tools
+from mcp_conductor.cli.common import EXIT_CODES_HELP, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
+from mcp_conductor.errors import ConductorError, ConfigError
+from mcp_conductor.logs import configure_logging
+
+COMMANDS = (serve, tools)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mcp-conductor",
+        description="One MCP server that discovers, plans and runs tool chains over many MCP servers.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"mcp-conductor {__version__}")
+    parser.add_argument("--debug", action="store_true", help="debug logs, and tracebacks on errors")
+    parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
+                        help="log level on stderr (default warning)")
+    parser.add_argument("--log-json", action="store_true", help="log JSON lines instead of text")
+    parser.add_argument("--log-file", metavar="FILE", help="append logs to FILE instead of stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in COMMANDS:
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    stream = open(args.log_file, "a", encoding="utf-8") if args.log_file else None  # noqa: SIM115
+    configure_logging("debug" if args.debug else args.log_level, json=args.log_json, stream=stream)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except ConductorError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED
+    finally:
+        if stream is not None:
+            stream.close()

@@ -1,0 +1,53 @@
+"""``mcp-conductor serve``: run the meta server over stdio (default) or streamable HTTP."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import anyio
+
+from mcp_conductor.cli.common import EXIT_OK, add_config_option, load
+from mcp_conductor.server.app import build_server
+from mcp_conductor.server.http import TOKEN_ENV, HttpOptions, serve_http
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="run the meta MCP server (stdio by default, --http for streamable HTTP)",
+        description="Run mcp-conductor as an MCP server for a host such as Claude Desktop.",
+        epilog=(
+            "examples:\n"
+            "  mcp-conductor serve --config servers.json\n"
+            "  mcp-conductor serve --config servers.json --http --port 8765\n"
+            f"  {TOKEN_ENV}=secret mcp-conductor serve --http --host 0.0.0.0"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_config_option(p)
+    p.add_argument("--http", action="store_true", help="serve streamable HTTP instead of stdio")
+    p.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8765, help="HTTP port (default 8765)")
+    p.add_argument("--auth-token", default=None,
+                   help=f"bearer token required on every HTTP request (default: ${TOKEN_ENV}); "
+                        "required for a non-loopback --host")
+    p.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN",
+                   help="an extra allowed Origin header value for browser clients (repeatable)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load(args)
+    server = build_server(config)
+    if not args.http:
+        anyio.run(server.run_stdio_async)
+        return EXIT_OK
+    options = HttpOptions(
+        host=args.host,
+        port=args.port,
+        auth_token=args.auth_token or os.environ.get(TOKEN_ENV) or None,
+        allowed_origins=tuple(args.allowed_origin),
+    )
+    anyio.run(serve_http, server, options)
+    return EXIT_OK

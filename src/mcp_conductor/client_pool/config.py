@@ -1,0 +1,373 @@
+"""Load a Claude Desktop ``mcpServers`` config into typed, validated settings.
+
+The file is Claude Desktop's own ``claude_desktop_config.json`` shape, so a user can point mcp-conductor at the
+file they already have::
+
+    {
+      "mcpServers": {
+        "files": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-filesystem", "${HOME}/notes"]},
+        "remote": {"type": "http", "url": "https://example.test/mcp", "headers": {"Authorization": "Bearer ${TOKEN}"}}
+      },
+      "conductor": {
+        "defaults": {"timeout_s": 60, "connect_timeout_s": 30, "max_concurrency": 16},
+        "servers": {"files": {"timeout_s": 10, "tools": {"deny": ["write_file"]}}}
+      }
+    }
+
+Conductor-only settings live in the top-level ``conductor`` object, which Claude Desktop ignores. ``${VAR}`` and
+``${VAR:-default}`` expand from the environment in ``command``, ``args``, ``env``, ``cwd``, ``url`` and
+``headers``; ``${CONDUCTOR_PYTHON}`` defaults to the interpreter running mcp-conductor. Secret values (env and
+header values) are kept out of ``repr``, logs and error messages.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+import sys
+from collections.abc import Mapping
+from pathlib import Path, PurePath
+from typing import Annotated, Any, Literal, TypeVar
+
+import structlog
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from mcp_conductor.client_pool.catalog import ServerName
+from mcp_conductor.errors import ConfigError
+
+log = structlog.get_logger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
+
+DEFAULT_TIMEOUT_S = 60.0
+DEFAULT_CONNECT_TIMEOUT_S = 30.0
+DEFAULT_SERVER_CONCURRENCY = 16
+
+# Keys other hosts write into server entries; accepted and ignored so their files load as they are.
+_FOREIGN_SERVER_KEYS = frozenset({"autoApprove", "alwaysAllow", "description", "transportType", "timeout", "icon"})
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_SERVER_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ToolFilter(_Strict):
+    """Which of a server's tools the catalog shows: ``allow`` (if given) then ``deny``, by bare tool name."""
+
+    allow: list[str] | None = None
+    deny: list[str] = Field(default_factory=list)
+
+    def admits(self, name: str) -> bool:
+        return (self.allow is None or name in self.allow) and name not in self.deny
+
+
+class ServerSettings(_Strict):
+    """Conductor-only knobs for one server (all optional; unset means the defaults)."""
+
+    timeout_s: Annotated[float, Field(gt=0)] | None = None
+    connect_timeout_s: Annotated[float, Field(gt=0)] | None = None
+    max_concurrency: Annotated[int, Field(ge=1)] | None = None
+    disabled: bool = False
+    tools: ToolFilter = Field(default_factory=ToolFilter)
+
+
+class Defaults(_Strict):
+    timeout_s: Annotated[float, Field(gt=0)] = DEFAULT_TIMEOUT_S
+    connect_timeout_s: Annotated[float, Field(gt=0)] = DEFAULT_CONNECT_TIMEOUT_S
+    max_concurrency: Annotated[int, Field(ge=1)] = DEFAULT_SERVER_CONCURRENCY
+
+
+class ConductorSection(_Strict):
+    defaults: Defaults = Field(default_factory=Defaults)
+    servers: dict[str, ServerSettings] = Field(default_factory=dict)
+
+
+class _StdioEntry(_Strict):
+    type: Literal["stdio"] | None = None
+    command: str
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: str | None = None
+    disabled: bool = False
+
+
+class _RemoteEntry(_Strict):
+    type: Literal["http", "streamable-http", "streamableHttp", "sse"] | None = None
+    url: str
+    headers: dict[str, str] = Field(default_factory=dict)
+    disabled: bool = False
+
+
+class StdioServer(_Strict):
+    """A server started as a child process speaking MCP over stdin/stdout."""
+
+    name: str
+    command: str
+    args: tuple[str, ...] = ()
+    env: Mapping[str, str] = Field(default_factory=dict, repr=False)
+    cwd: str | None = None
+    settings: ServerSettings = Field(default_factory=ServerSettings)
+
+    @property
+    def transport(self) -> str:
+        return "stdio"
+
+    def public(self) -> dict[str, Any]:
+        """A description safe to log or print: env values are redacted."""
+        return {
+            "transport": "stdio",
+            "command": self.command,
+            "args": list(self.args),
+            "env": dict.fromkeys(self.env, "***"),
+        }
+
+
+class RemoteServer(_Strict):
+    """A server reached over streamable HTTP or the legacy SSE transport."""
+
+    name: str
+    url: str = Field(repr=False)
+    transport: Literal["streamable-http", "sse"] = "streamable-http"
+    headers: Mapping[str, str] = Field(default_factory=dict, repr=False)
+    settings: ServerSettings = Field(default_factory=ServerSettings)
+
+    def public(self) -> dict[str, Any]:
+        return {"transport": self.transport, "url": _redact_url(self.url), "headers": dict.fromkeys(self.headers, "***")}
+
+
+class InProcessServer(BaseModel):
+    """A server object in this process (an ``MCPServer``), for tests and embedding; not loadable from JSON."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    name: str
+    server: Any = Field(repr=False)
+    settings: ServerSettings = Field(default_factory=ServerSettings)
+
+    @property
+    def transport(self) -> str:
+        return "in-process"
+
+    def public(self) -> dict[str, Any]:
+        return {"transport": "in-process"}
+
+
+ServerConfig = StdioServer | RemoteServer | InProcessServer
+
+
+class ConductorConfig(_Strict):
+    """The whole configuration: servers by name, plus the conductor defaults."""
+
+    servers: dict[ServerName, ServerConfig]
+    defaults: Defaults = Field(default_factory=Defaults)
+    source: str | None = None
+    skipped: tuple[str, ...] = ()
+
+    def timeout_s(self, server: str) -> float:
+        return self.servers[ServerName(server)].settings.timeout_s or self.defaults.timeout_s
+
+    def connect_timeout_s(self, server: str) -> float:
+        return self.servers[ServerName(server)].settings.connect_timeout_s or self.defaults.connect_timeout_s
+
+    def max_concurrency(self, server: str) -> int:
+        return self.servers[ServerName(server)].settings.max_concurrency or self.defaults.max_concurrency
+
+
+def load_config(path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None) -> ConductorConfig:
+    """Read and validate a config file.
+
+    Raises:
+        ConfigError: the file is missing or unreadable, is not valid JSON (with line and column), or has
+            invalid entries (every problem is listed, with server, field and what was expected).
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {p}", hint="pass --config with an existing file") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {p}: {exc}") from exc
+    return parse_config(text, source=str(p), environ=environ)
+
+
+def parse_config(text: str, *, source: str = "<config>", environ: Mapping[str, str] | None = None) -> ConductorConfig:
+    """Validate config text (see ``load_config``).
+
+    Raises:
+        ConfigError: as ``load_config``.
+    """
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"{source}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
+            hint="check for a missing comma or quote, or a trailing comma, just before that position",
+        ) from exc
+    return build_config(raw, source=source, environ=environ)
+
+
+def build_config(
+    raw: Any, *, source: str = "<config>", environ: Mapping[str, str] | None = None
+) -> ConductorConfig:
+    """Validate an already-parsed config object (see ``load_config``).
+
+    Raises:
+        ConfigError: as ``load_config``.
+    """
+    env = _expansion_env(environ)
+    problems: list[str] = []
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the config must be a JSON object with an \"mcpServers\" object")
+    entries = raw.get("mcpServers")
+    if entries is None:
+        close = difflib.get_close_matches("mcpServers", [str(k) for k in raw], n=1)
+        hint = f' (found "{close[0]}": did you mean "mcpServers"?)' if close else ""
+        raise ConfigError(f'{source}: no "mcpServers" object{hint}', hint='add "mcpServers": {NAME: {...}}')
+    if not isinstance(entries, dict):
+        raise ConfigError(f'{source}: "mcpServers" must be an object mapping server names to entries')
+
+    conductor = _validate(ConductorSection, raw.get("conductor", {}), "conductor", problems)
+    if conductor is not None:
+        for name in conductor.servers:
+            if name not in entries:
+                problems.append(f'conductor.servers.{name}: no server "{name}" in mcpServers{_did_you_mean(name, entries)}')
+
+    servers: dict[ServerName, ServerConfig] = {}
+    skipped: list[str] = []
+    for name, entry in entries.items():
+        where = f"mcpServers.{name}"
+        if not _SERVER_NAME.match(name) or "/" in name:
+            problems.append(f"{where}: server names may use letters, digits, '_', '-' and '.' (max 64 characters)")
+            continue
+        if not isinstance(entry, dict):
+            problems.append(f"{where}: expected an object with \"command\" (stdio) or \"url\" (remote)")
+            continue
+        settings = conductor.servers.get(name, ServerSettings()) if conductor else ServerSettings()
+        server = _build_server(name, entry, settings, env, problems)
+        if server is None:
+            continue
+        if isinstance(server, StdioServer) and _runs_conductor(server):
+            log.warning("config.self_reference_skipped", server=name)
+            skipped.append(name)
+            continue
+        servers[ServerName(name)] = server
+
+    if problems:
+        raise ConfigError(
+            f"{source}: {len(problems)} problem(s) in the config:\n" + "\n".join(f"  - {p}" for p in problems)
+        )
+    return ConductorConfig(
+        servers=servers,
+        defaults=conductor.defaults if conductor else Defaults(),
+        source=source,
+        skipped=tuple(skipped),
+    )
+
+
+def _build_server(
+    name: str, entry: dict[str, Any], settings: ServerSettings, env: Mapping[str, str], problems: list[str]
+) -> ServerConfig | None:
+    where = f"mcpServers.{name}"
+    entry = {k: v for k, v in entry.items() if k not in _FOREIGN_SERVER_KEYS}
+    kind = entry.get("type")
+    if "url" in entry or kind in ("http", "streamable-http", "streamableHttp", "sse"):
+        if "url" not in entry:
+            problems.append(f'{where}: a remote server (type "{kind}") needs a "url"')
+            return None
+        remote = _validate(_RemoteEntry, entry, where, problems)
+        if remote is None:
+            return None
+        url = _expand(remote.url, env, where, "url", problems)
+        headers = {k: _expand(v, env, where, f"headers.{k}", problems) for k, v in remote.headers.items()}
+        disabled = remote.disabled or settings.disabled
+        return RemoteServer(
+            name=name,
+            url=url,
+            transport="sse" if remote.type == "sse" else "streamable-http",
+            headers=headers,
+            settings=settings.model_copy(update={"disabled": disabled}),
+        )
+    if "command" not in entry:
+        problems.append(f'{where}: needs "command" (a stdio server) or "url" (a remote server)')
+        return None
+    stdio = _validate(_StdioEntry, entry, where, problems)
+    if stdio is None:
+        return None
+    return StdioServer(
+        name=name,
+        command=_expand(stdio.command, env, where, "command", problems),
+        args=tuple(_expand(a, env, where, f"args[{i}]", problems) for i, a in enumerate(stdio.args)),
+        env={k: _expand(v, env, where, f"env.{k}", problems) for k, v in stdio.env.items()},
+        cwd=_expand(stdio.cwd, env, where, "cwd", problems) if stdio.cwd else None,
+        settings=settings.model_copy(update={"disabled": stdio.disabled or settings.disabled}),
+    )
+
+
+def _validate(model: type[M], data: Any, where: str, problems: list[str]) -> M | None:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors(include_input=False, include_url=False):
+            loc = ".".join(str(p) for p in err["loc"])
+            field = f"{where}.{loc}" if loc else where
+            if err["type"] == "extra_forbidden":
+                key = str(err["loc"][-1])
+                problems.append(f"{field}: unknown key \"{key}\"{_did_you_mean(key, model.model_fields)}")
+            elif err["type"] == "missing":
+                problems.append(f"{field}: required but missing")
+            else:
+                problems.append(f"{field}: {err['msg'].lower()}")
+        return None
+
+
+def _did_you_mean(word: str, options: Any) -> str:
+    close = difflib.get_close_matches(word, [str(o) for o in options], n=1, cutoff=0.6)
+    return f' (did you mean "{close[0]}"?)' if close else ""
+
+
+def _expansion_env(environ: Mapping[str, str] | None) -> dict[str, str]:
+    env = dict(os.environ if environ is None else environ)
+    env.setdefault("CONDUCTOR_PYTHON", sys.executable)
+    return env
+
+
+def _expand(value: str, env: Mapping[str, str], where: str, field: str, problems: list[str]) -> str:
+    def sub(m: re.Match[str]) -> str:
+        var, default = m.group(1), m.group(2)
+        if var in env:
+            return env[var]
+        if default is not None:
+            return default
+        problems.append(
+            f"{where}.{field}: environment variable ${{{var}}} is not set (set it, or write ${{{var}:-default}})"
+        )
+        return ""
+
+    return _VAR.sub(sub, value)
+
+
+def _runs_conductor(server: StdioServer) -> bool:
+    """True when the entry would start mcp-conductor itself (recursion); demo servers are fine."""
+    words = [PurePath(server.command).name, *server.args]
+    if any(w in ("mcp-conductor", "mcp_conductor") or w.startswith("mcp-conductor@") for w in words):
+        return True
+    return any(a == "-m" and b == "mcp_conductor" for a, b in zip(words, words[1:], strict=False))
+
+
+def _redact_url(url: str) -> str:
+    """Drop userinfo and the query string, which may carry credentials."""
+    url = re.sub(r"//[^/@]*@", "//***@", url)
+    return url.split("?", 1)[0] + ("?***" if "?" in url else "")
+
+
+def in_process_config(servers: Mapping[str, Any], *, defaults: Defaults | None = None) -> ConductorConfig:
+    """A config of in-process ``MCPServer`` objects by name (tests, embedding)."""
+    return ConductorConfig(
+        servers={ServerName(name): InProcessServer(name=name, server=srv) for name, srv in servers.items()},
+        defaults=defaults or Defaults(),
+        source="<in-process>",
+    )

@@ -1,0 +1,403 @@
+"""One downstream server: its owner task, its state, its reconnect loop and its calls.
+
+The owner task both enters and exits the server's ``mcp.Client`` (an SDK context must be exited in the task that
+entered it). Other tasks only call ``Connection.call_tool``. The owner loop::
+
+    connecting -> ready -(EOF / error)-> reconnecting -> ready ...
+         \\-> failed (waits with capped exponential backoff and full jitter, then tries again)
+
+A connect that does not finish within ``connect_timeout_s`` (spawn, handshake and the first tool listing) counts
+as a failure, so a server that hangs on ``initialize`` cannot hold anything up.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import anyio
+import structlog
+from anyio.abc import TaskStatus
+from mcp import Client, MCPError
+from mcp.client.subscriptions import SubscriptionLost
+from mcp.types import CONNECTION_CLOSED, REQUEST_TIMEOUT, CallToolResult, TextContent, ToolListChangedNotification
+from mcp.types.version import MODERN_PROTOCOL_VERSIONS
+
+from mcp_conductor.client_pool.catalog import Catalog, ServerName, ToolInfo
+from mcp_conductor.client_pool.config import InProcessServer, ServerConfig
+from mcp_conductor.client_pool.transports import StderrTail, open_transport
+from mcp_conductor.errors import (
+    CallTimeoutError,
+    ConnectionLostError,
+    ProtocolError,
+    ServerUnavailableError,
+    ToolExecutionError,
+)
+
+log = structlog.get_logger(__name__)
+
+MAX_TOOL_PAGES = 1000  # a server that pages forever must not hang the listing
+
+
+class ServerState(StrEnum):
+    CONNECTING = "connecting"
+    READY = "ready"
+    FAILED = "failed"
+    RECONNECTING = "reconnecting"
+    DISABLED = "disabled"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerStatus:
+    """A read-only view of one server's health."""
+
+    name: ServerName
+    transport: str
+    state: ServerState
+    error: str | None = None
+    since: datetime | None = None
+    connected_at: datetime | None = None
+    connect_ms: float | None = None
+    tools: int = 0
+    attempts: int = 0
+    protocol_version: str | None = None
+    stderr_tail: str = ""
+
+    def public(self) -> dict[str, Any]:
+        return {"server": self.name, "state": self.state.value, "error": self.error}
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Capped exponential backoff with full jitter (the sleep is uniform in [0, min(cap, base * 2**n)])."""
+
+    base_s: float = 0.5
+    cap_s: float = 30.0
+
+    def delay(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
+        return rand() * min(self.cap_s, self.base_s * 2 ** max(0, attempt - 1))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Connection:
+    """One configured downstream server. Start ``run`` in a task group with ``tg.start``."""
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        catalog: Catalog,
+        *,
+        connect_timeout_s: float,
+        call_timeout_s: float,
+        max_concurrency: int,
+        backoff: Backoff = Backoff(),
+    ) -> None:
+        self.config = config
+        self.name = ServerName(config.name)
+        self._catalog = catalog
+        self._connect_timeout_s = connect_timeout_s
+        self.call_timeout_s = call_timeout_s
+        self._limiter = anyio.CapacityLimiter(max_concurrency)
+        self._backoff = backoff
+        self._client: Client | None = None
+        self._ready = anyio.Event()
+        self._settled = anyio.Event()
+        self._stop = anyio.Event()
+        self._refresh = anyio.Event()
+        self._changed = anyio.Event()
+        self._eof = anyio.Event()
+        self._stderr = StderrTail(config.name)
+        state = ServerState.DISABLED if config.settings.disabled else ServerState.CONNECTING
+        self._status = ServerStatus(self.name, config.transport, state, since=_now())
+        self.in_flight = 0
+        self.peak_in_flight = 0
+
+    # -- reading state -------------------------------------------------------------------------------------
+    def status(self) -> ServerStatus:
+        return replace(self._status, stderr_tail=self._stderr.text())
+
+    @property
+    def state(self) -> ServerState:
+        return self._status.state
+
+    async def wait_settled(self) -> None:
+        """Wait until the first connect attempt has ended (ready or failed); disabled servers are settled."""
+        await self._settled.wait()
+
+    async def wait_ready(self) -> None:
+        await self._ready.wait()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def request_refresh(self) -> None:
+        """Re-list the tools (on ``tools/list_changed``)."""
+        self._refresh.set()
+
+    # -- the owner task ------------------------------------------------------------------------------------
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Own the connection until ``stop()``; reports started at once so the pool is usable immediately."""
+        task_status.started()
+        if self.state is ServerState.DISABLED:
+            self._settled.set()
+            return
+        attempt = 0
+        try:
+            while not self._stop.is_set():
+                attempt += 1
+                self._set(attempts=attempt)
+                was_ready = await self._session_once()
+                self._settled.set()
+                if self._stop.is_set():
+                    break
+                if was_ready:
+                    attempt = 1  # a session that came up resets the backoff
+                delay = self._backoff.delay(attempt)
+                log.info("pool.reconnect_scheduled", server=self.name, delay_s=round(delay, 3), attempt=attempt)
+                with anyio.move_on_after(delay):
+                    await self._stop.wait()
+        finally:
+            self._client = None
+            self._catalog.drop_server(self.name)
+            self._set(state=ServerState.STOPPED)
+            self._settled.set()
+
+    async def _session_once(self) -> bool:
+        """Run one session from connect to EOF/failure. Returns whether it reached ``ready``."""
+        eof = self._eof = anyio.Event()
+        timed_out = False
+        reached_ready = False
+        started = anyio.current_time()
+        with anyio.CancelScope() as scope:
+            async with anyio.create_task_group() as tg:
+
+                async def watchdog() -> None:
+                    nonlocal timed_out
+                    with anyio.move_on_after(self._connect_timeout_s):
+                        await self._ready.wait()
+                        return
+                    timed_out = True
+                    scope.cancel()
+
+                tg.start_soon(watchdog)
+                try:
+                    target: Any = (
+                        self.config.server
+                        if isinstance(self.config, InProcessServer)
+                        else open_transport(self.config, eof, self._stderr)
+                    )
+                    async with Client(target, message_handler=self._on_message) as client:
+                        await self._list_tools(client)
+                        reached_ready = True
+                        self._client = client
+                        self._set(
+                            state=ServerState.READY,
+                            error=None,
+                            connected_at=_now(),
+                            connect_ms=round((anyio.current_time() - started) * 1000, 1),
+                            protocol_version=client.protocol_version,
+                        )
+                        self._ready.set()
+                        log.info("pool.server_connected", server=self.name, tools=self._status.tools,
+                                 connect_ms=self._status.connect_ms, protocol=client.protocol_version)
+                        await self._serve(client, eof)
+                except Exception as exc:  # spawn failure, handshake error, ExceptionGroup from HTTP transports
+                    self._fail(exc)
+                finally:
+                    self._client = None
+                    self._ready = anyio.Event()
+                    tg.cancel_scope.cancel()
+        if timed_out and not reached_ready:
+            self._fail(TimeoutError(f"no MCP handshake and tool list within {self._connect_timeout_s:g}s"))
+        elif reached_ready and self._status.state is ServerState.READY and not self._stop.is_set():
+            self._fail(ConnectionError("connection closed by the server"))
+        return reached_ready
+
+    async def _serve(self, client: Client, eof: anyio.Event) -> None:
+        """Hold the session open until EOF or stop; refresh the tool list on change notifications."""
+        async with anyio.create_task_group() as tg:
+            if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
+                tg.start_soon(self._listen, client)
+
+            async def refresher() -> None:
+                while True:
+                    await self._refresh.wait()
+                    self._refresh = anyio.Event()
+                    try:
+                        await self._list_tools(client)
+                        log.info("pool.tools_refreshed", server=self.name, tools=self._status.tools)
+                    except Exception as exc:
+                        log.warning("pool.tools_refresh_failed", server=self.name, error=_describe(exc))
+
+            tg.start_soon(refresher)
+            async with anyio.create_task_group() as waiters:
+
+                async def until(event: anyio.Event) -> None:
+                    await event.wait()
+                    waiters.cancel_scope.cancel()
+
+                waiters.start_soon(until, eof)
+                waiters.start_soon(until, self._stop)
+            tg.cancel_scope.cancel()
+
+    async def _listen(self, client: Client) -> None:
+        try:
+            async with client.listen(tools_list_changed=True) as sub:
+                async for _event in sub:
+                    self.request_refresh()
+        except SubscriptionLost:
+            pass
+        except Exception as exc:  # a server that does not serve listen still works; it just won't push changes
+            log.debug("pool.listen_unavailable", server=self.name, error=_describe(exc))
+
+    async def _on_message(self, message: Any) -> None:
+        if isinstance(message, ToolListChangedNotification):
+            self.request_refresh()
+        elif isinstance(message, Exception):
+            first_line = _describe(message).splitlines()[0]
+            log.warning("pool.server_sent_garbage", server=self.name, error=first_line[:300])
+
+    async def _list_tools(self, client: Client) -> None:
+        tools: list[ToolInfo] = []
+        seen: set[str] = set()
+        cursor: str | None = None
+        tool_filter = self.config.settings.tools
+        for _ in range(MAX_TOOL_PAGES):
+            page = await client.list_tools(cursor=cursor, cache_mode="refresh")
+            for tool in page.tools:
+                if tool.name in seen:
+                    log.warning("pool.duplicate_tool_name", server=self.name, tool=tool.name)
+                    continue
+                seen.add(tool.name)
+                if not tool_filter.admits(tool.name):
+                    continue
+                wire = tool.model_dump(by_alias=True, mode="json", exclude_none=True)
+                tools.append(
+                    ToolInfo(
+                        server=self.name,
+                        name=tool.name,
+                        description=tool.description or "",
+                        title=tool.title or (tool.annotations.title if tool.annotations else None),
+                        input_schema=wire.get("inputSchema") or {"type": "object"},
+                        output_schema=wire.get("outputSchema"),
+                        annotations=wire.get("annotations"),
+                    )
+                )
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        self._catalog.set_server_tools(self.name, tools)
+        self._set(tools=len(tools))
+
+    # -- calls ---------------------------------------------------------------------------------------------
+    async def call_tool(self, tool: str, arguments: dict[str, Any], *, timeout_s: float | None = None) -> CallToolResult:
+        """Call ``tool`` on this server within ``timeout_s`` (default: the server's configured timeout).
+
+        Waits for a server that is still connecting (within the same timeout); cancellation of the caller
+        cancels the downstream call.
+
+        Raises:
+            ServerUnavailableError: the server is disabled, failed, or did not become ready in time.
+            CallTimeoutError: the call took longer than ``timeout_s``; it was cancelled downstream.
+            ConnectionLostError: the server went away during the call.
+            ToolExecutionError: the tool answered with ``isError``.
+            ProtocolError: the server answered with a JSON-RPC error.
+        """
+        timeout = timeout_s if timeout_s is not None else self.call_timeout_s
+        deadline = anyio.current_time() + timeout
+        client = await self._client_within(deadline, tool)
+        async with self._limiter:
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+            try:
+                with anyio.fail_after(max(0.0, deadline - anyio.current_time())):
+                    result = await client.call_tool(tool, arguments)
+            except TimeoutError as exc:
+                raise CallTimeoutError(
+                    f"{self.name}/{tool} did not answer within {timeout:g}s", server=self.name, tool=tool,
+                    hint="raise the step's timeout_s or the server's timeout_s in the config",
+                ) from exc
+            except MCPError as exc:
+                if exc.code == CONNECTION_CLOSED and self._client is client:
+                    self._mark_dead(client)
+                raise _translate(exc, self.name, tool) from exc
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream) as exc:
+                self._mark_dead(client)
+                raise ConnectionLostError(f"{self.name} closed the connection", server=self.name, tool=tool) from exc
+            finally:
+                self.in_flight -= 1
+        if result.is_error:
+            raise ToolExecutionError(_error_text(result), server=self.name, tool=tool)
+        return result
+
+    async def _client_within(self, deadline: float, tool: str) -> Client:
+        state = self.state
+        if state is ServerState.DISABLED:
+            raise ServerUnavailableError(f"server {self.name} is disabled in the config", server=self.name, tool=tool)
+        with anyio.move_on_after(max(0.0, deadline - anyio.current_time())):
+            while self._client is None and self.state in (ServerState.CONNECTING, ServerState.RECONNECTING):
+                await self._changed.wait()
+        client = self._client
+        if client is None:
+            detail = f": {self._status.error}" if self._status.error else ""
+            raise ServerUnavailableError(
+                f"server {self.name} is {self.state.value}{detail}", server=self.name, tool=tool,
+                hint="run `mcp-conductor doctor` to see why it does not start",
+            )
+        return client
+
+    # -- helpers -------------------------------------------------------------------------------------------
+    def _mark_dead(self, client: Client) -> None:
+        """A call saw the connection close: stop routing calls to it and let the owner task reconnect now."""
+        if self._client is client:
+            self._client = None
+            self._eof.set()
+
+    def _fail(self, exc: BaseException) -> None:
+        was_ready = self._status.state is ServerState.READY or self._status.connected_at is not None
+        state = ServerState.RECONNECTING if was_ready else ServerState.FAILED
+        message = _describe(exc)
+        if not was_ready and self._stderr.lines:
+            message = f"{message} (stderr: {self._stderr.lines[-1][:300]})"
+        self._set(state=state, error=message)
+        log.warning("pool.server_failed", server=self.name, state=state.value, error=message)
+
+    def _set(self, **changes: Any) -> None:
+        changed = "state" in changes and changes["state"] is not self._status.state
+        if changed:
+            changes["since"] = _now()
+        self._status = replace(self._status, **changes)
+        if changed:
+            self._changed.set()
+            self._changed = anyio.Event()
+
+
+def _translate(exc: MCPError, server: ServerName, tool: str) -> Exception:
+    if exc.code == CONNECTION_CLOSED:
+        return ConnectionLostError(f"{server} closed the connection during the call", server=server, tool=tool)
+    if exc.code == REQUEST_TIMEOUT:
+        return CallTimeoutError(f"{server}/{tool} timed out: {exc.message}", server=server, tool=tool)
+    return ProtocolError(f"{server} answered with error {exc.code}: {exc.message}", server=server, tool=tool)
+
+
+def _error_text(result: CallToolResult) -> str:
+    texts = [block.text for block in result.content if isinstance(block, TextContent)]
+    return " ".join(texts).strip()[:4000] or "the tool reported an error without a message"
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for an exception, unwrapping exception groups to their first leaf."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    if isinstance(exc, FileNotFoundError):
+        return f"command not found: {exc.filename or exc}"
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:500]
