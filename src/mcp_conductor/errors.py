@@ -32,6 +32,10 @@ class ConductorError(Exception):
         self.message = message
         self.hint = hint
 
+    def summary(self) -> str:
+        """One line: the message, and the hint in parentheses."""
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
     def describe(self) -> dict[str, Any]:
         """The structured form an LLM or a script sees: never a traceback."""
         out: dict[str, Any] = {"kind": self.kind, "message": self.message, "retryable": self.retryable}
@@ -51,11 +55,15 @@ class UnknownServerError(ConductorError):
 
     kind = "unknown_server"
 
-    def __init__(self, server: str, known: Sequence[str]) -> None:
+    def __init__(self, server: str, known: Sequence[str], *, tool: str | None = None) -> None:
         names = ", ".join(sorted(known)) or "(none configured)"
         super().__init__(f"unknown server {server!r}; configured servers: {names}")
         self.server = server
+        self.tool = tool
         self.known = sorted(known)
+
+    def describe(self) -> dict[str, Any]:
+        return super().describe() | {"server": self.server, "tool": self.tool, "known": self.known}
 
 
 class UnknownToolError(ConductorError):

@@ -8,12 +8,12 @@ import traceback
 from collections.abc import Sequence
 
 from mcp_conductor import __version__
-from mcp_conductor.cli import serve, tools
+from mcp_conductor.cli import demo, discover, serve, tools
 from mcp_conductor.cli.common import EXIT_CODES_HELP, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
 from mcp_conductor.errors import ConductorError, ConfigError
 from mcp_conductor.logs import configure_logging
 
-COMMANDS = (serve, tools)
+COMMANDS = (serve, demo, tools, discover)
 
 
 def build_parser() -> argparse.ArgumentParser:

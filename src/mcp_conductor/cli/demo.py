@@ -1,0 +1,131 @@
+"""``mcp-conductor demo``: what a host sees, end to end, on the bundled demo servers (no network, no API key).
+
+It starts ``mcp-conductor serve`` over stdio as a host would, connects with a real MCP client, and prints the
+tool list and a few ``discover_tools`` calls (and, where those tools exist, a plan and its execution).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+import anyio
+from mcp import Client, StdioServerParameters
+
+from mcp_conductor.cli.common import EXIT_FAILED, EXIT_OK
+from mcp_conductor.demo import DEMO_CONFIG_PATH
+
+QUERIES = (
+    "count the words in a text",
+    "convert a temperature from fahrenheit to celsius",
+    "save a note under a key",
+    "read a markdown file",
+)
+
+PASSED_ENV = ("MCP_CONDUCTOR_STATE_DIR", "LANG", "LC_ALL", "TMPDIR", "NO_COLOR")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="run the meta server on the bundled demo servers and show what a host sees",
+        description="Start `mcp-conductor serve` on the bundled demo config over stdio, connect to it as an MCP "
+        "host would, and print the tool list, tool discovery, a plan and its execution.",
+    )
+    p.add_argument("--timeout", type=float, default=120.0, metavar="S", help="give up after S seconds (default 120)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    return anyio.run(_demo, args.timeout)
+
+
+def _section(title: str) -> None:
+    print(f"\n== {title} " + "=" * max(0, 70 - len(title)))
+
+
+async def _demo(timeout: float) -> int:
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "mcp_conductor", "serve", "--config", str(DEMO_CONFIG_PATH)],
+        env={k: v for k in PASSED_ENV if (v := os.environ.get(k)) is not None},
+    )
+    with anyio.fail_after(timeout):
+        async with Client(params) as client:
+            info = client.server_info
+            _section(f"connected to {info.name if info else 'mcp-conductor'} over stdio "
+                     f"(protocol {client.protocol_version})")
+            listed = await client.list_tools()
+            _section(f"tools/list: the host sees {len(listed.tools)} tools")
+            for tool in listed.tools:
+                first_line = (tool.description or "").strip().splitlines()[0]
+                print(f"  {tool.name:16s} {first_line}")
+            names = {t.name for t in listed.tools}
+            ok = await _discover(client)
+            if "plan_chain" in names:
+                ok = await _plan_and_run(client, names) and ok
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+async def _discover(client: Client) -> bool:
+    ok = True
+    for query in QUERIES:
+        result = await client.call_tool("discover_tools", {"query": query, "top_k": 3, "include_schemas": False})
+        _section(f'discover_tools("{query}")')
+        if result.is_error or result.structured_content is None:
+            print(f"  error: {_text(result)}")
+            ok = False
+            continue
+        found = result.structured_content
+        for rank, tool in enumerate(found["tools"], 1):
+            print(f"  {rank}. {tool['id']:24s} score {tool['score']:6.2f}  {' '.join(tool['description'].split())[:60]}")
+        for down in found["unavailable_servers"]:
+            print(f"  (unavailable: {down['server']} {down['state']}: {down['error']})")
+            ok = False
+    return ok
+
+
+DEMO_PLAN: dict[str, Any] = {
+    "inputs": {"path": "notes/today.md"},
+    "steps": [
+        {"id": "read", "tool": "files/read_text", "arguments": {"path": "${inputs.path}"}},
+        {"id": "stats", "tool": "text/word_stats", "arguments": {"text": "${steps.read.text}"}},
+        {"id": "kw", "tool": "text/keywords", "arguments": {"text": "${steps.read.text}", "top": 5}},
+        {"id": "save", "tool": "notes/put",
+         "arguments": {"key": "summary", "value": "${steps.stats.words} words; keywords: ${steps.kw.keywords}"}},
+    ],
+    "outputs": ["stats", "kw", "save"],
+}
+
+
+async def _plan_and_run(client: Client, names: set[str]) -> bool:
+    result = await client.call_tool("plan_chain", {"plan": DEMO_PLAN})
+    _section("plan_chain: read a file, compute stats and keywords in parallel, save a summary")
+    planned = result.structured_content or {}
+    if result.is_error or not planned.get("valid"):
+        print(f"  invalid plan: {json.dumps(planned.get('errors') or _text(result), indent=2)}")
+        return False
+    print(f"  plan_id   {planned['plan_id']}")
+    print(f"  levels    {planned['levels']}")
+    print(f"  critical  {' -> '.join(planned['critical_path'])}  (~{planned['estimated_latency_ms']:.0f} ms)")
+    if "execute_chain" not in names:
+        return True
+    result = await client.call_tool("execute_chain", {"plan_id": planned["plan_id"]})
+    run = result.structured_content or {}
+    _section(f"execute_chain: {run.get('status', 'error')} in {run.get('duration_ms', 0):.0f} ms")
+    if result.is_error:
+        print(f"  error: {_text(result)}")
+        return False
+    for step in run["steps"]:
+        print(f"  {step['id']:6s} {step['tool']:18s} {step['status']:10s} {step['duration_ms'] or 0:7.1f} ms")
+    print("  outputs:")
+    for step_id, value in run["outputs"].items():
+        print(f"    {step_id}: {json.dumps(value)[:110]}")
+    return bool(run.get("status") == "succeeded")
+
+
+def _text(result: Any) -> str:
+    return " ".join(getattr(block, "text", "") for block in result.content)
