@@ -1,0 +1,435 @@
+"""The pure planner behind ``plan_chain``: a raw plan and a catalog snapshot in, a ``PlanResult`` out.
+
+No I/O, no anyio, no logging, and networkx lives here only. The planner reads the plan (``parse_plan``),
+resolves tool ids, rewrites ``CHAIN_RESULT`` to ``${steps.<previous id>}``, checks every reference (the step
+exists and is not itself, the path exists in its tool's ``outputSchema``; the input is declared and has the
+path), validates the arguments against each ``inputSchema``, then builds the dependency graph (references ∪
+``depends_on``) for cycles, levels and the critical path. Every problem is collected, none raised.
+
+References in arguments are validated by stand-ins in one JSON Schema validation of the arguments:
+- an exact ``${inputs...}`` becomes the input's value, and text made only of input references its rendered
+  text, so they are checked like literals;
+- an exact ``${steps...}`` becomes an opaque value that matches no JSON type. The ``type`` error it draws
+  (also through ``$ref`` and ``anyOf``/``oneOf``) gives the expected types, which are compared with the types
+  the producer's ``outputSchema`` declares at the path (integer and number count as compatible). Without an
+  ``outputSchema``, or when it says nothing there, the position is left to run time;
+- text interpolating a step reference becomes a ``str`` of unknown content: it must be allowed to be a
+  string; its pattern, length, enum and format checks are left to run time.
+Other errors at a stand-in, and whole-value keywords (``anyOf``, ``enum``, ``uniqueItems``...) on its
+ancestors, are dropped as undecidable. ``required`` holds because the stand-in keeps its key.
+
+The normalized plan (what the executor runs) has canonical ``server/tool`` ids, defaults filled in, no
+``CHAIN_RESULT``, ``depends_on`` = every dependency in plan order, and ``outputs`` resolved; planning it again
+gives the same ``plan_id``. Input values are checked as declared: a caller that overrides inputs at run time
+should plan again with the merged inputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+from jsonschema import (
+    Draft4Validator,
+    Draft6Validator,
+    Draft7Validator,
+    Draft201909Validator,
+    Draft202012Validator,
+)
+from jsonschema.exceptions import SchemaError
+from jsonschema.protocols import Validator
+
+from mcp_conductor.client_pool.catalog import CatalogSnapshot, ToolId, ToolInfo
+from mcp_conductor.errors import AmbiguousToolError, UnknownToolError
+from mcp_conductor.server.arguments import check_arguments, close_matches, compile_validator
+from mcp_conductor.server.metrics import ToolStats
+from mcp_conductor.server.plan_models import (
+    EstimateBasis,
+    ParsedPlan,
+    Plan,
+    PlanIssue,
+    PlanResult,
+    Step,
+    StepId,
+    parse_plan,
+)
+from mcp_conductor.server.references import (
+    JsonPath,
+    Reference,
+    ReferenceSyntaxError,
+    Template,
+    follow_path,
+    format_path,
+    json_pointer,
+    lookup_schema,
+    parse_template,
+)
+
+_CHAIN_RESULT = re.compile(r"(?<![A-Za-z0-9_])CHAIN_RESULT(?![A-Za-z0-9_])")
+_WHOLE_VALUE_KEYWORDS = frozenset({"anyOf", "oneOf", "not", "enum", "const", "contains", "uniqueItems"})
+_VALIDATORS: dict[str, type[Validator]] = {
+    str(cls.META_SCHEMA.get("$id") or cls.META_SCHEMA.get("id")).rstrip("#"): cls
+    for cls in (Draft4Validator, Draft6Validator, Draft7Validator, Draft201909Validator, Draft202012Validator)
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PlannerLimits:
+    """Bounds on one plan, each a ``limit_exceeded`` error. ``default_step_latency_ms`` estimates a tool
+    that has no measured calls yet."""
+
+    max_steps: int = 200
+    max_plan_bytes: int = 1_000_000
+    max_reference_depth: int = 32
+    default_step_latency_ms: float = 200.0
+
+
+def plan(
+    raw: Mapping[str, Any] | Plan,
+    catalog: CatalogSnapshot,
+    *,
+    stats: Mapping[ToolId, ToolStats] | None = None,
+    unavailable_servers: Collection[str] = (),
+    limits: PlannerLimits = PlannerLimits(),
+) -> PlanResult:
+    """Check a plan against the catalog; compute its levels, critical path and latency estimate.
+
+    Never raises for a bad plan: every problem is in ``errors`` (and ``valid`` is False), each with a JSON
+    pointer into the plan. For example ``plan({"steps": [{"id": "a", "tool": "text/word_stats",
+    "arguments": {"text": "hi"}}]}, snapshot).levels == (("a",),)``.
+    """
+    parsed = parse_plan(raw, max_steps=limits.max_steps, max_bytes=limits.max_plan_bytes)
+    if isinstance(parsed, list):
+        return PlanResult(valid=False, errors=tuple(parsed))
+    return _Checker(catalog, stats or {}, frozenset(unavailable_servers), limits, parsed).run()
+
+
+def plan_id(normalized: Plan) -> str:
+    """``plan_`` + 16 hex digits of the SHA-256 of the normalized plan's canonical JSON (sorted keys)."""
+    data = normalized.model_dump(mode="json")
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "plan_" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+@dataclass(slots=True)
+class _Checker:
+    catalog: CatalogSnapshot
+    stats: Mapping[ToolId, ToolStats]
+    unavailable: frozenset[str]
+    limits: PlannerLimits
+    parsed: ParsedPlan
+    errors: list[PlanIssue] = field(default_factory=list)
+    warnings: list[PlanIssue] = field(default_factory=list)
+    index_of: dict[str, int] = field(default_factory=dict)  # step id -> its first position
+    tools: dict[int, ToolInfo | None] = field(default_factory=dict)  # by position
+    producers: dict[str, ToolInfo | None] = field(default_factory=dict)  # by step id
+    known_ids: set[str] = field(default_factory=set)  # also of steps that failed to parse
+    validators: dict[ToolId, Validator | None] = field(default_factory=dict)
+
+    def error(self, kind: str, where: JsonPath, step: str | None, message: str, **extra: Any) -> None:
+        self.errors.append(
+            PlanIssue(step=step, field=json_pointer(where), kind=kind, message=message, **extra)
+        )
+
+    def warn(self, kind: str, where: JsonPath, step: str | None, message: str, **extra: Any) -> None:
+        self.warnings.append(
+            PlanIssue(step=step, field=json_pointer(where), kind=kind, message=message, **extra)
+        )
+
+    def run(self) -> PlanResult:
+        self.errors += self.parsed.issues
+        self.known_ids = {step_id for step_id in self.parsed.ids.values() if step_id is not None}
+        steps = self.parsed.steps
+        for index, step in steps:
+            first = self.index_of.setdefault(step.id, index)
+            if first != index:
+                message = f"step id {step.id!r} is already used by step {first}"
+                self.error(
+                    "duplicate_step_id", ("steps", index, "id"), step.id, message, hint="give each its own id"
+                )
+        for index, step in steps:
+            self._tool(index, step)  # first, so references to later steps know their producer
+        self.producers = {step_id: self.tools[index] for step_id, index in self.index_of.items()}
+        normalized = [self._check_step(index, step) for index, step in steps]
+        order = [s.id for s in normalized]
+        depended_on = {dep for s in normalized for dep in s.depends_on}
+        outputs = self._outputs(self.parsed.outputs, order, depended_on)
+        basis: dict[str, EstimateBasis] = {}
+        weights: list[float] = []
+        for index, step in steps:
+            weight, basis[step.id] = self._estimate(self.tools[index])
+            weights.append(weight)
+        # Nodes are positions in `normalized`, so a duplicated id cannot merge two steps into one node.
+        slot: dict[str, int] = {}
+        for position, step in enumerate(normalized):
+            slot.setdefault(step.id, position)
+        graph = _graph([[slot[dep] for dep in step.depends_on] for step in normalized])
+        for cycle in _cycles(graph):
+            names = [normalized[k].id for k in cycle]
+            message = f"steps depend on each other in a cycle: {' -> '.join([*names, names[0]])}"
+            hint = "remove one of these references or depends_on entries"
+            self.error("cycle", ("steps", steps[cycle[0]][0]), names[0], message, hint=hint)
+        levels: list[list[str]] = []
+        critical: list[str] = []
+        estimate = None
+        if self.parsed.complete and len(slot) == len(normalized) and nx.is_directed_acyclic_graph(graph):
+            generations = _levels(graph)
+            path, estimate = _critical_path(graph, generations, weights)
+            levels = [[normalized[k].id for k in level] for level in generations]
+            critical = [normalized[k].id for k in path]
+        final = None
+        if not self.errors:
+            final = Plan.model_construct(inputs=self.parsed.inputs, steps=tuple(normalized), outputs=outputs)
+        return PlanResult(
+            valid=final is not None,
+            plan_id=plan_id(final) if final else None,
+            steps=tuple(normalized),
+            outputs=outputs,
+            levels=tuple(tuple(level) for level in levels),
+            critical_path=tuple(critical),
+            estimated_latency_ms=estimate,
+            estimate_basis=basis,
+            warnings=tuple(self.warnings),
+            errors=tuple(self.errors),
+            normalized_plan=final,
+        )
+
+    def _estimate(self, tool: ToolInfo | None) -> tuple[float, EstimateBasis]:
+        found = self.stats.get(tool.id) if tool else None
+        if found is not None and found.calls and found.p50_ms is not None:
+            return found.p50_ms, "measured"
+        return self.limits.default_step_latency_ms, "default"
+
+    def _tool(self, index: int, step: Step) -> ToolInfo | None:
+        if index not in self.tools:
+            try:
+                self.tools[index] = self.catalog.resolve(step.tool)
+            except (UnknownToolError, AmbiguousToolError) as exc:
+                self.tools[index] = None
+                where = ("steps", index, "tool")
+                self.error(
+                    exc.kind, where, step.id, exc.message, hint=exc.hint, suggestions=tuple(exc.suggestions)
+                )
+        return self.tools[index]
+
+    def _check_step(self, index: int, step: Step) -> Step:
+        here = ("steps", index)
+        tool = self._tool(index, step)
+        if tool is not None and tool.server in self.unavailable:
+            message = f"server {tool.server!r} is not connected right now"
+            self.warn(
+                "server_unavailable",
+                (*here, "tool"),
+                step.id,
+                message,
+                hint="the step fails unless it connects",
+            )
+        if tool is not None and step.retry.attempts > 1 and not tool.idempotent:
+            message = (
+                f"{tool.id} is not annotated read-only or idempotent, so it is not retried unless retry.on "
+                "lists the failure kinds to retry"
+                if step.retry.on is None
+                else f"{tool.id} is not annotated read-only or idempotent: a retry may repeat its side effect"
+            )
+            self.warn("unsafe_retry", (*here, "retry", "attempts"), step.id, message)
+        templates: list[tuple[JsonPath, Template]] = []
+        arguments = {k: self._normalize(index, step, v, (k,), templates) for k, v in step.arguments.items()}
+        deps: set[str] = set()
+        for path, template in templates:
+            for placeholder in template.placeholders:
+                self._check_reference(step, (*here, "arguments", *path), placeholder.reference, deps)
+        for position, dep in enumerate(step.depends_on):
+            where = (*here, "depends_on", position)
+            if dep == step.id:
+                self.error("self_dependency", where, step.id, f"step {step.id!r} depends on itself")
+            elif dep in self.index_of:
+                deps.add(dep)
+            elif dep not in self.known_ids:  # a step that failed to parse is reported already
+                message = f"depends_on names no step {dep!r}"
+                self.error(
+                    "unknown_step_reference", where, step.id, message, suggestions=close_matches(dep, self.index_of)
+                )
+        if tool is not None:
+            self._check_arguments(index, step, tool, arguments, templates)
+        ordered = tuple(sorted(deps, key=self.index_of.__getitem__))
+        update = {"tool": tool.id if tool else step.tool, "arguments": arguments, "depends_on": ordered}
+        return step.model_copy(update=update)
+
+    def _normalize(self, index: int, step: Step, value: Any, path: JsonPath, found: list[Any]) -> Any:
+        if isinstance(value, dict):
+            return {k: self._normalize(index, step, v, (*path, k), found) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._normalize(index, step, v, (*path, i), found) for i, v in enumerate(value)]
+        if not isinstance(value, str) or ("$" not in value and "CHAIN_RESULT" not in value):
+            return value
+        where = ("steps", index, "arguments", *path)
+        try:
+            template = parse_template(value)
+        except ReferenceSyntaxError as exc:
+            self.error(exc.kind, where, step.id, exc.message, hint=exc.hint)
+            return value
+        spans = [(p.start, p.end) for p in template.placeholders]
+        hits = [
+            m.start() for m in _CHAIN_RESULT.finditer(value) if not any(a <= m.start() < b for a, b in spans)
+        ]
+        previous = self.parsed.ids.get(index - 1)
+        if hits and index == 0:
+            hint = "use a literal or ${inputs.NAME} instead"
+            message = "CHAIN_RESULT in the first step: there is no previous step"
+            self.error("unknown_step_reference", where, step.id, message, hint=hint)
+        elif hits and any(value[:at].endswith("$") for at in hits):
+            message = "'$' right before CHAIN_RESULT would read as the escape '$${'"
+            self.error("bad_reference", where, step.id, message, hint=f"write ${{steps.{previous}}} instead")
+        elif hits and previous is not None:
+            chunks, last = [], 0
+            for at in hits:
+                chunks += [value[last:at], f"${{steps.{previous}}}"]
+                last = at + len("CHAIN_RESULT")
+            value = "".join([*chunks, value[last:]])
+            template = parse_template(value)
+        if template.placeholders:
+            found.append((path, template))
+        return value
+
+    def _check_reference(self, step: Step, where: JsonPath, ref: Reference, deps: set[str]) -> None:
+        if len(ref.path) > self.limits.max_reference_depth:
+            message = f"{ref} is {len(ref.path)} levels deep; the limit is {self.limits.max_reference_depth}"
+            self.error("limit_exceeded", where, step.id, message)
+        elif ref.source == "inputs":
+            inputs = self.parsed.inputs
+            if ref.name not in inputs:
+                hint, fixes = 'declare it under the plan\'s "inputs"', close_matches(ref.name, inputs)
+                message = f"{ref}: the plan declares no input {ref.name!r}"
+                self.error("unknown_input", where, step.id, message, hint=hint, suggestions=fixes)
+            elif (missing := follow_path(inputs[ref.name], ref.path)[1]) is not None:
+                message = f"{ref}: input {ref.name!r} has no {ref.path[missing]!r} at {_at(ref, missing)}"
+                self.error("bad_reference_path", where, step.id, message)
+        elif ref.name == step.id:
+            hint = "reference an earlier step (CHAIN_RESULT is the previous one)"
+            self.error("self_dependency", where, step.id, f"step {step.id!r} references itself", hint=hint)
+        elif ref.name not in self.index_of:
+            if ref.name not in self.known_ids:
+                fixes = close_matches(ref.name, self.index_of)
+                message = f"{ref}: there is no step {ref.name!r}"
+                self.error("unknown_step_reference", where, step.id, message, suggestions=fixes)
+        else:
+            deps.add(ref.name)
+            producer = self.producers[ref.name]
+            if producer is None or (producer.output_schema is None and not ref.path):
+                return
+            if producer.output_schema is None:
+                message = f"{producer.id} declares no outputSchema: {ref} is checked at run time only"
+                self.warn("unchecked_reference", where, step.id, message)
+                return
+            lookup = lookup_schema(producer.output_schema, ref.path)
+            if (at := lookup.missing_at) is not None:
+                keys = close_matches(ref.path[at], lookup.offered)
+                fixes = tuple(str(Reference("steps", ref.name, (*ref.path[:at], k))) for k in keys)
+                offered = f"available there: {', '.join(lookup.offered)}" if lookup.offered else None
+                message = (
+                    f"{ref}: the outputSchema of {producer.id} has no {ref.path[at]!r} at {_at(ref, at)}"
+                )
+                self.error("bad_reference_path", where, step.id, message, hint=offered, suggestions=fixes)
+
+    def _outputs(
+        self, given: Sequence[str] | None, order: Sequence[StepId], depended_on: Collection[str]
+    ) -> tuple[StepId, ...]:
+        if given is None:
+            return tuple(step_id for step_id in order if step_id not in depended_on)
+        for position, name in enumerate(given):
+            if name not in self.index_of and name not in self.known_ids:
+                message = f"outputs names no step {name!r}"
+                fixes = close_matches(name, self.index_of)
+                self.error("unknown_step_reference", ("outputs", position), None, message, suggestions=fixes)
+        return tuple(StepId(name) for name in dict.fromkeys(given))
+
+    def _check_arguments(
+        self, index: int, step: Step, tool: ToolInfo, arguments: dict[str, Any], templates: list[Any]
+    ) -> None:
+        where = ("steps", index, "arguments")
+        if tool.id not in self.validators:
+            try:
+                self.validators[tool.id] = compile_validator(tool.input_schema)
+            except SchemaError as exc:
+                self.validators[tool.id] = None
+                message = f"the inputSchema of {tool.id} is not valid JSON Schema: {exc.message}"
+                self.warn(
+                    "invalid_schema", ("steps", index, "tool"), step.id, message, hint="arguments unchecked"
+                )
+        validator = self.validators[tool.id]
+        if validator is None:
+            return
+        try:
+            problems = check_arguments(validator, arguments, templates, self.parsed.inputs, self.producers)
+        except (
+            Exception
+        ) as exc:  # a downstream's broken schema (bad regex, unresolvable $ref) must not crash us
+            message = f"could not validate against the inputSchema of {tool.id}: {exc}"
+            self.warn("invalid_schema", where, step.id, message)
+            return
+        hint = f"the arguments must match the inputSchema of {tool.id}"
+        for problem in problems:
+            extra = {"hint": problem.hint or hint, "suggestions": problem.suggestions}
+            self.error("invalid_arguments", (*where, *problem.path), step.id, problem.message, **extra)
+
+
+# -- arguments against an inputSchema, with stand-ins for references (see the module docstring) ---------
+
+
+def _at(ref: Reference, missing: int) -> str:
+    return format_path(ref.path[:missing]) or "the top"
+
+
+# -- the dependency graph ---------------------------------------------------------------------------------
+
+
+def _graph(deps: Sequence[Sequence[int]]) -> nx.DiGraph[int]:
+    graph: nx.DiGraph[int] = nx.DiGraph()
+    graph.add_nodes_from(range(len(deps)))
+    graph.add_edges_from((dep, node) for node, node_deps in enumerate(deps) for dep in node_deps)
+    return graph
+
+
+def _cycles(graph: nx.DiGraph[int]) -> list[list[int]]:
+    """One cycle per strongly connected component, rotated to start at its earliest step."""
+    cycles = []
+    for component in nx.strongly_connected_components(graph):
+        if len(component) > 1:
+            cycle = [int(edge[0]) for edge in nx.find_cycle(graph.subgraph(component))]
+            start = cycle.index(min(cycle))
+            cycles.append(cycle[start:] + cycle[:start])
+    return sorted(cycles)
+
+
+def _levels(graph: nx.DiGraph[int]) -> list[list[int]]:
+    return [sorted(generation) for generation in nx.topological_generations(graph)]
+
+
+def _critical_path(
+    graph: nx.DiGraph[int], levels: Sequence[Sequence[int]], weight: Sequence[float]
+) -> tuple[list[int], float]:
+    """The heaviest path by summed step latency (ties go to the earlier step), and its length."""
+    finish: dict[int, float] = {}
+    via: dict[int, int | None] = {}
+    for level in levels:
+        for node in level:
+            best = None
+            for pred in graph.predecessors(node):  # in plan order, so the first of equals wins
+                if best is None or finish[pred] > finish[best]:
+                    best = pred
+            via[node] = best
+            finish[node] = weight[node] + (finish[best] if best is not None else 0.0)
+    if not finish:
+        return [], 0.0
+    end = min(finish, key=lambda node: (-finish[node], node))
+    path: list[int] = []
+    at: int | None = end
+    while at is not None:
+        path.append(at)
+        at = via[at]
+    return path[::-1], finish[end]

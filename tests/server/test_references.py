@@ -1,0 +1,207 @@
+import pytest
+
+from mcp_conductor.server.references import (
+    Placeholder,
+    Reference,
+    ReferenceResolutionError,
+    ReferenceSyntaxError,
+    find_references,
+    format_path,
+    json_pointer,
+    lookup_schema,
+    parse_template,
+    schema_at_path,
+    schema_types,
+    substitute,
+)
+
+
+def test_a_string_that_is_exactly_one_reference_is_exact():
+    template = parse_template("${steps.read}")
+    assert template.exact == Reference("steps", "read")
+    assert template.parts == (Placeholder(Reference("steps", "read"), 0, 13),)
+
+
+def test_paths_follow_keys_indexes_and_quoted_keys():
+    template = parse_template('${steps.kw.keywords[0].x}${inputs.cfg["a b"][12]}')
+    assert [p.reference for p in template.placeholders] == [
+        Reference("steps", "kw", ("keywords", 0, "x")),
+        Reference("inputs", "cfg", ("a b", 12)),
+    ]
+    assert template.exact is None
+
+
+def test_a_reference_inside_a_longer_string_is_split_into_literal_parts():
+    template = parse_template("n=${steps.s.words}; done")
+    assert template.parts == ("n=", Placeholder(Reference("steps", "s", ("words",)), 2, 18), "; done")
+
+
+def test_double_dollar_brace_is_a_literal_dollar_brace():
+    template = parse_template("cost $$${x} and $${steps.a}")
+    assert template.placeholders == ()
+    assert template.parts == ("cost $${x} and ${steps.a}",)
+
+
+def test_a_lone_dollar_is_literal_text():
+    assert parse_template("costs $5, $").parts == ("costs $5, $",)
+
+
+@pytest.mark.parametrize(
+    ("text", "position", "problem"),
+    [
+        ("x ${steps.a", 2, "unclosed reference"),
+        ("${stepz.a}", 2, "expected 'steps.' or 'inputs.'"),
+        ("${steps}", 7, "expected '.' and a step id"),
+        ("${inputs.}", 8, "expected '.' and an input name"),
+        ("${steps.a b}", 9, "unexpected ' '"),
+        ('${steps.a["b}', 10, "unterminated quoted key"),
+        ('${steps.a["b"}', 13, "expected ']'"),
+        ("${steps.a[x]}", 9, "unexpected '['"),
+    ],
+)
+def test_malformed_references_say_what_is_wrong_and_where(text, position, problem):
+    with pytest.raises(ReferenceSyntaxError) as caught:
+        parse_template(text)
+    assert caught.value.position == position
+    assert problem in caught.value.message
+    assert caught.value.kind == "bad_reference"
+
+
+def test_a_reference_prints_back_as_it_parses():
+    for text in ("${steps.a}", "${steps.a.b[3]}", '${inputs.x["a.b"][0].c}'):
+        assert str(parse_template(text).exact) == text
+    assert format_path(("a", 0, "b c", "d-e")) == '.a[0]["b c"].d-e'
+
+
+def test_find_references_walks_nested_arguments_with_json_pointers():
+    arguments = {
+        "text": "${steps.read.text}",
+        "opts": {"a/b": ["x", "${inputs.n} and ${steps.s}"], "k~": 3},
+        "${steps.key}": "dict keys are not references",
+    }
+    assert find_references(arguments) == [
+        ("/text", Reference("steps", "read", ("text",))),
+        ("/opts/a~1b/1", Reference("inputs", "n")),
+        ("/opts/a~1b/1", Reference("steps", "s")),
+    ]
+
+
+def test_find_references_raises_on_malformed_syntax():
+    with pytest.raises(ReferenceSyntaxError):
+        find_references({"a": ["ok", "${steps.x"]})
+
+
+def test_json_pointer_escapes_tilde_and_slash():
+    assert json_pointer(("steps", 2, "arguments", "a/b~c")) == "/steps/2/arguments/a~1b~0c"
+
+
+def test_an_exact_reference_keeps_the_json_type_of_the_value():
+    steps = {"stats": {"words": 12, "list": [1, 2], "obj": {"a": None}}}
+    arguments = {"n": "${steps.stats.words}", "l": "${steps.stats.list}", "o": ["${steps.stats.obj}"]}
+    assert substitute(arguments, steps, {}) == {"n": 12, "l": [1, 2], "o": [{"a": None}]}
+
+
+def test_an_interpolated_reference_becomes_text_with_json_for_non_strings():
+    steps = {"s": {"words": 12, "kw": ["a", "b"], "name": "Ann", "ok": True, "none": None}}
+    text = "${steps.s.words} words; ${steps.s.kw}; ${steps.s.name}; ${steps.s.ok}; ${steps.s.none}"
+    assert substitute({"v": text}, steps, {}) == {"v": '12 words; ["a", "b"]; Ann; true; null'}
+
+
+def test_inputs_are_substituted_like_step_values():
+    assert substitute({"p": "${inputs.path}", "q": "at ${inputs.n}"}, {}, {"path": "a.md", "n": 3}) == {
+        "p": "a.md",
+        "q": "at 3",
+    }
+
+
+def test_substitute_undoes_the_escape_and_leaves_other_values_alone():
+    arguments = {"a": "$${steps.x} is literal", "b": 4, "c": None, "d": "plain"}
+    assert substitute(arguments, {}, {}) == {"a": "${steps.x} is literal", "b": 4, "c": None, "d": "plain"}
+
+
+def test_step_outputs_are_data_and_never_expanded_again():
+    steps = {"evil": {"text": "${steps.secret}"}, "secret": "leaked"}
+    result = substitute({"a": "${steps.evil.text}", "b": "got ${steps.evil.text}"}, steps, {})
+    assert result == {"a": "${steps.secret}", "b": "got ${steps.secret}"}
+
+
+def test_a_digit_key_also_indexes_a_list():
+    assert substitute({"a": "${steps.kw.keywords.1}"}, {"kw": {"keywords": ["x", "y"]}}, {}) == {"a": "y"}
+
+
+def test_substitute_returns_a_new_structure():
+    arguments = {"a": {"b": ["${steps.s}"]}}
+    result = substitute(arguments, {"s": 1}, {})
+    assert result == {"a": {"b": [1]}}
+    assert arguments == {"a": {"b": ["${steps.s}"]}}
+
+
+def test_a_missing_path_at_run_time_names_the_step_and_the_missing_part():
+    with pytest.raises(ReferenceResolutionError) as caught:
+        substitute({"t": "${steps.read.txt}"}, {"read": {"text": "hi"}}, {})
+    assert caught.value.kind == "bad_reference_path"
+    assert caught.value.message == (
+        "${steps.read.txt}: the output of step 'read' has no key 'txt' at the top (there it is an object)"
+    )
+    assert caught.value.describe()["reference"] == "${steps.read.txt}"
+
+
+def test_an_index_past_the_end_is_a_missing_path():
+    with pytest.raises(ReferenceResolutionError, match=r"has no item 5 at \.kw \(there it is a list of 2\)"):
+        substitute("${steps.k.kw[5]}", {"k": {"kw": [1, 2]}}, {})
+
+
+def test_a_step_without_a_value_or_a_missing_input_is_an_error():
+    with pytest.raises(ReferenceResolutionError, match="step 'gone' has no value"):
+        substitute("${steps.gone}", {}, {})
+    with pytest.raises(ReferenceResolutionError, match="no such input"):
+        substitute("x ${inputs.nope}", {}, {})
+
+
+WORD_STATS_OUT = {
+    "type": "object",
+    "properties": {
+        "words": {"type": "integer"},
+        "items": {"type": "array", "items": {"$ref": "#/$defs/Item"}},
+        "pair": {"type": "array", "prefixItems": [{"type": "string"}, {"type": "number"}], "items": False},
+        "maybe": {"anyOf": [{"$ref": "#/$defs/Item"}, {"type": "null"}]},
+        "free": {"type": "object"},
+        "tags": {"type": "object", "additionalProperties": {"type": "string"}},
+    },
+    "$defs": {"Item": {"type": "object", "properties": {"name": {"type": "string"}}}},
+}
+
+
+def test_schema_lookup_follows_properties_items_prefix_items_and_local_refs():
+    assert schema_at_path(WORD_STATS_OUT, ("words",)) == {"type": "integer"}
+    assert schema_at_path(WORD_STATS_OUT, ("items", 3, "name")) == {"type": "string"}
+    assert schema_at_path(WORD_STATS_OUT, ("items", "0", "name")) == {"type": "string"}
+    assert schema_at_path(WORD_STATS_OUT, ("pair", 1)) == {"type": "number"}
+    assert schema_at_path(WORD_STATS_OUT, ("maybe", "name")) == {"type": "string"}
+    assert schema_at_path(WORD_STATS_OUT, ("tags", "anything")) == {"type": "string"}
+    assert schema_at_path(WORD_STATS_OUT, ()) == WORD_STATS_OUT
+
+
+def test_schema_lookup_reports_paths_the_schema_rules_out():
+    missing = lookup_schema(WORD_STATS_OUT, ("word",))
+    assert (missing.schema, missing.missing_at) == (None, 0)
+    assert "words" in missing.offered
+    assert lookup_schema(WORD_STATS_OUT, ("items", 0, "nme")).missing_at == 2
+    assert lookup_schema(WORD_STATS_OUT, ("pair", 2)).missing_at == 1
+    assert lookup_schema(WORD_STATS_OUT, ("words", "x")).missing_at == 1
+
+
+def test_schema_lookup_gives_unknown_where_the_schema_does_not_say():
+    assert lookup_schema(WORD_STATS_OUT, ("free", "x", 0)) == lookup_schema({}, ("a",))
+    assert schema_at_path(WORD_STATS_OUT, ("free", "x")) is None
+    assert lookup_schema({"oneOf": [{"type": "string"}, {"type": "integer"}]}, ("a",)).missing_at is None
+    assert schema_at_path({"$ref": "https://example.com/remote.json"}, ("a",)) is None
+
+
+def test_schema_types_come_from_type_const_enum_or_shape():
+    assert schema_types({"type": ["string", "null"]}) == ("string", "null")
+    assert schema_types({"const": 3}) == ("integer",)
+    assert schema_types({"enum": ["a", "b", 1.5]}) == ("string", "number")
+    assert schema_types({"properties": {}}) == ("object",)
+    assert schema_types({"items": {}}) == ("array",)
+    assert schema_types({"description": "anything"}) == ()
