@@ -64,3 +64,17 @@ def add_config_option(parser: argparse.ArgumentParser) -> None:
         "--config", "-c", metavar="FILE",
         help=f"mcpServers JSON (default: $MCP_CONDUCTOR_CONFIG, ./{CONFIG_NAME}, then {default_config_path()})",
     )
+
+
+def add_state_dir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--state-dir", metavar="DIR",
+        help="where runs, plans and metrics are stored (default: $MCP_CONDUCTOR_STATE_DIR, else the user "
+        "state directory)",
+    )
+
+
+def state_dir(args: argparse.Namespace) -> Path:
+    from mcp_conductor.server.store import resolve_state_dir
+
+    return resolve_state_dir(getattr(args, "state_dir", None))

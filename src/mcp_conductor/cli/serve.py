@@ -7,7 +7,7 @@ import os
 
 import anyio
 
-from mcp_conductor.cli.common import EXIT_OK, add_config_option, load
+from mcp_conductor.cli.common import EXIT_OK, add_config_option, add_state_dir_option, load, state_dir
 from mcp_conductor.server.app import build_server
 from mcp_conductor.server.http import TOKEN_ENV, HttpOptions, serve_http
 
@@ -26,6 +26,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_config_option(p)
+    add_state_dir_option(p)
     p.add_argument("--http", action="store_true", help="serve streamable HTTP instead of stdio")
     p.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8765, help="HTTP port (default 8765)")
@@ -39,7 +40,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = load(args)
-    server = build_server(config)
+    server = build_server(config, state_dir=state_dir(args))
     if not args.http:
         anyio.run(server.run_stdio_async)
         return EXIT_OK

@@ -29,7 +29,7 @@ import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path, PurePath
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -44,6 +44,9 @@ M = TypeVar("M", bound=BaseModel)
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_CONNECT_TIMEOUT_S = 30.0
 DEFAULT_SERVER_CONCURRENCY = 16
+DEFAULT_GLOBAL_CONCURRENCY = 32
+DEFAULT_KEEP_RUNS = 1000
+DEFAULT_OUTPUT_BUDGET_BYTES = 20_000
 
 # Keys other hosts write into server entries; accepted and ignored so their files load as they are.
 _FOREIGN_SERVER_KEYS = frozenset({"autoApprove", "alwaysAllow", "description", "transportType", "timeout", "icon"})
@@ -84,6 +87,9 @@ class Defaults(_Strict):
 class ConductorSection(_Strict):
     defaults: Defaults = Field(default_factory=Defaults)
     servers: dict[str, ServerSettings] = Field(default_factory=dict)
+    max_concurrency: Annotated[int, Field(ge=1)] = DEFAULT_GLOBAL_CONCURRENCY
+    keep_runs: Annotated[int, Field(ge=1)] = DEFAULT_KEEP_RUNS
+    output_budget_bytes: Annotated[int, Field(ge=256)] = DEFAULT_OUTPUT_BUDGET_BYTES
 
 
 class _StdioEntry(_Strict):
@@ -164,6 +170,9 @@ class ConductorConfig(_Strict):
 
     servers: dict[ServerName, ServerConfig]
     defaults: Defaults = Field(default_factory=Defaults)
+    max_global_concurrency: int = DEFAULT_GLOBAL_CONCURRENCY
+    keep_runs: int = DEFAULT_KEEP_RUNS
+    output_budget_bytes: int = DEFAULT_OUTPUT_BUDGET_BYTES
     source: str | None = None
     skipped: tuple[str, ...] = ()
 
@@ -263,6 +272,9 @@ def build_config(
     return ConductorConfig(
         servers=servers,
         defaults=conductor.defaults if conductor else Defaults(),
+        max_global_concurrency=conductor.max_concurrency if conductor else DEFAULT_GLOBAL_CONCURRENCY,
+        keep_runs=conductor.keep_runs if conductor else DEFAULT_KEEP_RUNS,
+        output_budget_bytes=conductor.output_budget_bytes if conductor else DEFAULT_OUTPUT_BUDGET_BYTES,
         source=source,
         skipped=tuple(skipped),
     )
@@ -292,7 +304,11 @@ def _build_server(
             settings=settings.model_copy(update={"disabled": disabled}),
         )
     if "command" not in entry:
-        problems.append(f'{where}: needs "command" (a stdio server) or "url" (a remote server)')
+        known = {*_StdioEntry.model_fields, *_RemoteEntry.model_fields}
+        unknown = "".join(
+            f'; unknown key "{k}"{_did_you_mean(k, known)}' for k in entry if k not in known
+        )
+        problems.append(f'{where}: needs "command" (a stdio server) or "url" (a remote server){unknown}')
         return None
     stdio = _validate(_StdioEntry, entry, where, problems)
     if stdio is None:
@@ -316,12 +332,25 @@ def _validate(model: type[M], data: Any, where: str, problems: list[str]) -> M |
             field = f"{where}.{loc}" if loc else where
             if err["type"] == "extra_forbidden":
                 key = str(err["loc"][-1])
-                problems.append(f"{field}: unknown key \"{key}\"{_did_you_mean(key, model.model_fields)}")
+                problems.append(f"{field}: unknown key \"{key}\"{_did_you_mean(key, _keys(model))}")
             elif err["type"] == "missing":
                 problems.append(f"{field}: required but missing")
             else:
                 problems.append(f"{field}: {err['msg'].lower()}")
         return None
+
+
+def _keys(model: type[BaseModel]) -> set[str]:
+    """Field names of ``model`` and of the models nested in it (an unknown key may sit at any depth)."""
+    keys = set(model.model_fields)
+    pending = [f.annotation for f in model.model_fields.values()]
+    while pending:
+        tp = pending.pop()
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            keys |= _keys(tp)
+        else:
+            pending.extend(get_args(tp))
+    return keys
 
 
 def _did_you_mean(word: str, options: Any) -> str:

@@ -12,6 +12,7 @@ as a failure, so a server that hangs on ``initialize`` cannot hold anything up.
 
 from __future__ import annotations
 
+import inspect
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -187,7 +188,14 @@ class Connection:
                     timed_out = True
                     scope.cancel()
 
+                async def stop_while_connecting() -> None:
+                    # Once ready, _serve ends the session on stop; before that, nothing else would notice.
+                    await self._stop.wait()
+                    if not reached_ready:
+                        scope.cancel()
+
                 tg.start_soon(watchdog)
+                tg.start_soon(stop_while_connecting)
                 try:
                     target: Any = (
                         self.config.server
@@ -206,6 +214,7 @@ class Connection:
                             protocol_version=client.protocol_version,
                         )
                         self._ready.set()
+                        self._settled.set()
                         log.info("pool.server_connected", server=self.name, tools=self._status.tools,
                                  connect_ms=self._status.connect_ms, protocol=client.protocol_version)
                         await self._serve(client, eof)
@@ -251,6 +260,8 @@ class Connection:
     async def _listen(self, client: Client) -> None:
         try:
             async with client.listen(tools_list_changed=True) as sub:
+                # listen has no replay: a change between the first listing and this ack would be lost.
+                self.request_refresh()
                 async for _event in sub:
                     self.request_refresh()
         except SubscriptionLost:
@@ -284,7 +295,7 @@ class Connection:
                     ToolInfo(
                         server=self.name,
                         name=tool.name,
-                        description=tool.description or "",
+                        description=inspect.cleandoc(tool.description or ""),
                         title=tool.title or (tool.annotations.title if tool.annotations else None),
                         input_schema=wire.get("inputSchema") or {"type": "object"},
                         output_schema=wire.get("outputSchema"),
@@ -342,8 +353,10 @@ class Connection:
         state = self.state
         if state is ServerState.DISABLED:
             raise ServerUnavailableError(f"server {self.name} is disabled in the config", server=self.name, tool=tool)
+        # READY without a client is the moment between a lost connection and the owner task noticing it.
+        waiting = (ServerState.CONNECTING, ServerState.RECONNECTING, ServerState.READY)
         with anyio.move_on_after(max(0.0, deadline - anyio.current_time())):
-            while self._client is None and self.state in (ServerState.CONNECTING, ServerState.RECONNECTING):
+            while self._client is None and self.state in waiting:
                 await self._changed.wait()
         client = self._client
         if client is None:

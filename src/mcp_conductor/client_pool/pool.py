@@ -113,4 +113,7 @@ class ClientPool:
             DownstreamError: a subclass per failure kind (unavailable, timeout, connection lost, tool error,
                 protocol error).
         """
-        return await self.connection(server).call_tool(tool, arguments or {}, timeout_s=timeout_s)
+        conn = self.connections.get(ServerName(server))
+        if conn is None:
+            raise UnknownServerError(server, list(self.connections), tool=tool)
+        return await conn.call_tool(tool, arguments or {}, timeout_s=timeout_s)

@@ -1,0 +1,195 @@
+"""Planning and executing chains for the MCP front and the CLI: plan ids, idempotent run ids, resume.
+
+This sits between the tools (``tools_chain``) and the engine (``executor``): it validates plans with the pure
+planner, keeps valid plans in the store under their ``plan_id``, decides whether an ``execute_chain`` call is a
+new run, a repeat of a finished one (same ``run_id``) or a resume, and shapes the result.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from mcp_conductor.client_pool.catalog import CatalogSnapshot, ToolId
+from mcp_conductor.client_pool.config import DEFAULT_KEEP_RUNS
+from mcp_conductor.errors import ConductorError
+from mcp_conductor.server.chain_models import ExecuteOptionsIn, ExecuteResult, StepSummary
+from mcp_conductor.server.executor import ProgressFn, RunEngine, RunOptions, RunRequest
+from mcp_conductor.server.metrics import ToolStats
+from mcp_conductor.server.plan_models import Plan, PlanResult
+from mcp_conductor.server.planner import PlannerLimits
+from mcp_conductor.server.planner import plan as check_plan
+from mcp_conductor.server.run_models import RunRecord, RunStatus, StepRecord
+from mcp_conductor.server.store import RunStore, pid_alive
+from mcp_conductor.server.values import DEFAULT_OUTPUT_BUDGET_BYTES, budgeted, step_resource_uri
+
+PRUNE_EVERY = 20
+
+
+class RunNotFoundError(ConductorError):
+    kind = "unknown_run"
+
+
+class PlanNotFoundError(ConductorError):
+    kind = "unknown_plan"
+
+
+class RunBusyError(ConductorError):
+    kind = "run_busy"
+    retryable = True
+
+
+class ChainService:
+    """Plans and runs chains over one catalog, store and engine."""
+
+    def __init__(
+        self,
+        store: RunStore,
+        engine: RunEngine,
+        *,
+        catalog: Callable[[], CatalogSnapshot],
+        stats: Callable[[], Mapping[ToolId, ToolStats]],
+        unavailable: Callable[[], set[str]],
+        limits: PlannerLimits = PlannerLimits(),
+        output_budget_bytes: int = DEFAULT_OUTPUT_BUDGET_BYTES,
+        keep_runs: int = DEFAULT_KEEP_RUNS,
+    ) -> None:
+        self.store = store
+        self.engine = engine
+        self._catalog = catalog
+        self._stats = stats
+        self._unavailable = unavailable
+        self._limits = limits
+        self._budget = output_budget_bytes
+        self._active: set[str] = set()
+        self._keep_runs = keep_runs
+        self._runs_since_prune = 0
+
+    async def plan(self, raw: Mapping[str, Any] | Plan) -> PlanResult:
+        """Validate ``raw``; a valid plan is stored under its ``plan_id``.
+
+        Raises:
+            StoreError: the store cannot be written.
+        """
+        result = check_plan(raw, self._catalog(), stats=self._stats(), unavailable_servers=self._unavailable(),
+                            limits=self._limits)
+        if result.valid and result.plan_id and result.normalized_plan is not None:
+            await self.store.save_plan(result.plan_id, stored_form(result.normalized_plan))
+        return result
+
+    async def execute(
+        self,
+        *,
+        plan_id: str | None = None,
+        plan: Mapping[str, Any] | None = None,
+        inputs: Mapping[str, Any] | None = None,
+        options: ExecuteOptionsIn = ExecuteOptionsIn(),
+        progress: ProgressFn | None = None,
+    ) -> ExecuteResult:
+        """Run a plan (by id or inline), repeat a finished run, or resume an unfinished one.
+
+        Raises:
+            PlanNotFoundError: ``plan_id`` is not in the store.
+            RunNotFoundError: ``resume_run_id`` names no run.
+            RunBusyError: the run is running right now.
+            ConductorError: neither ``plan_id`` nor ``plan`` was given.
+            StoreError: the store cannot be read or written.
+        """
+        resume_id = options.resume_run_id
+        if resume_id is None and options.run_id is not None:
+            existing = await self.store.get_run(options.run_id)
+            if existing is not None:
+                if existing.status.finished:
+                    return await self.stored_result(existing, reused=True)
+                resume_id = existing.run_id
+        if resume_id is not None:
+            run = await self.store.get_run(resume_id)
+            if run is None:
+                raise RunNotFoundError(f"no run {resume_id!r}", hint="`mcp-conductor runs list` shows the runs")
+            if resume_id in self._active or (
+                run.status is RunStatus.RUNNING and run.owner_pid not in (None, os.getpid())
+                and pid_alive(run.owner_pid or 0)
+            ):
+                raise RunBusyError(f"run {resume_id} is running right now", hint="wait for it to finish")
+            plan_id, plan, inputs = run.plan_id, None, {**run.inputs, **(inputs or {})}
+        checked = await self._checked(plan_id, plan, inputs or {})
+        if not checked.valid or checked.normalized_plan is None or checked.plan_id is None:
+            return ExecuteResult(run_id=None, status="invalid", errors=list(checked.errors))
+        normalized = checked.normalized_plan
+        request = RunRequest(
+            plan=normalized,
+            plan_id=checked.plan_id,
+            inputs=normalized.inputs,
+            options=RunOptions(
+                max_concurrency=options.max_concurrency,
+                timeout_s=options.timeout_s,
+                default_step_timeout_s=options.default_step_timeout_s,
+                on_error=options.on_error,
+                run_id=resume_id or options.run_id,
+            ),
+            resume=resume_id is not None,
+        )
+        key = request.options.run_id
+        if key is not None:
+            self._active.add(key)
+        try:
+            outcome = await self.engine.execute(request, progress)
+        finally:
+            if key is not None:
+                self._active.discard(key)
+        await self._maybe_prune()
+        return self._result(outcome.run, outcome.steps, outcome.outputs, options.output_budget_bytes)
+
+    async def _maybe_prune(self) -> None:
+        """Retention: every ``PRUNE_EVERY`` runs, delete all but the newest ``keep_runs``."""
+        self._runs_since_prune += 1
+        if self._runs_since_prune >= PRUNE_EVERY:
+            self._runs_since_prune = 0
+            await self.store.prune(self._keep_runs)
+
+    async def stored_result(self, run: RunRecord, *, reused: bool = False) -> ExecuteResult:
+        steps = await self.store.get_steps(run.run_id)
+        outputs = {s.step_id: s.output for s in steps if s.step_id in run.outputs and s.has_output}
+        return self._result(run, steps, outputs, None, reused=reused)
+
+    async def _checked(
+        self, plan_id: str | None, plan: Mapping[str, Any] | None, inputs: Mapping[str, Any]
+    ) -> PlanResult:
+        """Plan the inline or stored plan with ``inputs`` merged over its own, against today's catalog
+        (a stored plan is checked again: a tool may have gone away since it was made)."""
+        if plan is None:
+            if plan_id is None:
+                raise ConductorError("give plan_id (from plan_chain) or plan", hint="see plan_chain's description")
+            plan = await self.store.get_plan(plan_id)
+            if plan is None:
+                raise PlanNotFoundError(
+                    f"unknown plan_id {plan_id!r}", hint="call plan_chain again and use its plan_id"
+                )
+        if inputs:
+            own = plan.get("inputs")
+            plan = {**plan, "inputs": {**(own if isinstance(own, dict) else {}), **inputs}}
+        return await self.plan(plan)
+
+    def _result(
+        self, run: RunRecord, steps: list[StepRecord], outputs: Mapping[str, Any], budget: int | None,
+        *, reused: bool = False,
+    ) -> ExecuteResult:
+        limit = budget or self._budget
+        return ExecuteResult(
+            run_id=run.run_id,
+            status=run.status.value,
+            outputs={sid: budgeted(value, budget_bytes=limit, resource_uri=step_resource_uri(run.run_id, sid))
+                     for sid, value in outputs.items()},
+            steps=[
+                StepSummary(id=s.step_id, tool=s.tool, status=s.status.value, attempts=s.attempts,
+                            started_at=s.started_at, duration_ms=s.duration_ms, error=s.error)
+                for s in steps
+            ],
+            duration_ms=run.duration_ms,
+            reused=reused,
+        )
+
+
+def stored_form(plan: Plan) -> dict[str, Any]:
+    return plan.model_dump(mode="json")

@@ -1,0 +1,88 @@
+"""Records of runs and steps: what the executor writes, the store keeps, and ``execute_chain`` returns."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    PARTIAL = "partial"  # some branches failed under on_error=continue, the others finished
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"  # the server died while the run was running; resume it
+
+    @property
+    def finished(self) -> bool:
+        return self not in (RunStatus.RUNNING, RunStatus.INTERRUPTED)
+
+
+class StepStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class StepError(_Model):
+    """Why a step did not succeed; never a traceback."""
+
+    kind: str = Field(description="timeout, unavailable, connection_lost, tool_error, protocol_error, ...")
+    message: str
+    retryable: bool = False
+    server: str | None = None
+    tool: str | None = None
+
+
+class StepRecord(_Model):
+    """One step of one run, as stored (``output`` is the full value, never truncated here)."""
+
+    run_id: str
+    step_id: str
+    tool: str
+    status: StepStatus = StepStatus.PENDING
+    attempts: int = 0
+    arguments: Any = None  # after substitution; None until the step starts
+    started_at: str | None = None  # ISO 8601, UTC
+    finished_at: str | None = None
+    duration_ms: float | None = None
+    error: StepError | None = None
+    output: Any = None
+    has_output: bool = False  # distinguishes a stored null output from no output
+
+
+class RunRecord(_Model):
+    """One run of a plan, as stored."""
+
+    run_id: str
+    plan_id: str
+    status: RunStatus
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict)
+    outputs: list[str] = Field(default_factory=list, description="the step ids whose values the run returns")
+    started_at: str
+    finished_at: str | None = None
+    duration_ms: float | None = None
+    owner_pid: int | None = None
+    error: StepError | None = None
+
+
+class RunExport(_Model):
+    """A run's whole state, for ``runs export`` / ``runs import`` (lossless round trip)."""
+
+    format: str = "mcp-conductor.run/1"
+    run: RunRecord
+    steps: list[StepRecord]
+    plan: dict[str, Any] | None = None

@@ -1,0 +1,450 @@
+"""The embedded run store: plans, runs, step records and tool metrics in one SQLite file.
+
+One ``sqlite3`` connection per store, used only from worker threads, one call at a time (a
+``CapacityLimiter(1)`` owned by the store), so writes are serialized and the event loop never waits on disk.
+WAL mode with ``synchronous=NORMAL``: every write is committed before its method returns, and a commit
+survives a killed process. Several processes may share a state directory; a writer waits
+``busy_timeout_ms`` for another.
+
+    async with RunStore.open(resolve_state_dir(None)) as store:
+        await store.create_run(run, steps)
+        await store.step_started(run.run_id, "a", {"text": "hi"}, now, attempts=1)
+
+Every ``sqlite3`` or file-system failure surfaces as ``StoreError`` with a hint, never as a raw traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+import anyio.to_thread
+import platformdirs
+
+from mcp_conductor.errors import ConductorError
+from mcp_conductor.server import store_schema as schema
+from mcp_conductor.server.metrics import ToolMetrics
+from mcp_conductor.server.run_models import RunExport, RunRecord, RunStatus, StepError, StepRecord
+
+__all__ = [
+    "DB_FILENAME",
+    "STATE_DIR_ENV",
+    "RunStore",
+    "StoreError",
+    "default_state_dir",
+    "pid_alive",
+    "resolve_state_dir",
+]
+
+STATE_DIR_ENV = "MCP_CONDUCTOR_STATE_DIR"
+DB_FILENAME = "runs.db"
+DEFAULT_BUSY_TIMEOUT_MS = 5000
+EXPORT_FORMAT = "mcp-conductor.run/1"
+
+_ELSEWHERE = f"--state-dir or {STATE_DIR_ENV}"
+_WRITABLE_HINT = f"set {_ELSEWHERE} to a writable directory"
+
+T = TypeVar("T")
+
+
+class StoreError(ConductorError):
+    """The run store cannot be opened, read or written (permissions, a lock, a corrupt file, no such run)."""
+
+    kind = "store_error"
+
+
+def default_state_dir() -> Path:
+    """``$MCP_CONDUCTOR_STATE_DIR`` if set, else the user's state directory (``platformdirs``)."""
+    env = os.environ.get(STATE_DIR_ENV)
+    if env:
+        return Path(env).expanduser()
+    return Path(platformdirs.user_state_dir("mcp-conductor"))
+
+
+def resolve_state_dir(explicit: str | os.PathLike[str] | None) -> Path:
+    """The state directory to use: ``explicit`` (``--state-dir``) beats the environment beats the default."""
+    if explicit:
+        return Path(explicit).expanduser()
+    return default_state_dir()
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists (on POSIX, signal 0 checks without sending anything)."""
+    if pid <= 0:
+        return False  # os.kill(0, ...) would address our own process group
+    if sys.platform == "win32":
+        return _windows_pid_alive(pid)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, it just belongs to someone else
+    return True
+
+
+def _windows_pid_alive(pid: int) -> bool:  # pragma: no cover - os.kill(pid, 0) would terminate it on Windows
+    import ctypes
+
+    still_active = 259
+    query_limited_information = 0x1000
+    kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined,unused-ignore]
+    handle = kernel32.OpenProcess(query_limited_information, False, pid)
+    if not handle:
+        return False
+    try:
+        code = ctypes.c_ulong()
+        return bool(kernel32.GetExitCodeProcess(handle, ctypes.byref(code))) and code.value == still_active
+    finally:
+        kernel32.CloseHandle(handle)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _translate(exc: sqlite3.Error, path: Path) -> StoreError:
+    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF  # the primary code of an extended one
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return StoreError(
+            f"the run store {path} is locked by another process ({exc})",
+            hint="another mcp-conductor is writing to the same state directory; retry, or give this one "
+            f"its own with {_ELSEWHERE}",
+        )
+    if code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM, sqlite3.SQLITE_IOERR):
+        return StoreError(f"cannot write the run store {path} ({exc})", hint=_WRITABLE_HINT)
+    if code in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
+        return StoreError(
+            f"the run store {path} is corrupt or not a SQLite database ({exc})",
+            hint=f"move the file aside (an empty store is created in its place), or use {_ELSEWHERE}",
+        )
+    if code == sqlite3.SQLITE_FULL:
+        return StoreError(f"the disk holding the run store {path} is full", hint=_WRITABLE_HINT)
+    return StoreError(f"run store error on {path}: {exc}")
+
+
+def _make_connection(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot create the state directory {path.parent} ({exc.strerror or exc})", hint=_WRITABLE_HINT
+        ) from exc
+    conn = schema.connect(path, busy_timeout_ms)
+    try:
+        found = schema.migrate(conn)
+    except BaseException:
+        conn.close()
+        raise
+    if found > schema.SCHEMA_VERSION:
+        conn.close()
+        raise StoreError(
+            f"the run store {path} has schema version {found}, newer than this mcp-conductor's {schema.SCHEMA_VERSION}",
+            hint=f"upgrade mcp-conductor, or use a separate store with {_ELSEWHERE}",
+        )
+    return conn
+
+
+class RunStore:
+    """Plans, runs, steps and metrics in ``<state_dir>/runs.db``; see ``open`` and ``connect``."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path, limiter: anyio.CapacityLimiter) -> None:
+        self._conn: sqlite3.Connection | None = conn
+        self._limiter = limiter  # one call at a time: the connection is not shared between threads at once
+        self.path = path
+
+    @classmethod
+    async def connect(cls, state_dir: Path, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> RunStore:
+        """Open the store, creating the directory, the file and the schema as needed; ``close()`` it after.
+
+        Raises:
+            StoreError: the directory is not writable, the file is corrupt or from a newer version, or another
+                process holds the write lock longer than ``busy_timeout_ms`` while the schema is created.
+        """
+        path = Path(state_dir) / DB_FILENAME
+        limiter = anyio.CapacityLimiter(1)
+        try:
+            conn = await anyio.to_thread.run_sync(_make_connection, path, busy_timeout_ms, limiter=limiter)
+        except sqlite3.Error as exc:
+            raise _translate(exc, path) from exc
+        return cls(conn, path, limiter)
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, state_dir: Path, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> AsyncIterator[RunStore]:
+        """``async with RunStore.open(state_dir) as store:``, closed on the way out.
+
+        Raises:
+            StoreError: as ``connect``.
+        """
+        store = await cls.connect(state_dir, busy_timeout_ms=busy_timeout_ms)
+        try:
+            yield store
+        finally:
+            with anyio.CancelScope(shield=True):
+                await store.close()
+
+    async def close(self) -> None:
+        """Close after the calls in flight; later calls raise ``StoreError``. Idempotent."""
+
+        def close() -> None:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                conn.close()
+
+        await anyio.to_thread.run_sync(close, limiter=self._limiter)
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(connection)`` in a worker thread, one at a time; sqlite3 errors become ``StoreError``."""
+
+        def call() -> T:
+            if self._conn is None:
+                raise StoreError(f"the run store {self.path} is closed")
+            return fn(self._conn)
+
+        try:
+            return await anyio.to_thread.run_sync(call, limiter=self._limiter)
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from exc
+
+    # -- plans ---------------------------------------------------------------------------------------------
+
+    async def save_plan(self, plan_id: str, plan: Mapping[str, Any]) -> None:
+        """Store a plan; saving an id again keeps the first copy (ids are content hashes).
+
+        Raises:
+            StoreError: the store cannot be written.
+        """
+        plan_json, now = schema.dumps(plan), _now()
+        await self._run(lambda c: schema.insert_plan(c, plan_id, plan_json, now))
+
+    async def get_plan(self, plan_id: str) -> dict[str, Any] | None:
+        """The stored plan, or None.
+
+        Raises:
+            StoreError: the store cannot be read.
+        """
+        return await self._run(lambda c: schema.select_plan(c, plan_id))
+
+    # -- runs ----------------------------------------------------------------------------------------------
+
+    async def create_run(self, run: RunRecord, steps: list[StepRecord]) -> None:
+        """Store a new run and a row per step (``steps`` in plan order, normally pending) in one transaction.
+
+        Raises:
+            StoreError: a run with this id exists, a step belongs to another run, or the store cannot be
+                written.
+        """
+        _check_steps(run, steps)
+
+        def create(c: sqlite3.Connection) -> None:
+            with schema.transaction(c):
+                if schema.run_exists(c, run.run_id):
+                    raise StoreError(f"run {run.run_id!r} exists already", hint="resume it, or use a new run id")
+                schema.insert_run(c, run, steps)
+
+        await self._run(create)
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        """The run, or None.
+
+        Raises:
+            StoreError: the store cannot be read.
+        """
+        return await self._run(lambda c: schema.select_run(c, run_id))
+
+    async def list_runs(self, limit: int = 50, status: RunStatus | None = None) -> list[RunRecord]:
+        """The newest ``limit`` runs, newest first, optionally only those with ``status``.
+
+        Raises:
+            StoreError: the store cannot be read.
+        """
+        wanted = None if status is None else RunStatus(status).value
+        return await self._run(lambda c: schema.select_runs(c, limit, wanted))
+
+    async def finish_run(
+        self,
+        run_id: str,
+        status: RunStatus,
+        finished_at: str,
+        duration_ms: float,
+        error: StepError | None = None,
+    ) -> None:
+        """Record a run's end.
+
+        Raises:
+            StoreError: there is no such run, or the store cannot be written.
+        """
+        columns = {
+            "status": RunStatus(status).value,
+            "finished_at": finished_at,
+            "duration_ms": duration_ms,
+            "error_json": None if error is None else schema.dumps(error.model_dump(mode="json")),
+        }
+        await self._update_run(run_id, columns)
+
+    async def set_run_status(self, run_id: str, status: RunStatus, *, owner_pid: int | None = None) -> None:
+        """Change a run's status. Back to ``running`` (a resume) also clears its end; ``owner_pid`` if given.
+
+        Raises:
+            StoreError: there is no such run, or the store cannot be written.
+        """
+        columns: dict[str, Any] = {"status": RunStatus(status).value}
+        if status == RunStatus.RUNNING:
+            columns |= {"finished_at": None, "duration_ms": None, "error_json": None}
+        if owner_pid is not None:
+            columns["owner_pid"] = owner_pid
+        await self._update_run(run_id, columns)
+
+    async def _update_run(self, run_id: str, columns: dict[str, Any]) -> None:
+        if not await self._run(lambda c: schema.update_run(c, run_id, **columns)):
+            raise StoreError(f"no run {run_id!r} in the store {self.path}")
+
+    async def mark_interrupted(self, alive: Callable[[int], bool] = pid_alive) -> list[str]:
+        """Runs left ``running`` by a dead process become ``interrupted``, and their running steps pending.
+
+        Call it at startup. A run without an ``owner_pid`` counts as orphaned. Returns the run ids, oldest
+        first.
+
+        Raises:
+            StoreError: the store cannot be written.
+        """
+        return await self._run(lambda c: schema.mark_interrupted(c, alive))
+
+    # -- steps ---------------------------------------------------------------------------------------------
+
+    async def step_started(self, run_id: str, step_id: str, arguments: Any, started_at: str, attempts: int) -> None:
+        """Mark a step running with its substituted arguments (clearing an earlier attempt's end); committed.
+
+        Raises:
+            StoreError: the run has no such step, or the store cannot be written.
+        """
+        arguments_json = schema.dumps(arguments)
+        if not await self._run(lambda c: schema.start_step(c, run_id, step_id, arguments_json, started_at, attempts)):
+            raise StoreError(f"run {run_id!r} has no step {step_id!r}")
+
+    async def step_finished(self, record: StepRecord) -> None:
+        """Write the whole step row (insert, or replace keeping its place in the plan); committed.
+
+        Raises:
+            StoreError: there is no such run, or the store cannot be written.
+        """
+
+        def upsert(c: sqlite3.Connection) -> None:
+            try:
+                schema.upsert_step(c, record)
+            except sqlite3.IntegrityError as exc:
+                raise StoreError(f"no run {record.run_id!r} for step {record.step_id!r}") from exc
+
+        await self._run(upsert)
+
+    async def get_steps(self, run_id: str) -> list[StepRecord]:
+        """The run's steps in plan order (none for an unknown run).
+
+        Raises:
+            StoreError: the store cannot be read.
+        """
+        return await self._run(lambda c: schema.select_steps(c, run_id))
+
+    async def get_step(self, run_id: str, step_id: str) -> StepRecord | None:
+        """One step, or None.
+
+        Raises:
+            StoreError: the store cannot be read.
+        """
+        found = await self._run(lambda c: schema.select_steps(c, run_id, step_id))
+        return found[0] if found else None
+
+    # -- metrics -------------------------------------------------------------------------------------------
+
+    async def save_metrics(self, items: Mapping[str, ToolMetrics]) -> None:
+        """Store the given tools' metrics (whole values, replacing the stored ones) in one transaction.
+
+        Raises:
+            StoreError: the store cannot be written.
+        """
+        now = _now()
+        rows = [schema.metrics_row(tool_id, metrics, now) for tool_id, metrics in items.items()]
+        if rows:
+            await self._run(lambda c: schema.upsert_metrics(c, rows))
+
+    async def load_metrics(self) -> dict[str, ToolMetrics]:
+        """Every tool's stored metrics.
+
+        Raises:
+            StoreError: the store cannot be read.
+        """
+        return await self._run(schema.select_metrics)
+
+    # -- export, import, retention -------------------------------------------------------------------------
+
+    async def export_run(self, run_id: str) -> RunExport | None:
+        """The run's whole state (run, steps in plan order, plan) from one snapshot, or None.
+
+        Raises:
+            StoreError: the store cannot be read.
+        """
+
+        def read(c: sqlite3.Connection) -> RunExport | None:
+            with schema.transaction(c, "DEFERRED"):
+                run = schema.select_run(c, run_id)
+                if run is None:
+                    return None
+                steps = schema.select_steps(c, run_id)
+                plan = schema.select_plan(c, run.plan_id)
+            return RunExport(format=EXPORT_FORMAT, run=run, steps=steps, plan=plan)
+
+        return await self._run(read)
+
+    async def import_run(self, export: RunExport, *, replace: bool = False) -> None:
+        """Store an exported run (and its plan, unless that plan id is stored already) in one transaction.
+
+        Raises:
+            StoreError: the run exists and ``replace`` is false, the export has another format or a step of
+                another run, or the store cannot be written.
+        """
+        if export.format != EXPORT_FORMAT:
+            raise StoreError(f"unsupported export format {export.format!r}", hint=f"expected {EXPORT_FORMAT!r}")
+        run, steps = export.run, export.steps
+        _check_steps(run, steps)
+        plan_json = None if export.plan is None else schema.dumps(export.plan)
+        now = _now()
+
+        def write(c: sqlite3.Connection) -> None:
+            with schema.transaction(c):
+                if schema.run_exists(c, run.run_id):
+                    if not replace:
+                        hint = "import with --replace to overwrite it"
+                        raise StoreError(f"run {run.run_id!r} exists already", hint=hint)
+                    c.execute("DELETE FROM runs WHERE run_id = ?", (run.run_id,))  # its steps cascade
+                schema.insert_run(c, run, steps)
+                if plan_json is not None:
+                    schema.insert_plan(c, run.plan_id, plan_json, now)
+
+        await self._run(write)
+
+    async def prune(self, keep: int) -> int:
+        """Delete all but the newest ``keep`` runs with their steps; returns how many runs were deleted.
+
+        Plans that no remaining run uses and that are not among the newest ``keep`` plans go too.
+
+        Raises:
+            ValueError: ``keep`` is negative.
+            StoreError: the store cannot be written.
+        """
+        if keep < 0:
+            raise ValueError(f"keep must be >= 0, not {keep}")
+        return await self._run(lambda c: schema.prune(c, keep))
+
+
+def _check_steps(run: RunRecord, steps: list[StepRecord]) -> None:
+    strays = [step.step_id for step in steps if step.run_id != run.run_id]
+    if strays:
+        raise StoreError(f"steps {strays} belong to another run than {run.run_id!r}")

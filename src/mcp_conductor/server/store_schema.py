@@ -1,0 +1,385 @@
+"""The run store's SQLite layer: schema and migrations, rows <-> records, and the statements.
+
+Everything here is synchronous, takes the connection, and runs in the store's worker thread; ``store.py``
+owns the thread and the connection's lifetime, and turns ``sqlite3`` errors and missing rows into
+``StoreError``.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+from mcp_conductor.server.metrics import ToolMetrics
+from mcp_conductor.server.run_models import RunRecord, RunStatus, StepError, StepRecord, StepStatus
+
+SCHEMA_VERSION = 1
+
+# Migration N brings a database from version N-1 to N. Every statement is idempotent, so a migration that a
+# killed process left half done simply runs again.
+MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE IF NOT EXISTS plans (
+        plan_id    TEXT PRIMARY KEY,
+        plan_json  TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS runs (
+        run_id       TEXT PRIMARY KEY,
+        plan_id      TEXT NOT NULL,
+        status       TEXT NOT NULL,
+        inputs_json  TEXT NOT NULL,
+        options_json TEXT NOT NULL,
+        outputs_json TEXT NOT NULL,
+        started_at   TEXT NOT NULL,
+        finished_at  TEXT,
+        duration_ms  REAL,
+        owner_pid    INTEGER,
+        error_json   TEXT
+    );
+    CREATE INDEX IF NOT EXISTS runs_started_at ON runs (started_at);
+    CREATE INDEX IF NOT EXISTS runs_status ON runs (status);
+    CREATE TABLE IF NOT EXISTS steps (
+        run_id         TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+        step_id        TEXT NOT NULL,
+        seq            INTEGER NOT NULL,
+        tool           TEXT NOT NULL,
+        status         TEXT NOT NULL,
+        attempts       INTEGER NOT NULL,
+        arguments_json TEXT NOT NULL,
+        started_at     TEXT,
+        finished_at    TEXT,
+        duration_ms    REAL,
+        error_json     TEXT,
+        output_json    TEXT NOT NULL,
+        has_output     INTEGER NOT NULL,
+        PRIMARY KEY (run_id, step_id)
+    );
+    CREATE INDEX IF NOT EXISTS steps_run_seq ON steps (run_id, seq);
+    CREATE TABLE IF NOT EXISTS tool_metrics (
+        tool_id        TEXT PRIMARY KEY,
+        calls          INTEGER NOT NULL,
+        successes      INTEGER NOT NULL,
+        failures       INTEGER NOT NULL,
+        timeouts       INTEGER NOT NULL,
+        histogram_json TEXT NOT NULL,
+        updated_at     TEXT NOT NULL
+    );
+    """,
+}
+
+
+def connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
+    """A connection for one thread at a time, in autocommit mode (``transaction`` where writes span statements).
+
+    WAL + ``synchronous=NORMAL``: a commit survives a killed process, though not a power cut.
+    """
+    conn = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection, mode: Literal["IMMEDIATE", "DEFERRED"] = "IMMEDIATE") -> Iterator[None]:
+    """IMMEDIATE takes the write lock up front (waiting up to busy_timeout); DEFERRED reads a snapshot."""
+    conn.execute(f"BEGIN {mode}")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:  # SQLite rolls some failures (disk full, I/O) back by itself
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _version(conn: sqlite3.Connection) -> int:
+    exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'")
+    if not exists.fetchone():
+        return 0
+    return int(conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0)
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema up to ``SCHEMA_VERSION``; returns the version found (a newer one is left alone).
+
+    An up-to-date database is only read, so opening a store does not wait for another process's writer.
+    """
+    found = _version(conn)
+    if found >= SCHEMA_VERSION:
+        return found
+    with transaction(conn):
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TEXT)")
+        found = _version(conn)  # another process may have migrated while we waited for the lock
+        for version in range(found + 1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS[version].split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute("INSERT INTO schema_version VALUES (?, datetime('now'))", (version,))
+    return found
+
+
+# -- rows <-> records ------------------------------------------------------------------------------------
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON; a value that is not JSON (it should be, outputs come from MCP) is stored as its repr."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=repr)
+
+
+def loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _error_json(error: StepError | None) -> str | None:
+    return None if error is None else dumps(error.model_dump(mode="json"))
+
+
+def _error(text: str | None) -> StepError | None:
+    return None if text is None else StepError.model_validate_json(text)
+
+
+RUN_COLUMNS = (
+    "run_id, plan_id, status, inputs_json, options_json, outputs_json, started_at, finished_at, duration_ms, "
+    "owner_pid, error_json"
+)
+
+
+def run_row(run: RunRecord) -> tuple[Any, ...]:
+    return (
+        run.run_id,
+        run.plan_id,
+        run.status.value,
+        dumps(run.inputs),
+        dumps(run.options),
+        dumps(run.outputs),
+        run.started_at,
+        run.finished_at,
+        run.duration_ms,
+        run.owner_pid,
+        _error_json(run.error),
+    )
+
+
+def run_from_row(row: sqlite3.Row | tuple[Any, ...]) -> RunRecord:
+    (run_id, plan_id, status, inputs, options, outputs, started, finished, duration, pid, error) = row
+    return RunRecord(
+        run_id=run_id,
+        plan_id=plan_id,
+        status=RunStatus(status),
+        inputs=loads(inputs),
+        options=loads(options),
+        outputs=loads(outputs),
+        started_at=started,
+        finished_at=finished,
+        duration_ms=duration,
+        owner_pid=pid,
+        error=_error(error),
+    )
+
+
+STEP_COLUMNS = (
+    "run_id, step_id, tool, status, attempts, arguments_json, started_at, finished_at, duration_ms, "
+    "error_json, output_json, has_output"
+)
+
+
+def step_row(step: StepRecord) -> tuple[Any, ...]:
+    return (
+        step.run_id,
+        step.step_id,
+        step.tool,
+        step.status.value,
+        step.attempts,
+        dumps(step.arguments),
+        step.started_at,
+        step.finished_at,
+        step.duration_ms,
+        _error_json(step.error),
+        dumps(step.output),
+        int(step.has_output),
+    )
+
+
+def step_from_row(row: sqlite3.Row | tuple[Any, ...]) -> StepRecord:
+    (run_id, step_id, tool, status, attempts, arguments, started, finished, duration, error, output, has) = row
+    return StepRecord(
+        run_id=run_id,
+        step_id=step_id,
+        tool=tool,
+        status=StepStatus(status),
+        attempts=attempts,
+        arguments=loads(arguments),
+        started_at=started,
+        finished_at=finished,
+        duration_ms=duration,
+        error=_error(error),
+        output=loads(output),
+        has_output=bool(has),
+    )
+
+
+def metrics_row(tool_id: str, m: ToolMetrics, updated_at: str) -> tuple[Any, ...]:
+    histogram = {str(bucket): count for bucket, count in sorted(m.histogram.items())}
+    return (tool_id, m.calls, m.successes, m.failures, m.timeouts, dumps(histogram), updated_at)
+
+
+def metrics_from_row(row: sqlite3.Row | tuple[Any, ...]) -> tuple[str, ToolMetrics]:
+    tool_id, calls, successes, failures, timeouts, histogram = row
+    buckets = {int(bucket): int(count) for bucket, count in loads(histogram).items()}
+    return tool_id, ToolMetrics(calls, successes, failures, timeouts, buckets)
+
+
+# -- statements ------------------------------------------------------------------------------------
+
+
+def run_exists(c: sqlite3.Connection, run_id: str) -> bool:
+    return c.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is not None
+
+
+def insert_run(c: sqlite3.Connection, run: RunRecord, steps: list[StepRecord]) -> None:
+    """The run row and its step rows, ``seq`` in list order; inside the caller's transaction."""
+    c.execute(f"INSERT INTO runs ({RUN_COLUMNS}) VALUES ({', '.join('?' * 11)})", run_row(run))
+    c.executemany(
+        f"INSERT INTO steps (seq, {STEP_COLUMNS}) VALUES ({', '.join('?' * 13)})",
+        [(seq, *step_row(step)) for seq, step in enumerate(steps)],
+    )
+
+
+def select_run(c: sqlite3.Connection, run_id: str) -> RunRecord | None:
+    row = c.execute(f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    return None if row is None else run_from_row(row)
+
+
+def select_runs(c: sqlite3.Connection, limit: int, status: str | None) -> list[RunRecord]:
+    where, params = ("WHERE status = ?", (status, limit)) if status else ("", (limit,))
+    sql = f"SELECT {RUN_COLUMNS} FROM runs {where} ORDER BY started_at DESC, rowid DESC LIMIT ?"
+    return [run_from_row(row) for row in c.execute(sql, params)]
+
+
+def select_steps(c: sqlite3.Connection, run_id: str, step_id: str | None = None) -> list[StepRecord]:
+    if step_id is None:
+        rows = c.execute(f"SELECT {STEP_COLUMNS} FROM steps WHERE run_id = ? ORDER BY seq", (run_id,))
+    else:
+        sql = f"SELECT {STEP_COLUMNS} FROM steps WHERE run_id = ? AND step_id = ?"
+        rows = c.execute(sql, (run_id, step_id))
+    return [step_from_row(row) for row in rows]
+
+
+def select_plan(c: sqlite3.Connection, plan_id: str) -> dict[str, Any] | None:
+    row = c.execute("SELECT plan_json FROM plans WHERE plan_id = ?", (plan_id,)).fetchone()
+    return None if row is None else dict(loads(row[0]))
+
+
+def insert_plan(c: sqlite3.Connection, plan_id: str, plan_json: str, created_at: str) -> None:
+    """Keeps the first copy of an id (plan ids are content hashes)."""
+    c.execute(
+        "INSERT INTO plans (plan_id, plan_json, created_at) VALUES (?, ?, ?) ON CONFLICT (plan_id) DO NOTHING",
+        (plan_id, plan_json, created_at),
+    )
+
+
+def update_run(c: sqlite3.Connection, run_id: str, **columns: Any) -> bool:
+    """Set the given columns of one run; False if there is no such run."""
+    sets = ", ".join(f"{name} = ?" for name in columns)
+    return c.execute(f"UPDATE runs SET {sets} WHERE run_id = ?", (*columns.values(), run_id)).rowcount > 0
+
+
+def start_step(c: sqlite3.Connection, run_id: str, step_id: str, arguments_json: str, at: str, tries: int) -> bool:
+    """Mark a step running, clearing a previous attempt's end; False if there is no such step."""
+    sql = (
+        "UPDATE steps SET status = 'running', arguments_json = ?, started_at = ?, attempts = ?,"
+        " finished_at = NULL, duration_ms = NULL, error_json = NULL, output_json = 'null', has_output = 0"
+        " WHERE run_id = ? AND step_id = ?"
+    )
+    return c.execute(sql, (arguments_json, at, tries, run_id, step_id)).rowcount > 0
+
+
+def upsert_step(c: sqlite3.Connection, step: StepRecord) -> None:
+    """Write the whole row; a step new to the run goes after its last one. Raises IntegrityError: no run."""
+    run_id, step_id, *rest = step_row(step)
+    # The row nearly always exists (create_run made it), and a plain UPDATE is the cheap path.
+    if c.execute(_UPDATE_STEP, (*rest, run_id, step_id)).rowcount == 0:
+        c.execute(_INSERT_STEP, (run_id, step_id, run_id, *rest))
+
+
+_UPDATE_STEP = """
+    UPDATE steps SET
+        tool = ?, status = ?, attempts = ?, arguments_json = ?, started_at = ?, finished_at = ?,
+        duration_ms = ?, error_json = ?, output_json = ?, has_output = ?
+    WHERE run_id = ? AND step_id = ?
+"""
+
+_INSERT_STEP = """
+    INSERT INTO steps (
+        run_id, step_id, seq, tool, status, attempts, arguments_json, started_at, finished_at, duration_ms,
+        error_json, output_json, has_output
+    )
+    VALUES (
+        ?, ?, COALESCE((SELECT MAX(seq) + 1 FROM steps WHERE run_id = ?), 0), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+    )
+    ON CONFLICT (run_id, step_id) DO UPDATE SET
+        tool = excluded.tool, status = excluded.status, attempts = excluded.attempts,
+        arguments_json = excluded.arguments_json, started_at = excluded.started_at,
+        finished_at = excluded.finished_at, duration_ms = excluded.duration_ms,
+        error_json = excluded.error_json, output_json = excluded.output_json, has_output = excluded.has_output
+"""
+
+
+def mark_interrupted(c: sqlite3.Connection, alive: Callable[[int], bool]) -> list[str]:
+    """In one write transaction, so a run that finishes meanwhile is not marked."""
+    with transaction(c):
+        rows = c.execute(
+            "SELECT run_id, owner_pid FROM runs WHERE status = 'running' ORDER BY started_at, rowid"
+        ).fetchall()
+        dead = [run_id for run_id, pid in rows if pid is None or not alive(pid)]
+        for run_id in dead:
+            c.execute("UPDATE runs SET status = ? WHERE run_id = ?", (RunStatus.INTERRUPTED.value, run_id))
+            c.execute("UPDATE steps SET status = 'pending' WHERE run_id = ? AND status = 'running'", (run_id,))
+    return dead
+
+
+def prune(c: sqlite3.Connection, keep: int) -> int:
+    with transaction(c):
+        deleted = c.execute(
+            "DELETE FROM runs WHERE run_id NOT IN"
+            " (SELECT run_id FROM runs ORDER BY started_at DESC, rowid DESC LIMIT ?)",
+            (keep,),
+        ).rowcount  # counts the runs only, not the steps the foreign key cascades to
+        c.execute(
+            "DELETE FROM plans WHERE plan_id NOT IN (SELECT plan_id FROM runs) AND plan_id NOT IN"
+            " (SELECT plan_id FROM plans ORDER BY created_at DESC, rowid DESC LIMIT ?)",
+            (keep,),
+        )
+    return int(deleted)
+
+
+def upsert_metrics(c: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    with transaction(c):
+        c.executemany(
+            """
+            INSERT INTO tool_metrics
+                (tool_id, calls, successes, failures, timeouts, histogram_json, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (tool_id) DO UPDATE SET
+                calls = excluded.calls, successes = excluded.successes, failures = excluded.failures,
+                timeouts = excluded.timeouts, histogram_json = excluded.histogram_json,
+                updated_at = excluded.updated_at
+            """,
+            rows,
+        )
+
+
+def select_metrics(c: sqlite3.Connection) -> dict[str, ToolMetrics]:
+    sql = "SELECT tool_id, calls, successes, failures, timeouts, histogram_json FROM tool_metrics"
+    return dict(metrics_from_row(row) for row in c.execute(sql))
