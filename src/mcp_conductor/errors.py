@@ -12,6 +12,10 @@
         ├── ToolExecutionError         the tool answered with an error result (isError)
         └── ProtocolError              the server answered with a JSON-RPC error or garbage
 
+Subclasses that belong to one module live there: ``server.store.StoreError`` (store_error),
+``server.references.ReferenceSyntaxError`` (bad_reference) and ``ReferenceResolutionError`` (bad_reference_path),
+``server.chains.PlanNotFoundError`` (unknown_plan), ``RunNotFoundError`` (unknown_run), ``RunBusyError`` (run_busy).
+
 SDK exceptions are translated where they enter (`client_pool.connection`), chained with ``raise ... from``.
 """
 

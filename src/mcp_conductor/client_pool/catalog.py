@@ -113,13 +113,13 @@ class CatalogSnapshot:
 
     def suggest(self, ref: str, limit: int = 3) -> list[str]:
         """Up to ``limit`` ids close to ``ref`` (by full id, or by bare name when ``ref`` has no server)."""
-        ids = sorted(self.tools)
-        close = difflib.get_close_matches(ref, ids, n=limit, cutoff=0.6)
+        ids: list[str] = sorted(self.tools)
+        close: list[str] = difflib.get_close_matches(ref, ids, n=limit, cutoff=0.6)
         if len(close) < limit:
             bare = ref.rpartition("/")[2]
             names: dict[str, list[str]] = {}
             for tid in ids:
-                names.setdefault(self.tools[tid].name, []).append(tid)
+                names.setdefault(self.tools[ToolId(tid)].name, []).append(tid)
             for name in difflib.get_close_matches(bare, list(names), n=limit, cutoff=0.6):
                 for tid in names[name]:
                     if tid not in close:

@@ -81,7 +81,8 @@ class Backoff:
     cap_s: float = 30.0
 
     def delay(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
-        return rand() * min(self.cap_s, self.base_s * 2 ** max(0, attempt - 1))
+        ceiling: float = min(self.cap_s, self.base_s * 2.0 ** max(0, attempt - 1))
+        return rand() * ceiling
 
 
 def _now() -> datetime:

@@ -140,9 +140,11 @@ async def open_transport(config: ServerConfig, eof: anyio.Event, stderr: StderrT
     if isinstance(config, StdioServer):
         async with _stdio(config, eof, stderr) as streams:
             yield streams
-    else:
+    elif isinstance(config, RemoteServer):
         async with _remote(config, eof) as streams:
             yield streams
+    else:
+        raise TypeError(f"{config.name} runs in process; it has no transport")
 
 
 @asynccontextmanager

@@ -301,7 +301,7 @@ class LocalExecutor:
         if request.resume and request.options.run_id:
             run_id = request.options.run_id
             stored = {s.step_id: s for s in await self._store.get_steps(run_id)}
-            records = {}
+            records: dict[str, StepRecord] = {}
             for step in plan.steps:
                 old = stored.get(step.id)
                 if old is not None and old.status is StepStatus.SUCCEEDED:
@@ -312,7 +312,7 @@ class LocalExecutor:
             await self._store.set_run_status(run_id, RunStatus.RUNNING, owner_pid=os.getpid())
         else:
             run_id = request.options.run_id or new_run_id()
-            records = {s.id: StepRecord(run_id=run_id, step_id=s.id, tool=s.tool) for s in plan.steps}
+            records = {str(s.id): StepRecord(run_id=run_id, step_id=s.id, tool=s.tool) for s in plan.steps}
             run = RunRecord(
                 run_id=run_id,
                 plan_id=request.plan_id,
@@ -324,8 +324,8 @@ class LocalExecutor:
                 owner_pid=os.getpid(),
             )
             await self._store.create_run(run, list(records.values()))
-        done = {s.id: anyio.Event() for s in plan.steps}
-        outputs = {}
+        done: dict[str, anyio.Event] = {s.id: anyio.Event() for s in plan.steps}
+        outputs: dict[str, Any] = {}
         finished = 0
         for sid, rec in records.items():
             if rec.status is StepStatus.SUCCEEDED:

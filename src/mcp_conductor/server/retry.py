@@ -19,7 +19,7 @@ from mcp_conductor.server.plan_models import RetryPolicy
 def backoff_delay(policy: RetryPolicy, failed_tries: int, rand: Callable[[], float] = random.random) -> float:
     """The sleep before the next try, after ``failed_tries`` (>= 1) failures."""
     ceiling = min(policy.max_backoff_s, policy.backoff_s * 2 ** (failed_tries - 1))
-    return rand() * ceiling
+    return float(rand() * ceiling)
 
 
 def should_retry(policy: RetryPolicy, tool: ToolInfo | None, kind: str, tries: int) -> bool:

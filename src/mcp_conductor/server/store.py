@@ -52,6 +52,7 @@ _ELSEWHERE = f"--state-dir or {STATE_DIR_ENV}"
 _WRITABLE_HINT = f"set {_ELSEWHERE} to a writable directory"
 
 T = TypeVar("T")
+K = TypeVar("K", bound=str)  # tool ids: str or a NewType of it (Mapping keys are invariant)
 
 
 class StoreError(ConductorError):
@@ -364,7 +365,7 @@ class RunStore:
 
     # -- metrics -------------------------------------------------------------------------------------------
 
-    async def save_metrics(self, items: Mapping[str, ToolMetrics]) -> None:
+    async def save_metrics(self, items: Mapping[K, ToolMetrics]) -> None:
         """Store the given tools' metrics (whole values, replacing the stored ones) in one transaction.
 
         Raises:

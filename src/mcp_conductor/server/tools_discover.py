@@ -108,7 +108,7 @@ def _describe(tool: ToolInfo, score: float, stats: ToolStats | None, include_sch
         output_schema=dict(tool.output_schema) if include_schemas and tool.output_schema else None,
         annotations=dict(tool.annotations) if tool.annotations else None,
         score=round(score, 4),
-        stats=ToolStatsOut(**stats.public()) if stats is not None and stats.calls else None,  # type: ignore[arg-type]
+        stats=ToolStatsOut(**stats.public()) if stats is not None and stats.calls else None,
     )
 
 
