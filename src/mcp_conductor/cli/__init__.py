@@ -48,13 +48,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except ConductorError as exc:
+    except (ConductorError, BaseExceptionGroup) as exc:
+        error = _conductor_error(exc)
+        if error is None:
+            raise
         if args.debug:
             traceback.print_exc()
-        print(f"error: {exc.message}", file=sys.stderr)
-        if exc.hint:
-            print(f"hint: {exc.hint}", file=sys.stderr)
-        return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED
+        print(f"error: {error.message}", file=sys.stderr)
+        if error.hint:
+            print(f"hint: {error.hint}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(error, ConfigError) else EXIT_FAILED
     finally:
         if stream is not None:
             stream.close()
+
+
+def _conductor_error(exc: BaseException) -> ConductorError | None:
+    """The error to report: ``exc`` itself, or the first ConductorError inside an exception group (task groups
+    wrap what their tasks raise)."""
+    if isinstance(exc, ConductorError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            if (found := _conductor_error(inner)) is not None:
+                return found
+    return None

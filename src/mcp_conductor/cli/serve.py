@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
 import anyio
 
 from mcp_conductor.cli.common import EXIT_OK, add_config_option, add_state_dir_option, load, state_dir
 from mcp_conductor.server.app import build_server
 from mcp_conductor.server.http import TOKEN_ENV, HttpOptions, serve_http
+from mcp_conductor.server.store import RunStore
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -40,7 +42,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = load(args)
-    server = build_server(config, state_dir=state_dir(args))
+    directory = state_dir(args)
+    anyio.run(_check_store, directory)  # fail here, with a clear message, not inside the host's handshake
+    server = build_server(config, state_dir=directory)
     if not args.http:
         anyio.run(server.run_stdio_async)
         return EXIT_OK
@@ -52,3 +56,11 @@ def run(args: argparse.Namespace) -> int:
     )
     anyio.run(serve_http, server, options)
     return EXIT_OK
+
+
+async def _check_store(directory: Path) -> None:
+    """Raises:
+    StoreError: the state directory or its database cannot be used.
+    """
+    async with RunStore.open(directory):
+        pass
