@@ -305,9 +305,7 @@ def _build_server(
         )
     if "command" not in entry:
         known = {*_StdioEntry.model_fields, *_RemoteEntry.model_fields}
-        unknown = "".join(
-            f'; unknown key "{k}"{_did_you_mean(k, known)}' for k in entry if k not in known
-        )
+        unknown = "".join(f'; unknown key "{k}"{_did_you_mean(k, known)}' for k in entry if k not in known)
         problems.append(f'{where}: needs "command" (a stdio server) or "url" (a remote server){unknown}')
         return None
     stdio = _validate(_StdioEntry, entry, where, problems)
@@ -332,7 +330,7 @@ def _validate(model: type[M], data: Any, where: str, problems: list[str]) -> M |
             field = f"{where}.{loc}" if loc else where
             if err["type"] == "extra_forbidden":
                 key = str(err["loc"][-1])
-                problems.append(f"{field}: unknown key \"{key}\"{_did_you_mean(key, _keys(model))}")
+                problems.append(f'{field}: unknown key "{key}"{_did_you_mean(key, _keys(model))}')
             elif err["type"] == "missing":
                 problems.append(f"{field}: required but missing")
             else:

@@ -68,6 +68,7 @@ class ServerStatus:
     attempts: int = 0
     protocol_version: str | None = None
     stderr_tail: str = ""
+    stdout_garbage: int = 0  # lines on stdout that were not MCP messages (for ``doctor``'s diagnosis)
 
     def public(self) -> dict[str, Any]:
         return {"server": self.name, "state": self.state.value, "error": self.error}
@@ -275,6 +276,7 @@ class Connection:
             self.request_refresh()
         elif isinstance(message, Exception):
             first_line = _describe(message).splitlines()[0]
+            self._set(stdout_garbage=self._status.stdout_garbage + 1)
             log.warning("pool.server_sent_garbage", server=self.name, error=first_line[:300])
 
     async def _list_tools(self, client: Client) -> None:
