@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 
 from mcp_conductor.client_pool.config import ConductorConfig, load_config
-from mcp_conductor.errors import ConfigError
+from mcp_conductor.errors import ConductorError, ConfigError
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the command ran and something failed (a server, a run)
@@ -26,6 +28,12 @@ exit codes:
 """
 
 CONFIG_NAME = "mcp-conductor.json"
+
+
+class UsageError(ConductorError):
+    """A bad argument or input file (exit code 2): an unknown run or step, an unreadable plan file."""
+
+    kind = "usage_error"
 
 
 def default_config_path() -> Path:
@@ -61,14 +69,17 @@ def load(args: argparse.Namespace, *, announce: bool = True) -> ConductorConfig:
 
 def add_config_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--config", "-c", metavar="FILE",
+        "--config",
+        "-c",
+        metavar="FILE",
         help=f"mcpServers JSON (default: $MCP_CONDUCTOR_CONFIG, ./{CONFIG_NAME}, then {default_config_path()})",
     )
 
 
 def add_state_dir_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--state-dir", metavar="DIR",
+        "--state-dir",
+        metavar="DIR",
         help="where runs, plans and metrics are stored (default: $MCP_CONDUCTOR_STATE_DIR, else the user "
         "state directory)",
     )
@@ -78,3 +89,26 @@ def state_dir(args: argparse.Namespace) -> Path:
     from mcp_conductor.server.store import resolve_state_dir
 
     return resolve_state_dir(getattr(args, "state_dir", None))
+
+
+def read_json_file(path: str, what: str, *, hint: str | None = None) -> Any:
+    """The parsed JSON content of ``path`` (``-`` reads stdin).
+
+    Raises:
+        UsageError: the file is missing, unreadable or not JSON (with line and column).
+    """
+    if Path(path).suffix.lower() in (".yaml", ".yml"):
+        raise UsageError(f"{path}: YAML {what}s are not supported", hint="write the file as JSON")
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise UsageError(f"{what} file not found: {path}", hint=hint) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read {what} file {path}: {exc}", hint=hint) from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(
+            f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
+            hint="check for a missing comma or quote, or a trailing comma, just before that position",
+        ) from exc

@@ -47,17 +47,18 @@ def _section(title: str) -> None:
     print(f"\n== {title} " + "=" * max(0, 70 - len(title)))
 
 
-async def _demo(timeout: float) -> int:
+async def _demo(limit_s: float) -> int:
     params = StdioServerParameters(
         command=sys.executable,
         args=["-m", "mcp_conductor", "serve", "--config", str(DEMO_CONFIG_PATH)],
         env={k: v for k in PASSED_ENV if (v := os.environ.get(k)) is not None},
     )
-    with anyio.fail_after(timeout):
+    with anyio.fail_after(limit_s):
         async with Client(params) as client:
             info = client.server_info
-            _section(f"connected to {info.name if info else 'mcp-conductor'} over stdio "
-                     f"(protocol {client.protocol_version})")
+            _section(
+                f"connected to {info.name if info else 'mcp-conductor'} over stdio (protocol {client.protocol_version})"
+            )
             listed = await client.list_tools()
             _section(f"tools/list: the host sees {len(listed.tools)} tools")
             for tool in listed.tools:
@@ -81,7 +82,8 @@ async def _discover(client: Client) -> bool:
             continue
         found = result.structured_content
         for rank, tool in enumerate(found["tools"], 1):
-            print(f"  {rank}. {tool['id']:24s} score {tool['score']:6.2f}  {' '.join(tool['description'].split())[:60]}")
+            summary = " ".join(tool["description"].split())[:60]
+            print(f"  {rank}. {tool['id']:24s} score {tool['score']:6.2f}  {summary}")
         for down in found["unavailable_servers"]:
             print(f"  (unavailable: {down['server']} {down['state']}: {down['error']})")
             ok = False
@@ -94,8 +96,11 @@ DEMO_PLAN: dict[str, Any] = {
         {"id": "read", "tool": "files/read_text", "arguments": {"path": "${inputs.path}"}},
         {"id": "stats", "tool": "text/word_stats", "arguments": {"text": "${steps.read.text}"}},
         {"id": "kw", "tool": "text/keywords", "arguments": {"text": "${steps.read.text}", "top": 5}},
-        {"id": "save", "tool": "notes/put",
-         "arguments": {"key": "summary", "value": "${steps.stats.words} words; keywords: ${steps.kw.keywords}"}},
+        {
+            "id": "save",
+            "tool": "notes/put",
+            "arguments": {"key": "summary", "value": "${steps.stats.words} words; keywords: ${steps.kw.keywords}"},
+        },
     ],
     "outputs": ["stats", "kw", "save"],
 }

@@ -25,12 +25,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--catalog", required=True, metavar="FILE", help="JSON list of {id, server, name, description, "
-                   "inputSchema} records")
+    p.add_argument(
+        "--catalog",
+        required=True,
+        metavar="FILE",
+        help="JSON list of {id, server, name, description, inputSchema} records",
+    )
     p.add_argument("--top-k", type=int, default=10, metavar="K", help="how many results (default 10)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
-    p.add_argument("--batch", action="store_true",
-                   help="read one query per line from stdin; print one JSON line per query")
+    p.add_argument(
+        "--batch", action="store_true", help="read one query per line from stdin; print one JSON line per query"
+    )
     p.add_argument("query", nargs="?", default=None, help="the task, in plain words")
     p.set_defaults(func=run)
 
@@ -44,8 +49,9 @@ def load_catalog(path: str) -> list[ToolInfo]:
     except FileNotFoundError as exc:
         raise ConfigError(f"catalog file not found: {path}") from exc
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"cannot read catalog {path}: {exc}",
-                          hint="export one with `mcp-conductor tools --json > catalog.json`") from exc
+        raise ConfigError(
+            f"cannot read catalog {path}: {exc}", hint="export one with `mcp-conductor tools --json > catalog.json`"
+        ) from exc
     if not isinstance(raw, list):
         raise ConfigError(f"catalog {path} must be a JSON list of tool records")
     tools: list[ToolInfo] = []
@@ -75,9 +81,17 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("give a QUERY, or --batch to read queries from stdin")
     hits = index.search(args.query, top_k=args.top_k)
     if args.json:
-        print(json.dumps({"query": args.query, "results": [
-            {"id": h.tool.id, "score": round(h.score, 4), "description": h.tool.description} for h in hits
-        ]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "query": args.query,
+                    "results": [
+                        {"id": h.tool.id, "score": round(h.score, 4), "description": h.tool.description} for h in hits
+                    ],
+                },
+                indent=2,
+            )
+        )
     else:
         for rank, hit in enumerate(hits, 1):
             summary = " ".join(hit.tool.description.split())[:90]

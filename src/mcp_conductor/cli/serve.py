@@ -32,11 +32,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--http", action="store_true", help="serve streamable HTTP instead of stdio")
     p.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8765, help="HTTP port (default 8765)")
-    p.add_argument("--auth-token", default=None,
-                   help=f"bearer token required on every HTTP request (default: ${TOKEN_ENV}); "
-                        "required for a non-loopback --host")
-    p.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN",
-                   help="an extra allowed Origin header value for browser clients (repeatable)")
+    p.add_argument(
+        "--auth-token",
+        default=None,
+        help=f"bearer token required on every HTTP request (default: ${TOKEN_ENV}); required for a non-loopback --host",
+    )
+    p.add_argument(
+        "--allowed-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="an extra allowed Origin header value for browser clients (repeatable)",
+    )
     p.set_defaults(func=run)
 
 

@@ -24,16 +24,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     add_config_option(p)
     p.add_argument("--json", action="store_true", help="print the catalog as a JSON list (for discover --catalog)")
-    p.add_argument("--wait", type=float, default=None, metavar="S",
-                   help="how long to wait for servers to start (default: the longest connect timeout)")
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=None,
+        metavar="S",
+        help="how long to wait for servers to start (default: the longest connect timeout)",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     config = load(args)
-    wait = args.wait if args.wait is not None else max(
-        [config.connect_timeout_s(n) for n in config.servers] or [0.0]
-    ) + 5
+    wait = (
+        args.wait if args.wait is not None else max([config.connect_timeout_s(n) for n in config.servers] or [0.0]) + 5
+    )
     return anyio.run(_run, config, wait, args.json)
 
 

@@ -23,6 +23,7 @@ header values) are kept out of ``repr``, logs and error messages.
 from __future__ import annotations
 
 import difflib
+import itertools
 import json
 import os
 import re
@@ -142,7 +143,11 @@ class RemoteServer(_Strict):
     settings: ServerSettings = Field(default_factory=ServerSettings)
 
     def public(self) -> dict[str, Any]:
-        return {"transport": self.transport, "url": _redact_url(self.url), "headers": dict.fromkeys(self.headers, "***")}
+        return {
+            "transport": self.transport,
+            "url": _redact_url(self.url),
+            "headers": dict.fromkeys(self.headers, "***"),
+        }
 
 
 class InProcessServer(BaseModel):
@@ -219,9 +224,7 @@ def parse_config(text: str, *, source: str = "<config>", environ: Mapping[str, s
     return build_config(raw, source=source, environ=environ)
 
 
-def build_config(
-    raw: Any, *, source: str = "<config>", environ: Mapping[str, str] | None = None
-) -> ConductorConfig:
+def build_config(raw: Any, *, source: str = "<config>", environ: Mapping[str, str] | None = None) -> ConductorConfig:
     """Validate an already-parsed config object (see ``load_config``).
 
     Raises:
@@ -230,7 +233,7 @@ def build_config(
     env = _expansion_env(environ)
     problems: list[str] = []
     if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: the config must be a JSON object with an \"mcpServers\" object")
+        raise ConfigError(f'{source}: the config must be a JSON object with an "mcpServers" object')
     entries = raw.get("mcpServers")
     if entries is None:
         close = difflib.get_close_matches("mcpServers", [str(k) for k in raw], n=1)
@@ -243,7 +246,9 @@ def build_config(
     if conductor is not None:
         for name in conductor.servers:
             if name not in entries:
-                problems.append(f'conductor.servers.{name}: no server "{name}" in mcpServers{_did_you_mean(name, entries)}')
+                problems.append(
+                    f'conductor.servers.{name}: no server "{name}" in mcpServers{_did_you_mean(name, entries)}'
+                )
 
     servers: dict[ServerName, ServerConfig] = {}
     skipped: list[str] = []
@@ -253,7 +258,7 @@ def build_config(
             problems.append(f"{where}: server names may use letters, digits, '_', '-' and '.' (max 64 characters)")
             continue
         if not isinstance(entry, dict):
-            problems.append(f"{where}: expected an object with \"command\" (stdio) or \"url\" (remote)")
+            problems.append(f'{where}: expected an object with "command" (stdio) or "url" (remote)')
             continue
         settings = conductor.servers.get(name, ServerSettings()) if conductor else ServerSettings()
         server = _build_server(name, entry, settings, env, problems)
@@ -382,7 +387,7 @@ def _runs_conductor(server: StdioServer) -> bool:
     words = [PurePath(server.command).name, *server.args]
     if any(w in ("mcp-conductor", "mcp_conductor") or w.startswith("mcp-conductor@") for w in words):
         return True
-    return any(a == "-m" and b == "mcp_conductor" for a, b in zip(words, words[1:], strict=False))
+    return any(a == "-m" and b == "mcp_conductor" for a, b in itertools.pairwise(words))
 
 
 def _redact_url(url: str) -> str:

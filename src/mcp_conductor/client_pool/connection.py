@@ -217,8 +217,13 @@ class Connection:
                         )
                         self._ready.set()
                         self._settled.set()
-                        log.info("pool.server_connected", server=self.name, tools=self._status.tools,
-                                 connect_ms=self._status.connect_ms, protocol=client.protocol_version)
+                        log.info(
+                            "pool.server_connected",
+                            server=self.name,
+                            tools=self._status.tools,
+                            connect_ms=self._status.connect_ms,
+                            protocol=client.protocol_version,
+                        )
                         await self._serve(client, eof)
                 except Exception as exc:  # spawn failure, handshake error, ExceptionGroup from HTTP transports
                     self._fail(exc)
@@ -312,7 +317,9 @@ class Connection:
         self._set(tools=len(tools))
 
     # -- calls ---------------------------------------------------------------------------------------------
-    async def call_tool(self, tool: str, arguments: dict[str, Any], *, timeout_s: float | None = None) -> CallToolResult:
+    async def call_tool(
+        self, tool: str, arguments: dict[str, Any], *, timeout_s: float | None = None
+    ) -> CallToolResult:
         """Call ``tool`` on this server within ``timeout_s`` (default: the server's configured timeout).
 
         Waits for a server that is still connecting (within the same timeout); cancellation of the caller
@@ -336,7 +343,9 @@ class Connection:
                     result = await client.call_tool(tool, arguments)
             except TimeoutError as exc:
                 raise CallTimeoutError(
-                    f"{self.name}/{tool} did not answer within {timeout:g}s", server=self.name, tool=tool,
+                    f"{self.name}/{tool} did not answer within {timeout:g}s",
+                    server=self.name,
+                    tool=tool,
                     hint="raise the step's timeout_s or the server's timeout_s in the config",
                 ) from exc
             except MCPError as exc:
@@ -365,7 +374,9 @@ class Connection:
         if client is None:
             detail = f": {self._status.error}" if self._status.error else ""
             raise ServerUnavailableError(
-                f"server {self.name} is {self.state.value}{detail}", server=self.name, tool=tool,
+                f"server {self.name} is {self.state.value}{detail}",
+                server=self.name,
+                tool=tool,
                 hint="run `mcp-conductor doctor` to see why it does not start",
             )
         return client

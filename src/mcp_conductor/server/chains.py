@@ -84,7 +84,7 @@ class ChainService:
         plan_id: str | None = None,
         plan: Mapping[str, Any] | None = None,
         inputs: Mapping[str, Any] | None = None,
-        options: ExecuteOptionsIn = ExecuteOptionsIn(),
+        options: ExecuteOptionsIn | None = None,
         progress: ProgressFn | None = None,
     ) -> ExecuteResult:
         """Run a plan (by id or inline), repeat a finished run, or resume an unfinished one.
@@ -96,6 +96,7 @@ class ChainService:
             ConductorError: neither ``plan_id`` nor ``plan`` was given.
             StoreError: the store cannot be read or written.
         """
+        options = options or ExecuteOptionsIn()
         resume_id = options.resume_run_id
         if resume_id is None and options.run_id is not None:
             existing = await self.store.get_run(options.run_id)

@@ -34,13 +34,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
-from jsonschema import (
-    Draft4Validator,
-    Draft6Validator,
-    Draft7Validator,
-    Draft201909Validator,
-    Draft202012Validator,
-)
 from jsonschema.exceptions import SchemaError
 from jsonschema.protocols import Validator
 
@@ -71,11 +64,6 @@ from mcp_conductor.server.references import (
 )
 
 _CHAIN_RESULT = re.compile(r"(?<![A-Za-z0-9_])CHAIN_RESULT(?![A-Za-z0-9_])")
-_WHOLE_VALUE_KEYWORDS = frozenset({"anyOf", "oneOf", "not", "enum", "const", "contains", "uniqueItems"})
-_VALIDATORS: dict[str, type[Validator]] = {
-    str(cls.META_SCHEMA.get("$id") or cls.META_SCHEMA.get("id")).rstrip("#"): cls
-    for cls in (Draft4Validator, Draft6Validator, Draft7Validator, Draft201909Validator, Draft202012Validator)
-}
 
 
 @dataclass(frozen=True, slots=True)
