@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 import anyio
+import structlog
+from mcp.server.mcpserver import MCPServer
 
 from mcp_conductor.cli.common import EXIT_OK, add_config_option, add_state_dir_option, load, state_dir
 from mcp_conductor.server.app import build_server
 from mcp_conductor.server.http import TOKEN_ENV, HttpOptions, serve_http
 from mcp_conductor.server.store import RunStore
+
+log = structlog.get_logger(__name__)
+
+# The pool stops a downstream server within about 4.5 s (2 s for it to exit on EOF, then SIGTERM, then SIGKILL
+# 2 s later): the most a signalled server waits before it leaves regardless.
+SIGNAL_EXIT_GRACE_S = 6.0
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -53,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     anyio.run(_check_store, directory)  # fail here, with a clear message, not inside the host's handshake
     server = build_server(config, state_dir=directory)
     if not args.http:
-        anyio.run(server.run_stdio_async)
+        anyio.run(_serve_stdio, server)
         return EXIT_OK
     options = HttpOptions(
         host=args.host,
@@ -63,6 +75,34 @@ def run(args: argparse.Namespace) -> int:
     )
     anyio.run(serve_http, server, options)
     return EXIT_OK
+
+
+async def _serve_stdio(server: MCPServer[Any]) -> None:
+    """Serve stdio until the host closes stdin, or until SIGTERM/SIGHUP.
+
+    A host that disconnects closes our stdin and, if we are not gone 2 s later, sends SIGTERM to our process
+    group. The downstream servers run in sessions of their own (the SDK starts each one that way), so dying
+    at once on SIGTERM would orphan them, and one that ignores stdin would live forever. On a signal the
+    server stops like on EOF: the pool's shutdown terminates every downstream process.
+    """
+    async with anyio.create_task_group() as tg:
+        if sys.platform != "win32":
+            tg.start_soon(_stop_on_signal, tg.cancel_scope)
+        await server.run_stdio_async()
+        tg.cancel_scope.cancel()
+
+
+async def _stop_on_signal(scope: anyio.CancelScope) -> None:
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGHUP) as signals:
+        async for signum in signals:
+            log.info("serve.stopping", signal=signal.Signals(signum).name)
+            scope.cancel()
+            # The SDK reads stdin in a worker thread that cancellation cannot reach, so with stdin still open
+            # the process would wait for the host forever; leave once the pool has had time to stop.
+            timer = threading.Timer(SIGNAL_EXIT_GRACE_S, os._exit, args=(128 + signum,))
+            timer.daemon = True
+            timer.start()
+            return
 
 
 async def _check_store(directory: Path) -> None:

@@ -34,7 +34,8 @@ Example: {"plan": {"steps": [
 EXECUTE_DESCRIPTION = """\
 Run a tool plan in one call: steps whose dependencies are done run in parallel, and each step's result feeds
 later steps through ${steps.ID.field} references, with no round trip through you. Pass either a plan_id from
-plan_chain or the plan itself (validated the same way; an invalid plan runs nothing and returns its errors).
+plan_chain or the plan itself, in plan_chain's format with tool ids written "server/tool" (validated the same
+way; an invalid plan runs nothing and returns its errors).
 Returns the run status, the value of each output step, and per-step status, attempts, timing and errors.
 Large outputs are cut; the full value is the resource conductor://runs/{run_id}/steps/{step_id}.
 Options: timeout_s (whole chain), default_step_timeout_s, max_concurrency, on_error, run_id (an idempotency
