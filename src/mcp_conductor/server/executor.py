@@ -23,10 +23,11 @@ from typing import Any, Literal, Protocol
 
 import anyio
 import structlog
+from mcp.types import CallToolResult
 
 from mcp_conductor.client_pool.catalog import CatalogSnapshot, ToolId, ToolInfo
 from mcp_conductor.client_pool.pool import ClientPool
-from mcp_conductor.errors import CallTimeoutError, ConductorError, DownstreamError
+from mcp_conductor.errors import CallTimeoutError, ConductorError, DownstreamError, ProtocolError
 from mcp_conductor.server.plan_models import Plan, Step
 from mcp_conductor.server.references import find_references, substitute
 from mcp_conductor.server.retry import backoff_delay, should_retry
@@ -232,7 +233,7 @@ class LocalExecutor:
             log.info("chain.step_started", tool=step.tool, attempt=tries)
             t0 = time.perf_counter()
             try:
-                result = await self._pool.call_tool(server, name, arguments, timeout_s=timeout)
+                result = await _call(self._pool, server, name, arguments, timeout)
             except DownstreamError as exc:
                 elapsed = (time.perf_counter() - t0) * 1000
                 timed_out = isinstance(exc, CallTimeoutError)
@@ -399,6 +400,23 @@ def _dependencies(step: Step) -> list[str]:
 def _sinks(plan: Plan) -> list[str]:
     used = {d for s in plan.steps for d in _dependencies(s)}
     return [s.id for s in plan.steps if s.id not in used]
+
+
+async def _call(pool: ClientPool, server: str, tool: str, arguments: Any, timeout_s: float) -> CallToolResult:
+    """``pool.call_tool``; an error the pool did not translate (the SDK raises ``RuntimeError`` for a result that
+    breaks the tool's output schema) becomes a ``ProtocolError``, so it fails this step instead of the whole run.
+
+    Raises:
+        DownstreamError: a subclass per failure kind.
+    """
+    try:
+        return await pool.call_tool(server, tool, arguments, timeout_s=timeout_s)
+    except DownstreamError:
+        raise
+    except Exception as exc:
+        raise ProtocolError(
+            f"{server}/{tool} failed in the MCP client: {type(exc).__name__}: {exc}", server=server, tool=tool
+        ) from exc
 
 
 def _lookup(snapshot: CatalogSnapshot, tool_id: str) -> ToolInfo | None:

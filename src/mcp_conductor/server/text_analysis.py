@@ -62,7 +62,7 @@ SYNONYM_GROUPS: tuple[tuple[str, ...], ...] = (
     ("list", "show", "enumerate", "browse"),
     ("send", "post", "publish", "submit"),
     ("update", "edit", "modify", "change", "set"),
-    ("write", "save", "store", "persist"),
+    ("write", "save", "store", "persist", "put"),
     ("run", "execute", "start", "launch", "invoke"),
     ("convert", "transform", "translate", "export"),
     ("summarize", "summary", "overview"),
