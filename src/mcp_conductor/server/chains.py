@@ -7,7 +7,9 @@ new run, a repeat of a finished one (same ``run_id``) or a resume, and shapes th
 
 from __future__ import annotations
 
+import json
 import os
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -25,6 +27,7 @@ from mcp_conductor.server.store import RunStore, pid_alive
 from mcp_conductor.server.values import DEFAULT_OUTPUT_BUDGET_BYTES, budgeted, step_resource_uri
 
 PRUNE_EVERY = 20
+CHECKED_CACHE_SIZE = 256
 
 
 class RunNotFoundError(ConductorError):
@@ -65,6 +68,7 @@ class ChainService:
         self._active: set[str] = set()
         self._keep_runs = keep_runs
         self._runs_since_prune = 0
+        self._checked_cache: OrderedDict[tuple[str, int, frozenset[str]], PlanResult] = OrderedDict()
 
     async def plan(self, raw: Mapping[str, Any] | Plan) -> PlanResult:
         """Validate ``raw``; a valid plan is stored under its ``plan_id``.
@@ -170,7 +174,18 @@ class ChainService:
         if inputs:
             own = plan.get("inputs")
             plan = {**plan, "inputs": {**(own if isinstance(own, dict) else {}), **inputs}}
-        return await self.plan(plan)
+        # Validity depends only on the plan and the catalog, so a repeated execution skips the schema checks.
+        key = (_canonical(plan), self._catalog().version, frozenset(self._unavailable()))
+        cached = self._checked_cache.get(key)
+        if cached is not None:
+            self._checked_cache.move_to_end(key)
+            return cached
+        result = await self.plan(plan)
+        if result.valid:
+            self._checked_cache[key] = result
+            if len(self._checked_cache) > CHECKED_CACHE_SIZE:
+                self._checked_cache.popitem(last=False)
+        return result
 
     def _result(
         self, run: RunRecord, steps: list[StepRecord], outputs: Mapping[str, Any], budget: int | None,
@@ -190,6 +205,10 @@ class ChainService:
             duration_ms=run.duration_ms,
             reused=reused,
         )
+
+
+def _canonical(plan: Mapping[str, Any]) -> str:
+    return json.dumps(plan, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 def stored_form(plan: Plan) -> dict[str, Any]:

@@ -82,6 +82,8 @@ def connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         conn.execute("PRAGMA journal_mode = WAL")
+        # Checkpoints (which fsync) run in the worker thread from RunStore, never inside a fast-path commit.
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
     except BaseException:
