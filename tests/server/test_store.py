@@ -438,3 +438,30 @@ def test_pid_alive_tells_a_running_process_from_a_finished_one() -> None:
     assert not pid_alive(gone.pid)
     assert not pid_alive(0)
     assert not pid_alive(-1)
+
+
+async def test_a_step_write_waits_in_the_thread_for_another_processes_lock_and_then_lands(tmp_path: Path) -> None:
+    # The fast path (on the event loop, busy timeout 0) must hand a locked write to the worker thread, which
+    # waits out the other writer instead of failing or blocking the loop.
+    async with RunStore.open(tmp_path, busy_timeout_ms=10_000) as store:
+        await store.create_run(a_run(), pending("run_1", "a"))
+        other = sqlite3.connect(tmp_path / DB_FILENAME, isolation_level=None, check_same_thread=False)
+        other.execute("BEGIN EXCLUSIVE")
+        loop_ran = anyio.Event()
+        try:
+            with anyio.fail_after(10):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(store.step_started, "run_1", "a", {"x": 1}, "2025-01-01T00:00:01+00:00", 1)
+
+                    async def release() -> None:
+                        await anyio.sleep(0)  # the loop is free while the write waits: this task runs
+                        loop_ran.set()
+                        await anyio.to_thread.run_sync(other.execute, "ROLLBACK")
+
+                    tg.start_soon(release)
+        finally:
+            other.close()
+        step = await store.get_step("run_1", "a")
+
+    assert loop_ran.is_set()
+    assert step is not None and (step.status, step.attempts, step.arguments) == (StepStatus.RUNNING, 1, {"x": 1})
