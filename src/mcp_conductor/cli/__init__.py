@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from collections.abc import Sequence
 
 from mcp_conductor import __version__
-from mcp_conductor.cli import demo, discover, serve, tools
-from mcp_conductor.cli.common import EXIT_CODES_HELP, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
+from mcp_conductor.cli import demo, discover, doctor, plan, run, runs, serve, tools
+from mcp_conductor.cli.common import EXIT_CODES_HELP, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, UsageError
 from mcp_conductor.errors import ConductorError, ConfigError
 from mcp_conductor.logs import configure_logging
 
-COMMANDS = (serve, demo, tools, discover)
+COMMANDS = (serve, demo, tools, discover, doctor, plan, run, runs)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,8 +26,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"mcp-conductor {__version__}")
     parser.add_argument("--debug", action="store_true", help="debug logs, and tracebacks on errors")
-    parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
-                        help="log level on stderr (default warning)")
+    parser.add_argument(
+        "--log-level",
+        default="warning",
+        choices=["debug", "info", "warning", "error"],
+        help="log level on stderr (default warning)",
+    )
     parser.add_argument("--log-json", action="store_true", help="log JSON lines instead of text")
     parser.add_argument("--log-file", metavar="FILE", help="append logs to FILE instead of stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -48,6 +53,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # stdout's reader went away (`| head`): no traceback, and no second error when Python flushes stdout
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
     except (ConductorError, BaseExceptionGroup) as exc:
         error = _conductor_error(exc)
         if error is None:
@@ -57,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error.message}", file=sys.stderr)
         if error.hint:
             print(f"hint: {error.hint}", file=sys.stderr)
-        return EXIT_USAGE if isinstance(error, ConfigError) else EXIT_FAILED
+        return EXIT_USAGE if isinstance(error, ConfigError | UsageError) else EXIT_FAILED
     finally:
         if stream is not None:
             stream.close()

@@ -112,3 +112,10 @@ def read_json_file(path: str, what: str, *, hint: str | None = None) -> Any:
             f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
             hint="check for a missing comma or quote, or a trailing comma, just before that position",
         ) from exc
+
+
+def unknown_run(run_id: str, directory: Path) -> UsageError:
+    return UsageError(
+        f"no run {run_id!r} in {directory}",
+        hint="`mcp-conductor runs list` shows the runs (use --state-dir for another directory)",
+    )

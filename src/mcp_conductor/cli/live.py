@@ -1,0 +1,180 @@
+"""The live view of a running chain: one row per step (state, attempts, duration) and the overall progress.
+
+The executor reports only counts, so the view polls the run store (every ``POLL_INTERVAL_S``), which holds
+each step's state as soon as it changes. On a terminal the table redraws in place (rich ``Live``); otherwise
+each change is one line on stderr, and the final table is printed once at the end.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Self
+
+import anyio
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from mcp_conductor.cli import console as ui
+from mcp_conductor.server.run_models import StepRecord
+from mcp_conductor.server.store import RunStore
+
+POLL_INTERVAL_S = 0.1
+
+STATE_WORDS = {
+    "pending": "waiting", "running": "running", "succeeded": "done", "failed": "failed", "timeout": "timeout",
+    "skipped": "skipped", "cancelled": "cancelled",
+}  # fmt: skip
+FINAL_WORDS = frozenset({"done", "failed", "timeout", "skipped", "cancelled"})
+
+
+@dataclass(frozen=True, slots=True)
+class StepView:
+    step_id: str
+    tool: str
+    state: str = "waiting"
+    attempts: int = 0
+    started_at: datetime | None = None
+    duration_ms: float | None = None
+    error: str | None = None
+
+    def elapsed_ms(self, now: datetime) -> float | None:
+        if self.duration_ms is not None:
+            return self.duration_ms
+        if self.state == "running" and self.started_at is not None:
+            return max(0.0, (now - self.started_at).total_seconds() * 1000)
+        return None
+
+
+def parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def format_ms(ms: float | None) -> str:
+    if ms is None:
+        return "-"
+    return f"{ms:.0f} ms" if ms < 10_000 else f"{ms / 1000:.1f} s"
+
+
+class RunView:
+    """The rows of one run, updated from store records; ``update`` returns a line per change."""
+
+    def __init__(self, steps: Sequence[tuple[str, str]], run_id: str) -> None:
+        self.run_id = run_id
+        self.rows = {sid: StepView(sid, tool) for sid, tool in steps}
+        self.started = datetime.now(UTC)
+
+    def update(self, records: Sequence[StepRecord]) -> list[str]:
+        changes = []
+        for record in records:
+            old = self.rows.get(record.step_id)
+            state = STATE_WORDS.get(record.status.value, record.status.value)
+            started, finished = parse_time(record.started_at), parse_time(record.finished_at)
+            duration = record.duration_ms
+            if duration is None and started is not None and finished is not None:
+                duration = max(0.0, (finished - started).total_seconds() * 1000)
+            error = None
+            if record.error is not None:
+                same = record.error.kind in (state, record.status.value)
+                error = record.error.message if same else f"{record.error.kind}: {record.error.message}"
+            new = StepView(
+                record.step_id,
+                record.tool,
+                state,
+                record.attempts,
+                started,
+                None if state == "running" else duration,
+                error,
+            )
+            self.rows[record.step_id] = new
+            if old is None or (old.state, old.attempts) != (new.state, new.attempts):
+                changes.append(_change_line(new))
+        return changes
+
+    def done(self) -> int:
+        return sum(row.state in FINAL_WORDS for row in self.rows.values())
+
+    def render(self, console: Console, now: datetime | None = None) -> RenderableType:
+        now = now or datetime.now(UTC)
+        return Group(self.table(console, now), self.progress(console, now))
+
+    def table(self, console: Console, now: datetime | None = None) -> Table:
+        now = now or datetime.now(UTC)
+        table = ui.table(console, "step", "tool", "state", "attempts", "duration", right=("attempts", "duration"))
+        for row in self.rows.values():
+            table.add_row(
+                Text(row.step_id),
+                Text(row.tool),
+                Text(row.state, style=ui.style(console, ui.STATUS_STYLES.get(row.state, ""))),
+                str(row.attempts) if row.attempts else "-",
+                format_ms(row.elapsed_ms(now)),
+            )
+        return table
+
+    def progress(self, console: Console, now: datetime) -> RenderableType:
+        total, done = len(self.rows), self.done()
+        elapsed = (now - self.started).total_seconds() * 1000
+        line = Text(f"{done}/{total} steps  {format_ms(elapsed)}  {self.run_id}")
+        if ui.plain(console):
+            return line
+        grid = Table.grid(padding=(0, 2))
+        grid.add_row(ProgressBar(total=max(total, 1), completed=done, width=30), line)
+        return grid
+
+
+def _change_line(row: StepView) -> str:
+    line = f"{row.step_id}: {row.state}"
+    if row.state == "running":
+        return line + (f" (attempt {row.attempts})" if row.attempts > 1 else "")
+    if row.duration_ms is not None:
+        line += f" in {format_ms(row.duration_ms)}"
+    if row.attempts > 1:
+        line += f" after {row.attempts} attempts"
+    if row.error and row.state != "done":
+        line += f": {row.error}"
+    return line
+
+
+class LiveDisplay:
+    """``with LiveDisplay(view, console, enabled=...)``: redraws on a terminal, prints changes on stderr
+    otherwise (or nothing when ``quiet``)."""
+
+    def __init__(self, view: RunView, console: Console, *, quiet: bool = False) -> None:
+        self.view = view
+        self.console = console
+        self.quiet = quiet
+        self.live: Live | None = None
+        if not quiet and console.is_terminal:
+            self.live = Live(view.render(console), console=console, auto_refresh=False, transient=False)
+
+    def __enter__(self) -> Self:
+        if self.live is not None:
+            self.live.__enter__()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.live is not None:
+            self.live.update(self.view.render(self.console), refresh=True)
+            self.live.__exit__(exc_type, exc, tb)
+
+    def show(self, records: Sequence[StepRecord]) -> None:
+        changes = self.view.update(records)
+        if self.live is not None:
+            self.live.update(self.view.render(self.console), refresh=True)
+        elif not self.quiet:
+            for line in changes:
+                print(line, file=sys.stderr, flush=True)
+
+    async def follow(self, store: RunStore, run_id: str) -> None:
+        """Poll the store until cancelled."""
+        while True:
+            self.show(await store.get_steps(run_id))
+            await anyio.sleep(POLL_INTERVAL_S)

@@ -1,0 +1,80 @@
+"""``mcp-conductor runs resume``: run again the steps of a stored run that did not succeed, with the live view."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from mcp_conductor.cli import console as ui
+from mcp_conductor.cli.common import UsageError, load, state_dir, unknown_run
+from mcp_conductor.cli.execution import Outcome, execute_live, parse_inputs, wait_for_servers
+from mcp_conductor.cli.live import LiveDisplay, RunView
+from mcp_conductor.cli.run import add_run_options, report
+from mcp_conductor.client_pool.config import ConductorConfig
+from mcp_conductor.server.app import open_conductor
+from mcp_conductor.server.chain_models import ExecuteOptionsIn, ExecuteResult
+from mcp_conductor.server.plan_models import PlanResult
+
+
+def register(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = actions.add_parser(
+        "resume",
+        help="re-run the steps of a run that did not succeed",
+        description="Resume a failed, cancelled, timed-out or interrupted run: steps that succeeded keep their "
+        "outputs, the others run again, with the same live view as `run`.",
+        epilog="examples:\n  mcp-conductor runs resume RUN_ID\n"
+        "  mcp-conductor runs resume RUN_ID --input path=other.md",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("run_id", metavar="RUN_ID")
+    add_run_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    inputs = parse_inputs(args.input)
+    config = load(args)
+    outcome = anyio.run(_resume, config, state_dir(args), args.run_id, inputs, args.timeout, args.json)
+    return report(outcome, args, args.run_id)
+
+
+async def _resume(
+    config: ConductorConfig,
+    directory: Path,
+    run_id: str,
+    inputs: dict[str, Any],
+    timeout_s: float | None,
+    quiet: bool,
+) -> Outcome:
+    async with open_conductor(config, directory) as conductor:
+        store = conductor.chains.store
+        record = await store.get_run(run_id)
+        if record is None:
+            raise unknown_run(run_id, directory)
+        plan = await store.get_plan(record.plan_id)
+        if plan is None:
+            raise UsageError(
+                f"the plan {record.plan_id} of run {run_id} is not in the store",
+                hint="import the run with its plan (`runs export` includes it)",
+            )
+        await wait_for_servers(conductor.pool, plan)
+        steps = await store.get_steps(run_id)
+        view = RunView([(s.step_id, s.tool) for s in steps], run_id)
+        view.update(steps)
+        with LiveDisplay(view, ui.out(), quiet=quiet) as display:
+            outcome = await execute_live(
+                conductor.chains,
+                view,
+                display,
+                inputs=inputs,
+                options=ExecuteOptionsIn(resume_run_id=run_id, timeout_s=timeout_s),
+            )
+        if outcome.result.status == "invalid":
+            checked = PlanResult(valid=False, errors=tuple(outcome.result.errors))
+            return Outcome(
+                ExecuteResult(run_id=run_id, status="invalid", errors=outcome.result.errors), invalid=checked
+            )
+        return outcome
