@@ -8,8 +8,8 @@ from mcp_conductor.cli.common import UsageError
 from mcp_conductor.cli.execution import parse_inputs, plan_servers, preview, runs_command, with_inputs
 from mcp_conductor.cli.gantt import Span, gantt, spans
 from mcp_conductor.cli.hints import ServerFacts, diagnose
-from mcp_conductor.cli.redact import redact, secret_values
 from mcp_conductor.client_pool.config import build_config
+from mcp_conductor.client_pool.secrets import redact, secret_values
 from mcp_conductor.server.run_models import RunRecord, RunStatus, StepRecord, StepStatus
 
 

@@ -229,3 +229,20 @@ async def test_no_child_process_survives_shutdown_not_even_one_that_ignores_sigt
     assert len(pids) == 4
     survivors = [pid for pid in pids if psutil.pid_exists(pid)]
     assert survivors == []
+
+
+async def test_a_secret_a_failing_server_prints_to_stderr_stays_out_of_its_status_and_the_log():
+    secret = "sk-live-0123456789abcdef"
+    leaky = {
+        "command": sys.executable,
+        "args": ["-c", "import os, sys; print('bad key ' + os.environ['API_KEY'], file=sys.stderr); sys.exit(2)"],
+        "env": {"API_KEY": secret},
+    }
+    with capture_logs() as logs:
+        async with pool_of({"leaky": leaky}) as pool:
+            with anyio.fail_after(20):
+                await pool.wait_settled()
+            status = pool.statuses()["leaky"]
+    assert status.state is ServerState.FAILED
+    assert "bad key ***" in status.stderr_tail and "bad key ***" in (status.error or "")
+    assert secret not in status.stderr_tail + (status.error or "") + repr(logs)

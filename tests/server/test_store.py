@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from mcp_conductor.server.metrics import ToolMetrics
@@ -454,7 +455,7 @@ async def test_a_step_write_waits_in_the_thread_for_another_processes_lock_and_t
                     tg.start_soon(store.step_started, "run_1", "a", {"x": 1}, "2025-01-01T00:00:01+00:00", 1)
 
                     async def release() -> None:
-                        await anyio.sleep(0)  # the loop is free while the write waits: this task runs
+                        await anyio.lowlevel.checkpoint()  # the loop is free while the write waits: this task runs
                         loop_ran.set()
                         await anyio.to_thread.run_sync(other.execute, "ROLLBACK")
 

@@ -27,9 +27,11 @@ from mcp import Client, MCPError
 from mcp.client.subscriptions import SubscriptionLost
 from mcp.types import CONNECTION_CLOSED, REQUEST_TIMEOUT, CallToolResult, TextContent, ToolListChangedNotification
 from mcp.types.version import MODERN_PROTOCOL_VERSIONS
+from pydantic import ValidationError
 
 from mcp_conductor.client_pool.catalog import Catalog, ServerName, ToolInfo
 from mcp_conductor.client_pool.config import InProcessServer, ServerConfig
+from mcp_conductor.client_pool.secrets import redact, server_secrets
 from mcp_conductor.client_pool.transports import StderrTail, open_transport
 from mcp_conductor.errors import (
     CallTimeoutError,
@@ -117,7 +119,8 @@ class Connection:
         self._refresh = anyio.Event()
         self._changed = anyio.Event()
         self._eof = anyio.Event()
-        self._stderr = StderrTail(config.name)
+        self._secrets = server_secrets(config)
+        self._stderr = StderrTail(config.name, self._secrets)
         state = ServerState.DISABLED if config.settings.disabled else ServerState.CONNECTING
         self._status = ServerStatus(self.name, config.transport, state, since=_now())
         self.in_flight = 0
@@ -330,7 +333,7 @@ class Connection:
             CallTimeoutError: the call took longer than ``timeout_s``; it was cancelled downstream.
             ConnectionLostError: the server went away during the call.
             ToolExecutionError: the tool answered with ``isError``.
-            ProtocolError: the server answered with a JSON-RPC error.
+            ProtocolError: the server answered with a JSON-RPC error or a result that is not a CallToolResult.
         """
         timeout = timeout_s if timeout_s is not None else self.call_timeout_s
         deadline = anyio.current_time() + timeout
@@ -352,6 +355,12 @@ class Connection:
                 if exc.code == CONNECTION_CLOSED and self._client is client:
                     self._mark_dead(client)
                 raise _translate(exc, self.name, tool) from exc
+            except ValidationError as exc:  # the answer to this call is not a CallToolResult
+                raise ProtocolError(
+                    f"{self.name}/{tool} answered with a malformed result: {_describe(exc)}",
+                    server=self.name,
+                    tool=tool,
+                ) from exc
             except (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream) as exc:
                 self._mark_dead(client)
                 raise ConnectionLostError(f"{self.name} closed the connection", server=self.name, tool=tool) from exc
@@ -394,6 +403,7 @@ class Connection:
         message = _describe(exc)
         if not was_ready and self._stderr.lines:
             message = f"{message} (stderr: {self._stderr.lines[-1][:300]})"
+        message = redact(message, self._secrets)
         self._set(state=state, error=message)
         log.warning("pool.server_failed", server=self.name, state=state.value, error=message)
 
@@ -426,5 +436,6 @@ def _describe(exc: BaseException) -> str:
         exc = exc.exceptions[0]
     if isinstance(exc, FileNotFoundError):
         return f"command not found: {exc.filename or exc}"
-    text = str(exc) or type(exc).__name__
+    # First line only: a pydantic error goes on for lines, which must not reach the LLM or the status.
+    text = str(exc).strip().split("\n", 1)[0] or type(exc).__name__
     return f"{type(exc).__name__}: {text}"[:500]

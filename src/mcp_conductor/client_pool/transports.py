@@ -24,6 +24,7 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
 from mcp_conductor.client_pool.config import RemoteServer, ServerConfig, StdioServer
+from mcp_conductor.client_pool.secrets import redact
 
 log = structlog.get_logger(__name__)
 
@@ -92,8 +93,9 @@ class EofWatch:
 class StderrTail:
     """The last lines a stdio child wrote to stderr, for error messages and ``doctor``."""
 
-    def __init__(self, server: str) -> None:
+    def __init__(self, server: str, secrets: frozenset[str] = frozenset()) -> None:
         self.server = server
+        self.secrets = secrets  # redacted from every line kept or logged
         self.lines: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
 
     def text(self) -> str:
@@ -123,7 +125,7 @@ class StderrTail:
                 buffer = b""
 
     def _line(self, raw: bytes) -> None:
-        line = raw.decode("utf-8", errors="replace").rstrip()
+        line = redact(raw.decode("utf-8", errors="replace").rstrip(), self.secrets)
         if line:
             self.lines.append(line[:2000])
             log.debug("pool.server_stderr", server=self.server, line=line[:2000])
