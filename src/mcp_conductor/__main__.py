@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from mcp_conductor.cli import main as _main
-
 
 def main() -> None:
-    sys.exit(_main())
+    try:
+        # Importing the CLI takes about a second (the MCP SDK); Ctrl-C then should not print a traceback.
+        from mcp_conductor.cli import main as cli_main
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(cli_main())
 
 
 if __name__ == "__main__":
