@@ -251,3 +251,13 @@ def test_an_empty_index_finds_and_lists_nothing() -> None:
     assert len(index) == 0
     assert index.search("anything at all") == []
     assert index.list_tools() == []
+
+
+def test_an_abbreviated_tool_name_matches_the_spelled_out_word_in_a_query():
+    index = ToolIndex.build(
+        [
+            ToolInfo(server=ServerName("text"), name="word_stats", description="Count the words of a text."),
+            ToolInfo(server=ServerName("math"), name="statistics", description="Mean and median of numbers."),
+        ]
+    )
+    assert [hit.tool.id for hit in index.search("word statistics", top_k=2)] == ["text/word_stats", "math/statistics"]

@@ -129,7 +129,20 @@ async def _plan_and_run(client: Client, names: set[str]) -> bool:
     print("  outputs:")
     for step_id, value in run["outputs"].items():
         print(f"    {step_id}: {json.dumps(value)[:110]}")
+    print(f"  (the run is stored: `mcp-conductor runs show {run['run_id']}`)")
+    await _measured(client)
     return bool(run.get("status") == "succeeded")
+
+
+async def _measured(client: Client) -> None:
+    """After a run, the measured latencies flow back into planning and discovery."""
+    again = (await client.call_tool("plan_chain", {"plan": DEMO_PLAN})).structured_content or {}
+    _section("metrics flow back: plan_chain and discover_tools after the run")
+    basis = sorted(set((again.get("estimate_basis") or {}).values()))
+    print(f"  estimated_latency_ms {again.get('estimated_latency_ms', 0):.1f} (basis: {', '.join(basis)})")
+    found = await client.call_tool("discover_tools", {"query": "count the words in a text", "top_k": 1, "include_schemas": False})
+    for tool in (found.structured_content or {}).get("tools", []):
+        print(f"  {tool['id']}: stats {json.dumps(tool['stats'])}")
 
 
 def _text(result: Any) -> str:

@@ -70,6 +70,14 @@ SYNONYM_GROUPS: tuple[tuple[str, ...], ...] = (
     ("folder", "directory", "dir"),
     ("picture", "image", "photo", "img"),
     ("website", "site", "webpage", "page", "url", "link"),
+    # Abbreviations tool names use for words task statements spell out.
+    ("statistics", "stats"),
+    ("information", "info"),
+    ("configuration", "config"),
+    ("repository", "repo"),
+    ("message", "msg"),
+    ("document", "doc"),
+    ("database", "db"),
 )
 
 
