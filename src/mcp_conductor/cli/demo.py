@@ -140,7 +140,9 @@ async def _measured(client: Client) -> None:
     _section("metrics flow back: plan_chain and discover_tools after the run")
     basis = sorted(set((again.get("estimate_basis") or {}).values()))
     print(f"  estimated_latency_ms {again.get('estimated_latency_ms', 0):.1f} (basis: {', '.join(basis)})")
-    found = await client.call_tool("discover_tools", {"query": "count the words in a text", "top_k": 1, "include_schemas": False})
+    found = await client.call_tool(
+        "discover_tools", {"query": "count the words in a text", "top_k": 1, "include_schemas": False}
+    )
     for tool in (found.structured_content or {}).get("tools", []):
         print(f"  {tool['id']}: stats {json.dumps(tool['stats'])}")
 
