@@ -466,3 +466,14 @@ async def test_a_step_write_waits_in_the_thread_for_another_processes_lock_and_t
 
     assert loop_ran.is_set()
     assert step is not None and (step.status, step.attempts, step.arguments) == (StepStatus.RUNNING, 1, {"x": 1})
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="zombies are told apart through /proc")
+def test_pid_alive_counts_an_unreaped_killed_process_as_dead() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        child.kill()
+        os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # dead but not reaped: a zombie
+        assert not pid_alive(child.pid)
+    finally:
+        child.wait()

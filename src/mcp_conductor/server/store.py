@@ -89,7 +89,16 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True  # it exists, it just belongs to someone else
-    return True
+    return not _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    """A killed server that its parent has not reaped yet still answers signal 0; on Linux /proc tells."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def _windows_pid_alive(pid: int) -> bool:  # pragma: no cover - os.kill(pid, 0) would terminate it on Windows
