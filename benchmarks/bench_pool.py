@@ -28,8 +28,8 @@ import psutil
 from mcp import Client, StdioServerParameters
 
 from mcp_conductor.client_pool.config import ConductorConfig, build_config
-from mcp_conductor.client_pool.connection import ServerState
 from mcp_conductor.client_pool.pool import ClientPool
+from mcp_conductor.client_pool.status import ServerState
 from mcp_conductor.client_pool.transports import child_environment
 from mcp_conductor.demo import DEMO_SERVERS
 from mcp_conductor.logs import configure_logging

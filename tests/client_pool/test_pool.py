@@ -11,8 +11,8 @@ from mcp.types import INVALID_PARAMS
 
 from mcp_conductor.client_pool.catalog import CatalogSnapshot, ServerName, ToolInfo
 from mcp_conductor.client_pool.config import ConductorConfig, ServerSettings, ToolFilter, in_process_config
-from mcp_conductor.client_pool.connection import Backoff, ServerState
 from mcp_conductor.client_pool.pool import ClientPool
+from mcp_conductor.client_pool.status import Backoff, ServerState
 from mcp_conductor.errors import (
     AmbiguousToolError,
     CallTimeoutError,

@@ -10,8 +10,8 @@ from structlog.testing import capture_logs
 
 from mcp_conductor.client_pool.catalog import ServerName, ToolInfo
 from mcp_conductor.client_pool.config import ConductorConfig, build_config
-from mcp_conductor.client_pool.connection import Backoff, ServerState
 from mcp_conductor.client_pool.pool import ClientPool
+from mcp_conductor.client_pool.status import Backoff, ServerState
 from mcp_conductor.errors import ConnectionLostError
 
 pytestmark = pytest.mark.e2e

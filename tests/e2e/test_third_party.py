@@ -15,8 +15,8 @@ import psutil
 import pytest
 
 from mcp_conductor.client_pool.config import build_config
-from mcp_conductor.client_pool.connection import ServerState
 from mcp_conductor.client_pool.pool import ClientPool
+from mcp_conductor.client_pool.status import ServerState
 
 pytestmark = pytest.mark.e2e
 

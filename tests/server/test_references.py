@@ -8,12 +8,10 @@ from mcp_conductor.server.references import (
     find_references,
     format_path,
     json_pointer,
-    lookup_schema,
     parse_template,
-    schema_at_path,
-    schema_types,
     substitute,
 )
+from mcp_conductor.server.schema_paths import lookup_schema, schema_at_path, schema_types
 
 
 def test_a_string_that_is_exactly_one_reference_is_exact():

@@ -20,15 +20,8 @@ from mcp_conductor.server.run_models import (
     StepRecord,
     StepStatus,
 )
-from mcp_conductor.server.store import (
-    DB_FILENAME,
-    STATE_DIR_ENV,
-    RunStore,
-    StoreError,
-    default_state_dir,
-    pid_alive,
-    resolve_state_dir,
-)
+from mcp_conductor.server.state_dir import STATE_DIR_ENV, default_state_dir, pid_alive, resolve_state_dir
+from mcp_conductor.server.store import DB_FILENAME, RunStore, StoreError
 
 
 def a_run(

@@ -21,9 +21,10 @@ from mcp_conductor.cli.common import EXIT_FAILED, EXIT_OK, add_config_option, lo
 from mcp_conductor.cli.hints import Diagnosis, ServerFacts, diagnose
 from mcp_conductor.client_pool.catalog import ServerName
 from mcp_conductor.client_pool.config import ConductorConfig, RemoteServer, StdioServer
-from mcp_conductor.client_pool.connection import Connection, ServerState, ServerStatus
+from mcp_conductor.client_pool.connection import Connection
 from mcp_conductor.client_pool.pool import ClientPool
 from mcp_conductor.client_pool.secrets import redact, secret_values
+from mcp_conductor.client_pool.status import ServerState, ServerStatus
 
 PROBE_TIMEOUT_S = 5.0
 

@@ -109,5 +109,8 @@ async def _check_store(directory: Path) -> None:
     """Raises:
     StoreError: the state directory or its database cannot be used.
     """
-    async with RunStore.open(directory):
-        pass
+    async with RunStore.open(directory) as store:
+        # Opening an up-to-date store only reads it; the lifespan's first write would meet another process's
+        # lock only after the handshake began (and with stdin open the process cannot leave before the host
+        # writes). Take the write lock here, doing what the lifespan does first anyway.
+        await store.mark_interrupted()

@@ -10,8 +10,8 @@ import anyio
 
 from mcp_conductor.cli.common import EXIT_FAILED, EXIT_OK, add_config_option, load
 from mcp_conductor.client_pool.config import ConductorConfig
-from mcp_conductor.client_pool.connection import ServerState
 from mcp_conductor.client_pool.pool import ClientPool
+from mcp_conductor.client_pool.status import ServerState
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

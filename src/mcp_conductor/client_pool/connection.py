@@ -13,11 +13,7 @@ as a failure, so a server that hangs on ``initialize`` cannot hold anything up.
 from __future__ import annotations
 
 import inspect
-import random
-from collections.abc import Callable
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
-from enum import StrEnum
+from dataclasses import replace
 from typing import Any
 
 import anyio
@@ -32,6 +28,7 @@ from pydantic import ValidationError
 from mcp_conductor.client_pool.catalog import Catalog, ServerName, ToolInfo
 from mcp_conductor.client_pool.config import InProcessServer, ServerConfig
 from mcp_conductor.client_pool.secrets import redact, server_secrets
+from mcp_conductor.client_pool.status import Backoff, ServerState, ServerStatus, now
 from mcp_conductor.client_pool.transports import StderrTail, open_transport
 from mcp_conductor.errors import (
     CallTimeoutError,
@@ -44,52 +41,6 @@ from mcp_conductor.errors import (
 log = structlog.get_logger(__name__)
 
 MAX_TOOL_PAGES = 1000  # a server that pages forever must not hang the listing
-
-
-class ServerState(StrEnum):
-    CONNECTING = "connecting"
-    READY = "ready"
-    FAILED = "failed"
-    RECONNECTING = "reconnecting"
-    DISABLED = "disabled"
-    STOPPED = "stopped"
-
-
-@dataclass(frozen=True, slots=True)
-class ServerStatus:
-    """A read-only view of one server's health."""
-
-    name: ServerName
-    transport: str
-    state: ServerState
-    error: str | None = None
-    since: datetime | None = None
-    connected_at: datetime | None = None
-    connect_ms: float | None = None
-    tools: int = 0
-    attempts: int = 0
-    protocol_version: str | None = None
-    stderr_tail: str = ""
-    stdout_garbage: int = 0  # lines on stdout that were not MCP messages (for ``doctor``'s diagnosis)
-
-    def public(self) -> dict[str, Any]:
-        return {"server": self.name, "state": self.state.value, "error": self.error}
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Capped exponential backoff with full jitter (the sleep is uniform in [0, min(cap, base * 2**n)])."""
-
-    base_s: float = 0.5
-    cap_s: float = 30.0
-
-    def delay(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
-        ceiling: float = min(self.cap_s, self.base_s * 2.0 ** max(0, attempt - 1))
-        return rand() * ceiling
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Connection:
@@ -122,7 +73,7 @@ class Connection:
         self._secrets = server_secrets(config)
         self._stderr = StderrTail(config.name, self._secrets)
         state = ServerState.DISABLED if config.settings.disabled else ServerState.CONNECTING
-        self._status = ServerStatus(self.name, config.transport, state, since=_now())
+        self._status = ServerStatus(self.name, config.transport, state, since=now())
         self.in_flight = 0
         self.peak_in_flight = 0
 
@@ -214,7 +165,7 @@ class Connection:
                         self._set(
                             state=ServerState.READY,
                             error=None,
-                            connected_at=_now(),
+                            connected_at=now(),
                             connect_ms=round((anyio.current_time() - started) * 1000, 1),
                             protocol_version=client.protocol_version,
                         )
@@ -364,6 +315,10 @@ class Connection:
             except (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream) as exc:
                 self._mark_dead(client)
                 raise ConnectionLostError(f"{self.name} closed the connection", server=self.name, tool=tool) from exc
+            except Exception as exc:  # e.g. the SDK's RuntimeError for a result that breaks the tool's outputSchema
+                raise ProtocolError(
+                    f"{self.name}/{tool} failed in the MCP client: {_describe(exc)}", server=self.name, tool=tool
+                ) from exc
             finally:
                 self.in_flight -= 1
         if result.is_error:
@@ -410,7 +365,7 @@ class Connection:
     def _set(self, **changes: Any) -> None:
         changed = "state" in changes and changes["state"] is not self._status.state
         if changed:
-            changes["since"] = _now()
+            changes["since"] = now()
         self._status = replace(self._status, **changes)
         if changed:
             self._changed.set()

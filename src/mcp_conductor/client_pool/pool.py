@@ -22,7 +22,8 @@ from mcp.types import CallToolResult
 
 from mcp_conductor.client_pool.catalog import Catalog, CatalogSnapshot, ServerName
 from mcp_conductor.client_pool.config import ConductorConfig
-from mcp_conductor.client_pool.connection import Backoff, Connection, ServerState, ServerStatus
+from mcp_conductor.client_pool.connection import Connection
+from mcp_conductor.client_pool.status import Backoff, ServerState, ServerStatus
 from mcp_conductor.errors import UnknownServerError
 
 log = structlog.get_logger(__name__)

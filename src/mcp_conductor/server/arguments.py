@@ -30,10 +30,9 @@ from mcp_conductor.server.references import (
     Reference,
     ReferenceResolutionError,
     Template,
-    lookup_schema,
     render,
-    schema_types,
 )
+from mcp_conductor.server.schema_paths import lookup_schema, schema_types
 
 _WHOLE_VALUE_KEYWORDS = frozenset({"anyOf", "oneOf", "not", "enum", "const", "contains", "uniqueItems"})
 _VALIDATORS: dict[str, type[Validator]] = {
@@ -180,9 +179,7 @@ def _unexpected_key_fixes(error: ValidationError) -> tuple[str, ...]:
     if error.validator != "additionalProperties" or not isinstance(error.instance, dict):
         return ()
     known = error.schema.get("properties", {}) if isinstance(error.schema, Mapping) else {}
-    return tuple(
-        dict.fromkeys(fix for key in error.instance if key not in known for fix in close_matches(key, known))
-    )
+    return tuple(dict.fromkeys(fix for key in error.instance if key not in known for fix in close_matches(key, known)))
 
 
 def _plain(schema: Any) -> Any:

@@ -17,13 +17,14 @@ from mcp_conductor.client_pool.catalog import CatalogSnapshot, ToolId
 from mcp_conductor.client_pool.config import DEFAULT_KEEP_RUNS
 from mcp_conductor.errors import ConductorError
 from mcp_conductor.server.chain_models import ExecuteOptionsIn, ExecuteResult, StepSummary
-from mcp_conductor.server.executor import ProgressFn, RunEngine, RunOptions, RunRequest
+from mcp_conductor.server.engine import ProgressFn, RunEngine, RunOptions, RunRequest
 from mcp_conductor.server.metrics import ToolStats
 from mcp_conductor.server.plan_models import Plan, PlanResult
 from mcp_conductor.server.planner import PlannerLimits
 from mcp_conductor.server.planner import plan as check_plan
 from mcp_conductor.server.run_models import RunRecord, RunStatus, StepRecord
-from mcp_conductor.server.store import RunStore, pid_alive
+from mcp_conductor.server.state_dir import pid_alive
+from mcp_conductor.server.store import RunStore
 from mcp_conductor.server.values import DEFAULT_OUTPUT_BUDGET_BYTES, budgeted, step_resource_uri
 
 PRUNE_EVERY = 20
@@ -76,8 +77,9 @@ class ChainService:
         Raises:
             StoreError: the store cannot be written.
         """
-        result = check_plan(raw, self._catalog(), stats=self._stats(), unavailable_servers=self._unavailable(),
-                            limits=self._limits)
+        result = check_plan(
+            raw, self._catalog(), stats=self._stats(), unavailable_servers=self._unavailable(), limits=self._limits
+        )
         if result.valid and result.plan_id and result.normalized_plan is not None:
             await self.store.save_plan(result.plan_id, stored_form(result.normalized_plan))
         return result
@@ -113,7 +115,8 @@ class ChainService:
             if run is None:
                 raise RunNotFoundError(f"no run {resume_id!r}", hint="`mcp-conductor runs list` shows the runs")
             if resume_id in self._active or (
-                run.status is RunStatus.RUNNING and run.owner_pid not in (None, os.getpid())
+                run.status is RunStatus.RUNNING
+                and run.owner_pid not in (None, os.getpid())
                 and pid_alive(run.owner_pid or 0)
             ):
                 raise RunBusyError(f"run {resume_id} is running right now", hint="wait for it to finish")
@@ -188,18 +191,32 @@ class ChainService:
         return result
 
     def _result(
-        self, run: RunRecord, steps: list[StepRecord], outputs: Mapping[str, Any], budget: int | None,
-        *, reused: bool = False,
+        self,
+        run: RunRecord,
+        steps: list[StepRecord],
+        outputs: Mapping[str, Any],
+        budget: int | None,
+        *,
+        reused: bool = False,
     ) -> ExecuteResult:
         limit = budget or self._budget
         return ExecuteResult(
             run_id=run.run_id,
             status=run.status.value,
-            outputs={sid: budgeted(value, budget_bytes=limit, resource_uri=step_resource_uri(run.run_id, sid))
-                     for sid, value in outputs.items()},
+            outputs={
+                sid: budgeted(value, budget_bytes=limit, resource_uri=step_resource_uri(run.run_id, sid))
+                for sid, value in outputs.items()
+            },
             steps=[
-                StepSummary(id=s.step_id, tool=s.tool, status=s.status.value, attempts=s.attempts,
-                            started_at=s.started_at, duration_ms=s.duration_ms, error=s.error)
+                StepSummary(
+                    id=s.step_id,
+                    tool=s.tool,
+                    status=s.status.value,
+                    attempts=s.attempts,
+                    started_at=s.started_at,
+                    duration_ms=s.duration_ms,
+                    error=s.error,
+                )
                 for s in steps
             ],
             duration_ms=run.duration_ms,

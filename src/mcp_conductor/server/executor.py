@@ -14,22 +14,20 @@ from __future__ import annotations
 
 import os
 import random
-import secrets
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import anyio
 import structlog
-from mcp.types import CallToolResult
 
 from mcp_conductor.client_pool.catalog import CatalogSnapshot, ToolId, ToolInfo
 from mcp_conductor.client_pool.pool import ClientPool
-from mcp_conductor.errors import CallTimeoutError, ConductorError, DownstreamError, ProtocolError
-from mcp_conductor.server.plan_models import Plan, Step
-from mcp_conductor.server.references import find_references, substitute
+from mcp_conductor.errors import CallTimeoutError, ConductorError, DownstreamError
+from mcp_conductor.server.engine import ProgressFn, RunOptions, RunOutcome, RunRequest, new_run_id, now_iso
+from mcp_conductor.server.plan_models import Step
+from mcp_conductor.server.references import substitute
 from mcp_conductor.server.retry import backoff_delay, should_retry
 from mcp_conductor.server.run_models import RunRecord, RunStatus, StepError, StepRecord, StepStatus
 from mcp_conductor.server.runtime import MetricsRegistry
@@ -41,49 +39,7 @@ log = structlog.get_logger(__name__)
 DEFAULT_MAX_CONCURRENCY = 32
 DEFAULT_STEP_TIMEOUT_S = 60.0
 
-ProgressFn = Callable[[int, int, str], Awaitable[None]]
 Sleep = Callable[[float], Awaitable[None]]
-
-
-@dataclass(frozen=True, slots=True)
-class RunOptions:
-    """Per-run knobs (``execute_chain``'s ``options``)."""
-
-    max_concurrency: int | None = None
-    timeout_s: float | None = None
-    default_step_timeout_s: float | None = None
-    on_error: Literal["fail", "continue"] | None = None  # for steps that did not set their own
-    run_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RunRequest:
-    plan: Plan
-    plan_id: str
-    inputs: Mapping[str, Any]
-    options: RunOptions = RunOptions()
-    resume: bool = False  # options.run_id names an existing run to continue
-
-
-@dataclass(frozen=True, slots=True)
-class RunOutcome:
-    run: RunRecord
-    steps: list[StepRecord]
-    outputs: dict[str, Any]
-
-
-class RunEngine(Protocol):
-    """The seam between the MCP front and whatever runs plans (today: ``LocalExecutor``)."""
-
-    async def execute(self, request: RunRequest, progress: ProgressFn | None = None) -> RunOutcome: ...
-
-
-def new_run_id() -> str:
-    return "run_" + datetime.now(UTC).strftime("%Y%m%d%H%M%S") + "_" + secrets.token_hex(4)
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 @dataclass
@@ -202,9 +158,7 @@ class LocalExecutor:
             if state.records[step.id].status not in (StepStatus.PENDING, StepStatus.RUNNING):
                 state.finished += 1
                 with anyio.CancelScope(shield=True):
-                    await notify.say(
-                        state.finished, f"last: {step.id} {state.records[step.id].status.value}"
-                    )
+                    await notify.say(state.finished, f"last: {step.id} {state.records[step.id].status.value}")
             structlog.contextvars.unbind_contextvars("step_id")
 
     async def _attempts(self, state: _RunState, step: Step, snapshot: CatalogSnapshot) -> StepRecord:
@@ -225,15 +179,22 @@ class LocalExecutor:
             tries += 1
             this_run += 1
             started_at = now_iso()
-            record = record.model_copy(update={"status": StepStatus.RUNNING, "attempts": tries,
-                                               "arguments": arguments, "started_at": started_at,
-                                               "finished_at": None, "error": None})
+            record = record.model_copy(
+                update={
+                    "status": StepStatus.RUNNING,
+                    "attempts": tries,
+                    "arguments": arguments,
+                    "started_at": started_at,
+                    "finished_at": None,
+                    "error": None,
+                }
+            )
             state.records[step.id] = record
             await self._store.step_started(state.run_id, step.id, arguments, started_at, tries)
             log.info("chain.step_started", tool=step.tool, attempt=tries)
             t0 = time.perf_counter()
             try:
-                result = await _call(self._pool, server, name, arguments, timeout)
+                result = await self._pool.call_tool(server, name, arguments, timeout_s=timeout)
             except DownstreamError as exc:
                 elapsed = (time.perf_counter() - t0) * 1000
                 timed_out = isinstance(exc, CallTimeoutError)
@@ -253,27 +214,36 @@ class LocalExecutor:
             return await self._store_finish(record, StepStatus.SUCCEEDED, None, started=t0, output=step_value(result))
 
     async def _store_finish(
-        self, record: StepRecord, status: StepStatus, error: StepError | None, *, started: float,
+        self,
+        record: StepRecord,
+        status: StepStatus,
+        error: StepError | None,
+        *,
+        started: float,
         output: Any = None,
     ) -> StepRecord:
-        done = record.model_copy(update={
-            "status": status,
-            "error": error,
-            "finished_at": now_iso(),
-            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-            "output": output,
-            "has_output": status is StepStatus.SUCCEEDED,
-        })
+        done = record.model_copy(
+            update={
+                "status": status,
+                "error": error,
+                "finished_at": now_iso(),
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                "output": output,
+                "has_output": status is StepStatus.SUCCEEDED,
+            }
+        )
         await self._store.step_finished(done)
         log.info("chain.step_finished", status=status.value, duration_ms=done.duration_ms)
         return done
 
     async def _skip(self, state: _RunState, step: Step, why: str) -> None:
-        record = state.records[step.id].model_copy(update={
-            "status": StepStatus.SKIPPED,
-            "error": StepError(kind="skipped", message=why),
-            "finished_at": now_iso(),
-        })
+        record = state.records[step.id].model_copy(
+            update={
+                "status": StepStatus.SKIPPED,
+                "error": StepError(kind="skipped", message=why),
+                "finished_at": now_iso(),
+            }
+        )
         state.records[step.id] = record
         await self._store.step_finished(record)
         log.info("chain.step_skipped", reason=why)
@@ -288,8 +258,10 @@ class LocalExecutor:
             return
         deadline_passed = state.deadline_at is not None and anyio.current_time() >= state.deadline_at
         if state.stop_reason == "timed_out" or (state.stop_reason is None and deadline_passed):
-            status, error = StepStatus.TIMEOUT, StepError(kind="timeout", message="the chain's deadline passed",
-                                                          retryable=True)
+            status, error = (
+                StepStatus.TIMEOUT,
+                StepError(kind="timeout", message="the chain's deadline passed", retryable=True),
+            )
         else:
             status, error = StepStatus.CANCELLED, StepError(kind="cancelled", message="the run was cancelled")
         done = record.model_copy(update={"status": status, "error": error, "finished_at": now_iso()})
@@ -308,8 +280,9 @@ class LocalExecutor:
                 if old is not None and old.status is StepStatus.SUCCEEDED:
                     records[step.id] = old
                 else:
-                    records[step.id] = StepRecord(run_id=run_id, step_id=step.id, tool=step.tool,
-                                                  attempts=old.attempts if old else 0)
+                    records[step.id] = StepRecord(
+                        run_id=run_id, step_id=step.id, tool=step.tool, attempts=old.attempts if old else 0
+                    )
             await self._store.set_run_status(run_id, RunStatus.RUNNING, owner_pid=os.getpid())
         else:
             run_id = request.options.run_id or new_run_id()
@@ -320,7 +293,7 @@ class LocalExecutor:
                 status=RunStatus.RUNNING,
                 inputs=dict(request.inputs),
                 options=_public_options(request.options),
-                outputs=list(plan.outputs or _sinks(plan)),
+                outputs=list(plan.outputs or ()),  # the planner resolves the default (the sinks)
                 started_at=now_iso(),
                 owner_pid=os.getpid(),
             )
@@ -333,8 +306,7 @@ class LocalExecutor:
                 outputs[sid] = rec.output
                 done[sid].set()
                 finished += 1
-        return _RunState(run_id=run_id, request=request, records=records, outputs=outputs, done=done,
-                         finished=finished)
+        return _RunState(run_id=run_id, request=request, records=records, outputs=outputs, done=done, finished=finished)
 
     async def _finish(self, state: _RunState, status: RunStatus, duration_ms: float) -> None:
         # Steps that never got a task (a resumed run's pending ones stay as they are) are stored already;
@@ -391,32 +363,9 @@ def _run_status(state: _RunState) -> RunStatus:
     return RunStatus.SUCCEEDED
 
 
-def _dependencies(step: Step) -> list[str]:
-    deps = {ref.name for _, ref in find_references(step.arguments) if ref.source == "steps"}
-    deps.update(step.depends_on)
-    return sorted(deps)
-
-
-def _sinks(plan: Plan) -> list[str]:
-    used = {d for s in plan.steps for d in _dependencies(s)}
-    return [s.id for s in plan.steps if s.id not in used]
-
-
-async def _call(pool: ClientPool, server: str, tool: str, arguments: Any, timeout_s: float) -> CallToolResult:
-    """``pool.call_tool``; an error the pool did not translate (the SDK raises ``RuntimeError`` for a result that
-    breaks the tool's output schema) becomes a ``ProtocolError``, so it fails this step instead of the whole run.
-
-    Raises:
-        DownstreamError: a subclass per failure kind.
-    """
-    try:
-        return await pool.call_tool(server, tool, arguments, timeout_s=timeout_s)
-    except DownstreamError:
-        raise
-    except Exception as exc:
-        raise ProtocolError(
-            f"{server}/{tool} failed in the MCP client: {type(exc).__name__}: {exc}", server=server, tool=tool
-        ) from exc
+def _dependencies(step: Step) -> tuple[str, ...]:
+    """A planned step's ``depends_on`` holds all its dependencies (the planner adds the referenced steps)."""
+    return step.depends_on
 
 
 def _lookup(snapshot: CatalogSnapshot, tool_id: str) -> ToolInfo | None:
@@ -425,17 +374,26 @@ def _lookup(snapshot: CatalogSnapshot, tool_id: str) -> ToolInfo | None:
 
 def _error(exc: ConductorError, server: str, tool: str) -> StepError:
     d = exc.describe()
-    return StepError(kind=d["kind"], message=d["message"], retryable=bool(d["retryable"]),
-                     server=d.get("server") or server, tool=d.get("tool") or tool)
+    return StepError(
+        kind=d["kind"],
+        message=d["message"],
+        retryable=bool(d["retryable"]),
+        server=d.get("server") or server,
+        tool=d.get("tool") or tool,
+    )
 
 
 def _public_options(options: RunOptions) -> dict[str, Any]:
-    return {k: v for k, v in {
-        "max_concurrency": options.max_concurrency,
-        "timeout_s": options.timeout_s,
-        "default_step_timeout_s": options.default_step_timeout_s,
-        "on_error": options.on_error,
-    }.items() if v is not None}
+    return {
+        k: v
+        for k, v in {
+            "max_concurrency": options.max_concurrency,
+            "timeout_s": options.timeout_s,
+            "default_step_timeout_s": options.default_step_timeout_s,
+            "on_error": options.on_error,
+        }.items()
+        if v is not None
+    }
 
 
 class _OptionalLimiter:

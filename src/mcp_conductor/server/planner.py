@@ -59,9 +59,9 @@ from mcp_conductor.server.references import (
     follow_path,
     format_path,
     json_pointer,
-    lookup_schema,
     parse_template,
 )
+from mcp_conductor.server.schema_paths import lookup_schema
 
 _CHAIN_RESULT = re.compile(r"(?<![A-Za-z0-9_])CHAIN_RESULT(?![A-Za-z0-9_])")
 
@@ -120,14 +120,10 @@ class _Checker:
     validators: dict[ToolId, Validator | None] = field(default_factory=dict)
 
     def error(self, kind: str, where: JsonPath, step: str | None, message: str, **extra: Any) -> None:
-        self.errors.append(
-            PlanIssue(step=step, field=json_pointer(where), kind=kind, message=message, **extra)
-        )
+        self.errors.append(PlanIssue(step=step, field=json_pointer(where), kind=kind, message=message, **extra))
 
     def warn(self, kind: str, where: JsonPath, step: str | None, message: str, **extra: Any) -> None:
-        self.warnings.append(
-            PlanIssue(step=step, field=json_pointer(where), kind=kind, message=message, **extra)
-        )
+        self.warnings.append(PlanIssue(step=step, field=json_pointer(where), kind=kind, message=message, **extra))
 
     def run(self) -> PlanResult:
         self.errors += self.parsed.issues
@@ -137,9 +133,7 @@ class _Checker:
             first = self.index_of.setdefault(step.id, index)
             if first != index:
                 message = f"step id {step.id!r} is already used by step {first}"
-                self.error(
-                    "duplicate_step_id", ("steps", index, "id"), step.id, message, hint="give each its own id"
-                )
+                self.error("duplicate_step_id", ("steps", index, "id"), step.id, message, hint="give each its own id")
         for index, step in steps:
             self._tool(index, step)  # first, so references to later steps know their producer
         self.producers = {step_id: self.tools[index] for step_id, index in self.index_of.items()}
@@ -200,9 +194,7 @@ class _Checker:
             except (UnknownToolError, AmbiguousToolError) as exc:
                 self.tools[index] = None
                 where = ("steps", index, "tool")
-                self.error(
-                    exc.kind, where, step.id, exc.message, hint=exc.hint, suggestions=tuple(exc.suggestions)
-                )
+                self.error(exc.kind, where, step.id, exc.message, hint=exc.hint, suggestions=tuple(exc.suggestions))
         return self.tools[index]
 
     def _check_step(self, index: int, step: Step) -> Step:
@@ -262,9 +254,7 @@ class _Checker:
             self.error(exc.kind, where, step.id, exc.message, hint=exc.hint)
             return value
         spans = [(p.start, p.end) for p in template.placeholders]
-        hits = [
-            m.start() for m in _CHAIN_RESULT.finditer(value) if not any(a <= m.start() < b for a, b in spans)
-        ]
+        hits = [m.start() for m in _CHAIN_RESULT.finditer(value) if not any(a <= m.start() < b for a, b in spans)]
         previous = self.parsed.ids.get(index - 1)
         if hits and index == 0:
             hint = "use a literal or ${inputs.NAME} instead"
@@ -319,9 +309,7 @@ class _Checker:
                 keys = close_matches(ref.path[at], lookup.offered)
                 fixes = tuple(str(Reference("steps", ref.name, (*ref.path[:at], k))) for k in keys)
                 offered = f"available there: {', '.join(lookup.offered)}" if lookup.offered else None
-                message = (
-                    f"{ref}: the outputSchema of {producer.id} has no {ref.path[at]!r} at {_at(ref, at)}"
-                )
+                message = f"{ref}: the outputSchema of {producer.id} has no {ref.path[at]!r} at {_at(ref, at)}"
                 self.error("bad_reference_path", where, step.id, message, hint=offered, suggestions=fixes)
 
     def _outputs(
@@ -346,17 +334,13 @@ class _Checker:
             except SchemaError as exc:
                 self.validators[tool.id] = None
                 message = f"the inputSchema of {tool.id} is not valid JSON Schema: {exc.message}"
-                self.warn(
-                    "invalid_schema", ("steps", index, "tool"), step.id, message, hint="arguments unchecked"
-                )
+                self.warn("invalid_schema", ("steps", index, "tool"), step.id, message, hint="arguments unchecked")
         validator = self.validators[tool.id]
         if validator is None:
             return
         try:
             problems = check_arguments(validator, arguments, templates, self.parsed.inputs, self.producers)
-        except (
-            Exception
-        ) as exc:  # a downstream's broken schema (bad regex, unresolvable $ref) must not crash us
+        except Exception as exc:  # a downstream's broken schema (bad regex, unresolvable $ref) must not crash us
             message = f"could not validate against the inputSchema of {tool.id}: {exc}"
             self.warn("invalid_schema", where, step.id, message)
             return

@@ -10,8 +10,8 @@ from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 from mcp_conductor.client_pool.catalog import CatalogSnapshot, ToolId
-from mcp_conductor.client_pool.connection import ServerState
 from mcp_conductor.client_pool.pool import ClientPool
+from mcp_conductor.client_pool.status import ServerState
 from mcp_conductor.errors import ConductorError, UnknownServerError
 from mcp_conductor.server.discovery import ToolIndex
 from mcp_conductor.server.metrics import ToolMetrics, ToolStats

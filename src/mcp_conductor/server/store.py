@@ -15,9 +15,7 @@ Every ``sqlite3`` or file-system failure surfaces as ``StoreError`` with a hint,
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -27,24 +25,15 @@ from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
-import platformdirs
 
 from mcp_conductor.errors import ConductorError
 from mcp_conductor.server import store_schema as schema
 from mcp_conductor.server.metrics import ToolMetrics
 from mcp_conductor.server.run_models import RunExport, RunRecord, RunStatus, StepError, StepRecord
+from mcp_conductor.server.state_dir import STATE_DIR_ENV, pid_alive
 
-__all__ = [
-    "DB_FILENAME",
-    "STATE_DIR_ENV",
-    "RunStore",
-    "StoreError",
-    "default_state_dir",
-    "pid_alive",
-    "resolve_state_dir",
-]
+__all__ = ["DB_FILENAME", "RunStore", "StoreError"]
 
-STATE_DIR_ENV = "MCP_CONDUCTOR_STATE_DIR"
 DB_FILENAME = "runs.db"
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 EXPORT_FORMAT = "mcp-conductor.run/1"
@@ -60,61 +49,6 @@ class StoreError(ConductorError):
     """The run store cannot be opened, read or written (permissions, a lock, a corrupt file, no such run)."""
 
     kind = "store_error"
-
-
-def default_state_dir() -> Path:
-    """``$MCP_CONDUCTOR_STATE_DIR`` if set, else the user's state directory (``platformdirs``)."""
-    env = os.environ.get(STATE_DIR_ENV)
-    if env:
-        return Path(env).expanduser()
-    return Path(platformdirs.user_state_dir("mcp-conductor"))
-
-
-def resolve_state_dir(explicit: str | os.PathLike[str] | None) -> Path:
-    """The state directory to use: ``explicit`` (``--state-dir``) beats the environment beats the default."""
-    if explicit:
-        return Path(explicit).expanduser()
-    return default_state_dir()
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this id exists (on POSIX, signal 0 checks without sending anything)."""
-    if pid <= 0:
-        return False  # os.kill(0, ...) would address our own process group
-    if sys.platform == "win32":
-        return _windows_pid_alive(pid)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # it exists, it just belongs to someone else
-    return not _is_zombie(pid)
-
-
-def _is_zombie(pid: int) -> bool:
-    """A killed server that its parent has not reaped yet still answers signal 0; on Linux /proc tells."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[:1] == ["Z"]
-
-
-def _windows_pid_alive(pid: int) -> bool:  # pragma: no cover - os.kill(pid, 0) would terminate it on Windows
-    import ctypes
-
-    still_active = 259
-    query_limited_information = 0x1000
-    kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined,unused-ignore]
-    handle = kernel32.OpenProcess(query_limited_information, False, pid)
-    if not handle:
-        return False
-    try:
-        code = ctypes.c_ulong()
-        return bool(kernel32.GetExitCodeProcess(handle, ctypes.byref(code))) and code.value == still_active
-    finally:
-        kernel32.CloseHandle(handle)
 
 
 def _now() -> str:
