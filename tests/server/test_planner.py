@@ -23,9 +23,7 @@ STRING = {"type": "string"}
 INT = {"type": "integer"}
 
 
-def tool(
-    server: str, name: str, inputs: dict[str, Any], outputs: dict[str, Any] | None, **kw: Any
-) -> ToolInfo:
+def tool(server: str, name: str, inputs: dict[str, Any], outputs: dict[str, Any] | None, **kw: Any) -> ToolInfo:
     return ToolInfo(ServerName(server), name, input_schema=inputs, output_schema=outputs, **kw)
 
 
@@ -253,9 +251,7 @@ def test_the_expected_type_is_found_through_any_of_and_refs():
         ),
         demo_catalog(nullable_int),
     )
-    assert [e.message for e in result.errors] == [
-        "expects integer or null here, but ${steps.read.text} is string"
-    ]
+    assert [e.message for e in result.errors] == ["expects integer or null here, but ${steps.read.text} is string"]
 
 
 def test_interpolated_text_counts_as_a_string_of_unknown_content():
@@ -351,9 +347,7 @@ def test_a_path_missing_from_the_output_schema_is_a_bad_reference_path_with_fixe
     )
     [error] = result.errors
     assert (error.kind, error.field) == ("bad_reference_path", "/steps/1/arguments/text")
-    assert (
-        error.message == "${steps.stats.word}: the outputSchema of text/word_stats has no 'word' at the top"
-    )
+    assert error.message == "${steps.stats.word}: the outputSchema of text/word_stats has no 'word' at the top"
     assert error.suggestions == ("${steps.stats.words}",)
 
 
@@ -371,9 +365,7 @@ def test_a_reference_into_a_tool_without_output_schema_is_checked_at_run_time_on
         catalog,
     )
     assert result.valid
-    assert [(w.kind, w.field) for w in result.warnings] == [
-        ("unchecked_reference", "/steps/1/arguments/text")
-    ]
+    assert [(w.kind, w.field) for w in result.warnings] == [("unchecked_reference", "/steps/1/arguments/text")]
 
 
 def test_unknown_inputs_and_missing_input_paths_are_errors():
@@ -421,9 +413,7 @@ def test_a_cycle_is_shown_step_by_step():
 
 def test_a_step_that_references_or_depends_on_itself_is_a_self_dependency():
     result = plan(
-        steps(
-            {"id": "a", "tool": "latency/sleep", "arguments": {"ms": "${steps.a.call}"}, "depends_on": ["a"]}
-        ),
+        steps({"id": "a", "tool": "latency/sleep", "arguments": {"ms": "${steps.a.call}"}, "depends_on": ["a"]}),
         CATALOG,
     )
     assert kinds(result) == [
@@ -495,9 +485,7 @@ def test_steps_that_are_not_a_list_or_missing_are_shape_errors():
 
 
 def test_malformed_reference_syntax_is_a_bad_reference_error():
-    result = plan(
-        steps({"id": "a", "tool": "notes/put", "arguments": {"key": "k", "value": "x ${steps.a"}}), CATALOG
-    )
+    result = plan(steps({"id": "a", "tool": "notes/put", "arguments": {"key": "k", "value": "x ${steps.a"}}), CATALOG)
     [error] = result.errors
     assert (error.kind, error.field) == ("bad_reference", "/steps/0/arguments/value")
     assert "unclosed reference" in error.message
@@ -527,9 +515,7 @@ def test_chain_result_means_the_previous_step_and_is_normalized_to_a_reference()
 
 
 def test_chain_result_in_the_first_step_is_an_error():
-    result = plan(
-        steps({"id": "a", "tool": "notes/put", "arguments": {"key": "k", "value": "CHAIN_RESULT"}}), CATALOG
-    )
+    result = plan(steps({"id": "a", "tool": "notes/put", "arguments": {"key": "k", "value": "CHAIN_RESULT"}}), CATALOG)
     assert kinds(result) == [("unknown_step_reference", "/steps/0/arguments/value")]
 
 
@@ -638,15 +624,9 @@ def test_depends_on_orders_steps_without_data_flow():
 
 def test_measured_latency_drives_the_critical_path_and_the_estimate():
     stats = {
-        ToolId("files/read_text"): ToolStats(
-            calls=10, successes=10, failures=0, timeouts=0, p50_ms=50.0, p95_ms=90.0
-        ),
-        ToolId("text/keywords"): ToolStats(
-            calls=3, successes=3, failures=0, timeouts=0, p50_ms=700.0, p95_ms=900.0
-        ),
-        ToolId("text/word_stats"): ToolStats(
-            calls=0, successes=0, failures=0, timeouts=0, p50_ms=None, p95_ms=None
-        ),
+        ToolId("files/read_text"): ToolStats(calls=10, successes=10, failures=0, timeouts=0, p50_ms=50.0, p95_ms=90.0),
+        ToolId("text/keywords"): ToolStats(calls=3, successes=3, failures=0, timeouts=0, p50_ms=700.0, p95_ms=900.0),
+        ToolId("text/word_stats"): ToolStats(calls=0, successes=0, failures=0, timeouts=0, p50_ms=None, p95_ms=None),
     }
     result = plan(ISSUE_EXAMPLE, CATALOG, stats=stats)
     assert result.critical_path == ("read", "kw", "save")
@@ -666,9 +646,7 @@ def test_the_default_step_latency_is_configurable():
 
 def test_a_diamond_has_three_levels_and_the_heavier_branch_is_critical():
     stats = {
-        ToolId("latency/sleep"): ToolStats(
-            calls=1, successes=1, failures=0, timeouts=0, p50_ms=100.0, p95_ms=100.0
-        )
+        ToolId("latency/sleep"): ToolStats(calls=1, successes=1, failures=0, timeouts=0, p50_ms=100.0, p95_ms=100.0)
     }
     result = plan(
         steps(
@@ -714,3 +692,9 @@ def test_every_problem_is_reported_at_once():
         "unknown_step_reference",
         "unknown_tool",
     ]
+
+
+def test_text_that_is_not_valid_unicode_is_an_invalid_plan_not_a_crash():
+    result = plan(steps({"id": "a", "tool": "text/word_stats", "arguments": {"text": "\ud800"}}), CATALOG)
+    assert result.valid is False
+    assert [e.kind for e in result.errors] == ["invalid_plan"]

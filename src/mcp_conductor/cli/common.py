@@ -12,6 +12,7 @@ from typing import Any
 import platformdirs
 
 from mcp_conductor.client_pool.config import ConductorConfig, load_config
+from mcp_conductor.client_pool.secrets import redact_logs, secret_values
 from mcp_conductor.errors import ConductorError, ConfigError
 
 EXIT_OK = 0
@@ -64,7 +65,9 @@ def load(args: argparse.Namespace, *, announce: bool = True) -> ConductorConfig:
     path = find_config(getattr(args, "config", None))
     if announce and not getattr(args, "config", None):
         print(f"using config {path}", file=sys.stderr)
-    return load_config(path)
+    config = load_config(path)
+    redact_logs(secret_values(config))  # servers echo their keys; the SDK's debug logs print urls
+    return config
 
 
 def add_config_option(parser: argparse.ArgumentParser) -> None:

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-from collections.abc import MutableMapping
 from dataclasses import asdict, dataclass, replace
-from typing import Any
 
 import anyio
 import httpx2
-import structlog
 from rich.table import Table
 from rich.text import Text
 
@@ -69,7 +65,6 @@ def run(args: argparse.Namespace) -> int:
     longest = max([config.connect_timeout_s(n) for n in config.servers], default=0.0)
     wait = args.wait if args.wait is not None else longest + 5
     secrets = secret_values(config)
-    redact_logs(secrets)  # a failing server's stderr (in the pool's logs) may echo its own env
     rows = anyio.run(check, config, wait)
     rows = [
         replace(r, cause=r.cause and redact(r.cause, secrets), hint=r.hint and redact(r.hint, secrets)) for r in rows
@@ -79,26 +74,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         _print(rows, config)
     return EXIT_OK if all(r.ok for r in rows) else EXIT_FAILED
-
-
-def redact_logs(secrets: frozenset[str]) -> None:
-    """Mask ``secrets`` in every log event from now on (a processor just before the renderer)."""
-    if not secrets:
-        return
-
-    def mask(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-        return {k: redact(v, secrets) if isinstance(v, str) else v for k, v in event.items()}
-
-    processors = list(structlog.get_config()["processors"])
-    structlog.configure(processors=[*processors[:-1], mask, processors[-1]])
-
-    class Mask(logging.Filter):  # the SDK's own (stdlib) debug logs name urls
-        def filter(self, record: logging.LogRecord) -> bool:
-            record.msg, record.args = redact(record.getMessage(), secrets), None
-            return True
-
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(Mask())
 
 
 async def check(config: ConductorConfig, wait_s: float) -> list[Row]:

@@ -305,10 +305,10 @@ class Connection:
             except MCPError as exc:
                 if exc.code == CONNECTION_CLOSED and self._client is client:
                     self._mark_dead(client)
-                raise _translate(exc, self.name, tool) from exc
+                raise _translate(exc, self.name, tool, self._secrets) from exc
             except ValidationError as exc:  # the answer to this call is not a CallToolResult
                 raise ProtocolError(
-                    f"{self.name}/{tool} answered with a malformed result: {_describe(exc)}",
+                    f"{self.name}/{tool} answered with a malformed result: {redact(_describe(exc), self._secrets)}",
                     server=self.name,
                     tool=tool,
                 ) from exc
@@ -317,12 +317,14 @@ class Connection:
                 raise ConnectionLostError(f"{self.name} closed the connection", server=self.name, tool=tool) from exc
             except Exception as exc:  # e.g. the SDK's RuntimeError for a result that breaks the tool's outputSchema
                 raise ProtocolError(
-                    f"{self.name}/{tool} failed in the MCP client: {_describe(exc)}", server=self.name, tool=tool
+                    f"{self.name}/{tool} failed in the MCP client: {redact(_describe(exc), self._secrets)}",
+                    server=self.name,
+                    tool=tool,
                 ) from exc
             finally:
                 self.in_flight -= 1
         if result.is_error:
-            raise ToolExecutionError(_error_text(result), server=self.name, tool=tool)
+            raise ToolExecutionError(redact(_error_text(result), self._secrets), server=self.name, tool=tool)
         return result
 
     async def _client_within(self, deadline: float, tool: str) -> Client:
@@ -372,12 +374,13 @@ class Connection:
             self._changed = anyio.Event()
 
 
-def _translate(exc: MCPError, server: ServerName, tool: str) -> Exception:
+def _translate(exc: MCPError, server: ServerName, tool: str, secrets: frozenset[str]) -> Exception:
+    message = redact(exc.message, secrets)
     if exc.code == CONNECTION_CLOSED:
         return ConnectionLostError(f"{server} closed the connection during the call", server=server, tool=tool)
     if exc.code == REQUEST_TIMEOUT:
-        return CallTimeoutError(f"{server}/{tool} timed out: {exc.message}", server=server, tool=tool)
-    return ProtocolError(f"{server} answered with error {exc.code}: {exc.message}", server=server, tool=tool)
+        return CallTimeoutError(f"{server}/{tool} timed out: {message}", server=server, tool=tool)
+    return ProtocolError(f"{server} answered with error {exc.code}: {message}", server=server, tool=tool)
 
 
 def _error_text(result: CallToolResult) -> str:

@@ -1,14 +1,19 @@
 """Keep secret config values out of logs, errors and output.
 
 Env and header values in a config are secrets (API keys, tokens), and so are the password and query values of
-a server's url. A server's own text may echo them (a stderr line, an HTTP error with the url), so the pool
-redacts what it keeps of a server's stderr and errors, and ``doctor`` redacts everything it prints.
+a server's url. A server's own text may echo them (a stderr line, a tool error, an HTTP error with the url), so
+the pool redacts what it keeps of a server's stderr and errors, ``doctor`` redacts everything it prints, and every
+command that loads a config masks them in its logs (``redact_logs``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Iterable, MutableMapping
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+import structlog
 
 from mcp_conductor.client_pool.config import ConductorConfig, RemoteServer, ServerConfig, StdioServer
 
@@ -44,3 +49,30 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     for secret in sorted(secrets, key=len, reverse=True):
         text = text.replace(secret, MASK)
     return text
+
+
+def redact_logs(secrets: frozenset[str]) -> None:
+    """Mask ``secrets`` in every log line from now on: structlog events (a processor just before the renderer,
+    tracebacks included) and the stdlib records of the SDK, whose debug logs name urls and quote a server's bad
+    stdout lines in tracebacks."""
+    if not secrets:
+        return
+
+    def mask(logger: Any, name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        event = structlog.processors.format_exc_info(logger, name, event)
+        return {k: redact(v, secrets) if isinstance(v, str) else v for k, v in event.items()}
+
+    processors = list(structlog.get_config()["processors"])
+    structlog.configure(processors=[*processors[:-1], mask, processors[-1]])
+
+    class Mask(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            record.msg, record.args = redact(record.getMessage(), secrets), None
+            if record.exc_info:
+                record.exc_text = redact(logging.Formatter().formatException(record.exc_info), secrets)
+            if record.stack_info:
+                record.stack_info = redact(record.stack_info, secrets)
+            return True
+
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(Mask())

@@ -58,12 +58,15 @@ class BearerAuth:
 
     def __init__(self, app: ASGIApp, token: str) -> None:
         self.app = app
-        self._expected = f"Bearer {token}".encode()
+        self._expected = token.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             given = dict(scope.get("headers") or []).get(b"authorization", b"")
-            if not hmac.compare_digest(given, self._expected):
+            scheme, _, credentials = given.partition(b" ")
+            # The scheme is case-insensitive (RFC 7235); the token is compared in constant time.
+            valid_scheme = scheme.lower() == b"bearer"
+            if not (hmac.compare_digest(credentials, self._expected) and valid_scheme):
                 await send(
                     {
                         "type": "http.response.start",

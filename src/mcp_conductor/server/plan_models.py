@@ -145,6 +145,8 @@ def parse_plan(raw: Any, *, max_steps: int, max_bytes: int) -> ParsedPlan | list
             size = len(json.dumps(raw, ensure_ascii=False, separators=(",", ":")).encode())
         except RecursionError:
             return [_issue((), "the plan is nested too deeply", kind="limit_exceeded")]
+        except UnicodeEncodeError:  # a lone surrogate ("\ud800" in a JSON file): it could not be stored or hashed
+            return [_issue((), "the plan contains text that is not valid Unicode (a lone surrogate such as \\ud800)")]
         except (TypeError, ValueError):
             size = 0  # not JSON-shaped: the shape check says where
     if size > max_bytes:
