@@ -89,9 +89,6 @@ class Connection:
         """Wait until the first connect attempt has ended (ready or failed); disabled servers are settled."""
         await self._settled.wait()
 
-    async def wait_ready(self) -> None:
-        await self._ready.wait()
-
     def stop(self) -> None:
         self._stop.set()
 
