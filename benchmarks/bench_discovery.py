@@ -131,9 +131,7 @@ def long_queries(tasks: Sequence[Task], count: int = 5, seed: int = 2) -> list[s
     """Long multi-sentence task statements (~4-6k characters) built from the dev queries, one with a blob."""
     rng = random.Random(seed)
     queries = [" ".join(rng.sample([t.query for t in tasks], 30)) for _ in range(count)]
-    blob = "".join(
-        rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") for _ in range(12000)
-    )
+    blob = "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") for _ in range(12000))
     queries.append(f"Describe the image data:image/png;base64,{blob} and save a caption to /root/out.md")
     return queries
 

@@ -103,21 +103,15 @@ def demo_catalog() -> CatalogSnapshot:
             ToolInfo(
                 ServerName("notes"),
                 "put",
-                input_schema=_object(
-                    {"key": _text("Key"), "value": _text("Value")}, ["key", "value"], "putArguments"
-                ),
-                output_schema=_object(
-                    {"key": _text("Key"), "version": _int("Version")}, ["key", "version"], "Put"
-                ),
+                input_schema=_object({"key": _text("Key"), "value": _text("Value")}, ["key", "value"], "putArguments"),
+                output_schema=_object({"key": _text("Key"), "version": _int("Version")}, ["key", "version"], "Put"),
                 annotations={"idempotentHint": True},
             ),
             ToolInfo(
                 ServerName("notes"),
                 "get",
                 input_schema=_object({"key": _text("Key")}, ["key"], "getArguments"),
-                output_schema=_object(
-                    {"key": _text("Key"), "value": _text("Value")}, ["key", "value"], "Get"
-                ),
+                output_schema=_object({"key": _text("Key"), "value": _text("Value")}, ["key", "value"], "Get"),
                 annotations=_READ,
             ),
         ],

@@ -116,8 +116,7 @@ async def test_read_text_explains_a_missing_file_and_a_binary_file(root: Path):
         directory = await c.call_tool("read_text", {"path": "docs"})
         binary = await c.call_tool("read_text", {"path": "blob.bin"})
     assert missing.content[0].text == (
-        "Error executing tool read_text: "
-        "no file 'nope.md' under the root; use list_files to see which files exist"
+        "Error executing tool read_text: no file 'nope.md' under the root; use list_files to see which files exist"
     )
     assert directory.is_error
     assert binary.content[0].text == "Error executing tool read_text: 'blob.bin' is not UTF-8 text"

@@ -70,9 +70,7 @@ async def test_statistics_needs_at_least_one_number():
 )
 async def test_convert_units_converts_within_a_dimension(value, from_unit, to_unit, expected):
     async with Client(server) as c:
-        result = await c.call_tool(
-            "convert_units", {"value": value, "from_unit": from_unit, "to_unit": to_unit}
-        )
+        result = await c.call_tool("convert_units", {"value": value, "from_unit": from_unit, "to_unit": to_unit})
     assert result.structured_content == {"value": expected, "unit": to_unit}
 
 

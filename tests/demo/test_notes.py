@@ -58,9 +58,7 @@ async def test_annotations_say_put_and_delete_change_state():
     async with Client(build_server()) as c:
         tools = {t.name: t.annotations for t in (await c.list_tools()).tools}
     hints = {
-        name: (a.read_only_hint, a.destructive_hint, a.idempotent_hint)
-        for name, a in tools.items()
-        if a is not None
+        name: (a.read_only_hint, a.destructive_hint, a.idempotent_hint) for name, a in tools.items() if a is not None
     }
     assert hints == {
         "put": (False, True, False),

@@ -47,9 +47,7 @@ async def test_keywords_default_to_five_and_ignore_case():
 )
 async def test_convert_case_supports_every_mode(mode: str, expected: str):
     async with Client(server) as c:
-        result = await c.call_tool(
-            "convert_case", {"text": "parse HTTPServer config, don't panic", "mode": mode}
-        )
+        result = await c.call_tool("convert_case", {"text": "parse HTTPServer config, don't panic", "mode": mode})
     assert result.structured_content == {"text": expected}
 
 

@@ -9,9 +9,7 @@ from mcp_conductor.server.text_analysis import split_identifier, stem, tokenize
 
 def tool(tool_id: str, description: str, **params: str) -> ToolInfo:
     server, _, name = tool_id.partition("/")
-    properties: dict[str, Any] = {
-        key: {"type": "string", "description": text} for key, text in params.items()
-    }
+    properties: dict[str, Any] = {key: {"type": "string", "description": text} for key, text in params.items()}
     return ToolInfo(
         server=ServerName(server),
         name=name,
@@ -30,9 +28,7 @@ CATALOG = [
     tool("text/word_stats", "Count the words, sentences and characters of a text.", text="Text to measure."),
     tool("text/summarize", "Summarize a text in a few sentences.", text="Text to summarize."),
     tool("files/read_file", "Read the complete contents of a file.", path="Path of the file."),
-    tool(
-        "files/write_file", "Create or overwrite a file with new content.", path="Path.", content="Content."
-    ),
+    tool("files/write_file", "Create or overwrite a file with new content.", path="Path.", content="Content."),
     tool("files/list_directory", "List the entries of a directory.", path="Directory path."),
     tool("weather/get_forecast", "Get the weather forecast for a city.", city="City name."),
     tool("web/fetch_url", "Download a web page and return it as markdown.", url="The URL."),
@@ -89,8 +85,7 @@ def test_tokenize_splits_identifiers_inside_prose() -> None:
 
 def test_tokenize_drops_base64_blobs() -> None:
     blob = "".join(
-        random.Random(0).choice("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
-        for _ in range(300)
+        random.Random(0).choice("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") for _ in range(300)
     )
     assert tokenize(f"describe data:image/png;base64,{blob}== please") == [
         "describ",
@@ -118,9 +113,7 @@ def test_a_query_ranks_the_tool_whose_name_and_description_match_first() -> None
 def test_verb_synonyms_reach_tools_named_with_another_verb() -> None:
     index = ToolIndex.build(CATALOG)
 
-    assert ids(index.search("fetch tomorrow's weather forecast for Lyon", top_k=1)) == [
-        "weather/get_forecast"
-    ]
+    assert ids(index.search("fetch tomorrow's weather forecast for Lyon", top_k=1)) == ["weather/get_forecast"]
     assert ids(index.search("show what is in the folder", top_k=1)) == ["files/list_directory"]
 
 
@@ -146,9 +139,7 @@ def test_a_web_address_in_the_query_points_at_web_tools() -> None:
 
 def test_a_query_naming_a_server_prefers_that_servers_tools() -> None:
     same = "Search the items of the service by keyword."
-    index = ToolIndex.build(
-        [tool("alpha/search", same), tool("beta/search", same), tool("gamma/search", same)]
-    )
+    index = ToolIndex.build([tool("alpha/search", same), tool("beta/search", same), tool("gamma/search", same)])
 
     assert ids(index.search("search beta for lamps", top_k=1)) == ["beta/search"]
 

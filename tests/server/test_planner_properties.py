@@ -131,9 +131,7 @@ JSON = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
     max_leaves=20,
 )
-REFERENCE_TEXT = st.sampled_from(
-    ["${steps.s0}", "${steps.s1.v}", "x ${inputs.a", "$${", "CHAIN_RESULT", "${"]
-)
+REFERENCE_TEXT = st.sampled_from(["${steps.s0}", "${steps.s1.v}", "x ${inputs.a", "$${", "CHAIN_RESULT", "${"])
 STEP = st.fixed_dictionaries(
     {
         "id": st.sampled_from(["s0", "s1", "s2", "", "a b"]) | JSON,
@@ -151,9 +149,7 @@ STEP = st.fixed_dictionaries(
 
 @given(
     JSON
-    | st.fixed_dictionaries(
-        {"steps": st.lists(STEP, max_size=4) | JSON}, optional={"inputs": JSON, "outputs": JSON}
-    )
+    | st.fixed_dictionaries({"steps": st.lists(STEP, max_size=4) | JSON}, optional={"inputs": JSON, "outputs": JSON})
 )
 @settings(max_examples=300, deadline=None)
 def test_any_json_input_gives_a_result_and_never_raises(raw):

@@ -19,9 +19,7 @@ BUNDLED_ROOT = Path(__file__).parent / "data"
 MAX_FILE_BYTES = 1_000_000
 MAX_LISTED = 1000
 
-_READ = ToolAnnotations(
-    read_only_hint=True, idempotent_hint=True, destructive_hint=False, open_world_hint=False
-)
+_READ = ToolAnnotations(read_only_hint=True, idempotent_hint=True, destructive_hint=False, open_world_hint=False)
 
 Pattern = Annotated[
     str,
@@ -45,9 +43,7 @@ class FileText(_Out):
 
 class FileList(_Out):
     files: list[str] = Field(description="Matching file paths relative to the root, sorted.")
-    truncated: bool = Field(
-        description=f"True if more than {MAX_LISTED} files matched and the rest were left out."
-    )
+    truncated: bool = Field(description=f"True if more than {MAX_LISTED} files matched and the rest were left out.")
 
 
 class Match(_Out):
@@ -94,11 +90,7 @@ def _glob(root: Path, pattern: str) -> list[str]:
     except ValueError as exc:  # e.g. '**' not a whole path component
         raise ToolError(f"invalid glob pattern {pattern!r}: {exc}") from exc
     return sorted(
-        {
-            p.relative_to(root).as_posix()
-            for p in candidates
-            if p.resolve().is_relative_to(root) and p.is_file()
-        }
+        {p.relative_to(root).as_posix() for p in candidates if p.resolve().is_relative_to(root) and p.is_file()}
     )
 
 
@@ -138,9 +130,7 @@ def build_server(root: Path | None = None) -> MCPServer:
 
     @server.tool(annotations=_READ)
     async def read_text(
-        path: Annotated[
-            str, Field(min_length=1, description="File path relative to the root, e.g. 'guides/faq.md'.")
-        ],
+        path: Annotated[str, Field(min_length=1, description="File path relative to the root, e.g. 'guides/faq.md'.")],
     ) -> FileText:
         """Read a UTF-8 text file (at most 1 MB) under the root and return its content and size in bytes."""
         return await anyio.to_thread.run_sync(_read, base, path)

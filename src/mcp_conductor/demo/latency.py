@@ -20,12 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mcp_conductor.demo._persist import read_json, update_json
 
-_READ = ToolAnnotations(
-    read_only_hint=True, idempotent_hint=True, destructive_hint=False, open_world_hint=False
-)
-_WRITE = ToolAnnotations(
-    read_only_hint=False, idempotent_hint=False, destructive_hint=False, open_world_hint=False
-)
+_READ = ToolAnnotations(read_only_hint=True, idempotent_hint=True, destructive_hint=False, open_world_hint=False)
+_WRITE = ToolAnnotations(read_only_hint=False, idempotent_hint=False, destructive_hint=False, open_world_hint=False)
 
 Ms = Annotated[float, Field(ge=0, le=600_000, description="Extra delay in milliseconds before answering.")]
 Key = Annotated[str, Field(min_length=1, description="Calls with the same key share one counter.")]

@@ -20,9 +20,7 @@ server = MCPServer(
     log_level="WARNING",
 )
 
-_PURE = ToolAnnotations(
-    read_only_hint=True, idempotent_hint=True, destructive_hint=False, open_world_hint=False
-)
+_PURE = ToolAnnotations(read_only_hint=True, idempotent_hint=True, destructive_hint=False, open_world_hint=False)
 
 Number = Annotated[float, Field(allow_inf_nan=False)]
 Unit = Literal["m", "km", "cm", "mm", "mi", "ft", "in", "kg", "g", "lb", "oz", "C", "F", "K"]
@@ -115,9 +113,7 @@ def _from_kelvin(kelvin: float, unit: str) -> float:
 async def convert_units(
     value: Annotated[Number, Field(description="The quantity to convert, in from_unit.")],
     from_unit: Annotated[Unit, Field(description="Unit of value.")],
-    to_unit: Annotated[
-        Unit, Field(description="Unit to convert to; must measure the same thing as from_unit.")
-    ],
+    to_unit: Annotated[Unit, Field(description="Unit to convert to; must measure the same thing as from_unit.")],
 ) -> Quantity:
     """Convert a quantity between units of the same dimension.
 

@@ -15,19 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from mcp_conductor.demo._persist import read_json, write_json_atomic
 
-_READ = ToolAnnotations(
-    read_only_hint=True, idempotent_hint=True, destructive_hint=False, open_world_hint=False
-)
-_PUT = ToolAnnotations(
-    read_only_hint=False, idempotent_hint=False, destructive_hint=True, open_world_hint=False
-)
-_DELETE = ToolAnnotations(
-    read_only_hint=False, idempotent_hint=True, destructive_hint=True, open_world_hint=False
-)
+_READ = ToolAnnotations(read_only_hint=True, idempotent_hint=True, destructive_hint=False, open_world_hint=False)
+_PUT = ToolAnnotations(read_only_hint=False, idempotent_hint=False, destructive_hint=True, open_world_hint=False)
+_DELETE = ToolAnnotations(read_only_hint=False, idempotent_hint=True, destructive_hint=True, open_world_hint=False)
 
-Key = Annotated[
-    str, Field(min_length=1, max_length=256, description="The note's key, e.g. 'meetings/2024-05-01'.")
-]
+Key = Annotated[str, Field(min_length=1, max_length=256, description="The note's key, e.g. 'meetings/2024-05-01'.")]
 
 
 class _Stored(BaseModel):
@@ -45,9 +37,7 @@ class _Out(BaseModel):
 
 class PutResult(_Out):
     key: str = Field(description="The key written.")
-    version: int = Field(
-        description="How many times this key has been written since it was created (1 = new)."
-    )
+    version: int = Field(description="How many times this key has been written since it was created (1 = new).")
 
 
 class GetResult(_Out):
@@ -111,9 +101,7 @@ def build_server(notes_file: Path | None = None) -> MCPServer:
 
     @server.tool(annotations=_READ)
     async def list_keys(
-        prefix: Annotated[
-            str, Field(max_length=256, description="Only keys starting with this; '' = all.")
-        ] = "",
+        prefix: Annotated[str, Field(max_length=256, description="Only keys starting with this; '' = all.")] = "",
     ) -> KeyList:
         """List the keys of stored notes, optionally only those starting with a prefix, alphabetically."""
         return KeyList(keys=sorted(k for k in notes if k.startswith(prefix)))

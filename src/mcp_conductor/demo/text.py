@@ -19,9 +19,7 @@ server = MCPServer(
     log_level="WARNING",
 )
 
-_PURE = ToolAnnotations(
-    read_only_hint=True, idempotent_hint=True, destructive_hint=False, open_world_hint=False
-)
+_PURE = ToolAnnotations(read_only_hint=True, idempotent_hint=True, destructive_hint=False, open_world_hint=False)
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n\s*\n")  # after . ! ? or at a blank line (paragraph end)
 _HEADING = re.compile(r"^[ \t]*#.*$", re.MULTILINE)
@@ -35,9 +33,7 @@ when where which while who whom why will with would you your yours yourself your
 """
 STOP_WORDS = frozenset(_STOP_WORDS_TEXT.split())
 
-Text = Annotated[
-    str, Field(max_length=1_000_000, description="The text to work on (plain text or markdown).")
-]
+Text = Annotated[str, Field(max_length=1_000_000, description="The text to work on (plain text or markdown).")]
 
 
 class _Out(BaseModel):

@@ -58,14 +58,17 @@ async def open_conductor(
         async with ClientPool(config) as pool:
             conductor = Conductor(pool, registry)
             engine = LocalExecutor(pool, store, registry, max_concurrency=config.max_global_concurrency)
-            conductor.attach_chains(ChainService(
-                store, engine,
-                catalog=pool.snapshot,
-                stats=registry.stats,
-                unavailable=conductor.unavailable_names,
-                output_budget_bytes=config.output_budget_bytes,
-                keep_runs=config.keep_runs,
-            ))
+            conductor.attach_chains(
+                ChainService(
+                    store,
+                    engine,
+                    catalog=pool.snapshot,
+                    stats=registry.stats,
+                    unavailable=conductor.unavailable_names,
+                    output_budget_bytes=config.output_budget_bytes,
+                    keep_runs=config.keep_runs,
+                )
+            )
             yield conductor
 
 

@@ -18,7 +18,8 @@ class ExecuteOptionsIn(BaseModel):
     default_step_timeout_s: float | None = Field(None, gt=0, description="timeout of steps without timeout_s")
     on_error: Literal["fail", "continue"] | None = Field(None, description="default for steps without on_error")
     run_id: str | None = Field(
-        None, pattern=r"^[A-Za-z0-9_.:-]{1,100}$",
+        None,
+        pattern=r"^[A-Za-z0-9_.:-]{1,100}$",
         description="your own id for this run (idempotency key): the same id again returns the stored result "
         "of a finished run, or resumes an interrupted one, instead of running the steps again",
     )

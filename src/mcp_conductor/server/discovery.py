@@ -156,10 +156,7 @@ class ToolIndex:
         self._postings_doc = postings_doc
         self._postings_impact = postings_impact
         self._synonyms = (
-            {
-                term: tuple(vocabulary[s] for s in others if s in vocabulary)
-                for term, others in synonym_map().items()
-            }
+            {term: tuple(vocabulary[s] for s in others if s in vocabulary) for term, others in synonym_map().items()}
             if weights.synonym_weight > 0
             else {}
         )
@@ -271,9 +268,7 @@ class ToolIndex:
         if self._weights.server_boost > 0:
             # Server evidence: the summed scores of a server's tools over sqrt(its size), shared by its tools.
             sid = self._server_of_doc
-            per_server = (
-                np.bincount(sid, weights=scores, minlength=len(self._server_sizes)) / self._server_sizes
-            )
+            per_server = np.bincount(sid, weights=scores, minlength=len(self._server_sizes)) / self._server_sizes
             scores += np.where(scores > 0, self._weights.server_boost * per_server[sid], 0.0)
         return scores
 

@@ -25,14 +25,10 @@ class DiscoveredTool(_Model):
     title: str | None = None
     description: str
     input_schema: dict[str, Any] | None = Field(default=None, description="JSON Schema of the arguments")
-    output_schema: dict[str, Any] | None = Field(
-        default=None, description="JSON Schema of the structured result"
-    )
+    output_schema: dict[str, Any] | None = Field(default=None, description="JSON Schema of the structured result")
     annotations: dict[str, Any] | None = None
     score: float = Field(description="relevance to the query (higher is better; 0 when listing)")
-    stats: ToolStatsOut | None = Field(
-        description="measured calls, success rate and latency; null if never called"
-    )
+    stats: ToolStatsOut | None = Field(description="measured calls, success rate and latency; null if never called")
 
 
 class UnavailableServer(_Model):
@@ -47,6 +43,4 @@ class DiscoverResult(_Model):
         description="servers whose tools cannot be searched right now, and why"
     )
     total_tools: int = Field(description="tools in the catalog (after the servers filter)")
-    next_cursor: str | None = Field(
-        default=None, description="pass as cursor to list the next page (empty query)"
-    )
+    next_cursor: str | None = Field(default=None, description="pass as cursor to list the next page (empty query)")

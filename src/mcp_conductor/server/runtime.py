@@ -32,9 +32,7 @@ class MetricsRegistry:
         self.version = 0
 
     def record(self, tool: ToolId, *, ok: bool, duration_ms: float, timed_out: bool = False) -> None:
-        self._by_tool.setdefault(tool, ToolMetrics()).record(
-            ok=ok, duration_ms=duration_ms, timed_out=timed_out
-        )
+        self._by_tool.setdefault(tool, ToolMetrics()).record(ok=ok, duration_ms=duration_ms, timed_out=timed_out)
         self.version += 1
 
     def load(self, tool: ToolId, metrics: ToolMetrics) -> None:

@@ -68,8 +68,9 @@ def register_chain_tools(server: MCPServer[Conductor]) -> None:
         name="execute_chain",
         title="Execute a tool chain",
         description=EXECUTE_DESCRIPTION,
-        annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False,
-                                    open_world_hint=True),
+        annotations=ToolAnnotations(
+            read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=True
+        ),
     )
     async def execute_chain(
         ctx: Context[Conductor],
@@ -86,7 +87,10 @@ def register_chain_tools(server: MCPServer[Conductor]) -> None:
         await conductor.wait_for_startup()
         try:
             return await conductor.chains.execute(
-                plan_id=plan_id, plan=plan, inputs=inputs or {}, options=options or ExecuteOptionsIn(),
+                plan_id=plan_id,
+                plan=plan,
+                inputs=inputs or {},
+                options=options or ExecuteOptionsIn(),
                 progress=progress,
             )
         except ConductorError as exc:

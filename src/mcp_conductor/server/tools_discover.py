@@ -39,9 +39,7 @@ def register_discover_tools(server: MCPServer[Conductor]) -> None:
     )
     async def discover_tools(
         ctx: Context[Conductor],
-        query: Annotated[
-            str, Field(description="what you want to do, in plain words; empty to list all")
-        ] = "",
+        query: Annotated[str, Field(description="what you want to do, in plain words; empty to list all")] = "",
         top_k: Annotated[int, Field(ge=1, le=MAX_TOP_K, description="how many tools to return")] = 8,
         servers: Annotated[
             list[str] | None, Field(description="only search these servers (names as in the config)")
