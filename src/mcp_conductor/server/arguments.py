@@ -10,6 +10,7 @@ Pure: no I/O.
 from __future__ import annotations
 
 import difflib
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,8 @@ from mcp_conductor.server.references import (
 )
 from mcp_conductor.server.schema_paths import lookup_schema, schema_types
 
+_COMPILED: dict[str, Validator] = {}  # by canonical schema text; validators are immutable, so sharing is safe
+_COMPILED_MAX = 4096
 _WHOLE_VALUE_KEYWORDS = frozenset({"anyOf", "oneOf", "not", "enum", "const", "contains", "uniqueItems"})
 _VALIDATORS: dict[str, type[Validator]] = {
     str(cls.META_SCHEMA.get("$id") or cls.META_SCHEMA.get("id")).rstrip("#"): cls
@@ -58,9 +61,16 @@ def compile_validator(schema: Mapping[str, Any]) -> Validator:
         SchemaError: the schema is not valid JSON Schema.
     """
     plain = _plain(schema)
-    cls = _VALIDATORS.get(str(plain.get("$schema", "")).rstrip("#"), Draft202012Validator)
-    cls.check_schema(plain)
-    return cls(plain)
+    key = json.dumps(plain, sort_keys=True, default=str)
+    validator = _COMPILED.get(key)
+    if validator is None:
+        cls = _VALIDATORS.get(str(plain.get("$schema", "")).rstrip("#"), Draft202012Validator)
+        cls.check_schema(plain)  # the costly part: a plan usually reuses the same few tools' schemas
+        validator = cls(plain)
+        if len(_COMPILED) >= _COMPILED_MAX:
+            _COMPILED.clear()
+        _COMPILED[key] = validator
+    return validator
 
 
 def check_arguments(
