@@ -16,6 +16,7 @@ Everything here is pure; the planner uses it to check plans and the executor to 
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -119,8 +120,9 @@ def json_pointer(path: Sequence[PathSegment]) -> str:
     return "".join("/" + str(seg).replace("~", "~0").replace("/", "~1") for seg in path)
 
 
+@functools.lru_cache(maxsize=4096)  # a plan's strings are parsed when it is checked and again at every run
 def parse_template(text: str) -> Template:
-    """Split a string into literal text and references.
+    """Split a string into literal text and references (a ``Template`` is immutable, so results are shared).
 
     Raises:
         ReferenceSyntaxError: a ``${`` that does not start a well-formed reference (e.g. unclosed).

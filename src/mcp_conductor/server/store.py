@@ -16,7 +16,6 @@ Every ``sqlite3`` or file-system failure surfaces as ``StoreError`` with a hint,
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -104,12 +103,11 @@ class RunStore:
     """Plans, runs, steps and metrics in ``<state_dir>/runs.db``; see ``open`` and ``connect``."""
 
     def __init__(
-        self, conn: sqlite3.Connection, path: Path, limiter: anyio.CapacityLimiter, busy_timeout_ms: int
+        self, conn: sqlite3.Connection, fast: sqlite3.Connection, path: Path, limiter: anyio.CapacityLimiter
     ) -> None:
-        self._conn: sqlite3.Connection | None = conn
-        self._limiter = limiter  # one thread call at a time
-        self._lock = threading.Lock()  # whoever holds it uses the connection: a worker thread or the fast path
-        self._busy_timeout_ms = busy_timeout_ms
+        self._conn: sqlite3.Connection | None = conn  # worker threads only, one at a time (the limiter)
+        self._fast: sqlite3.Connection | None = fast  # the event loop's thread only; busy timeout 0
+        self._limiter = limiter
         self._fast_writes = 0
         self.path = path
 
@@ -125,9 +123,11 @@ class RunStore:
         limiter = anyio.CapacityLimiter(1)
         try:
             conn = await anyio.to_thread.run_sync(_make_connection, path, busy_timeout_ms, limiter=limiter)
+            conn.execute("PRAGMA wal_autocheckpoint = 1000")  # this one may checkpoint: it runs in threads
+            fast = await anyio.to_thread.run_sync(schema.connect, path, 0, limiter=limiter)
         except sqlite3.Error as exc:
             raise _translate(exc, path) from exc
-        return cls(conn, path, limiter, busy_timeout_ms)
+        return cls(conn, fast, path, limiter)
 
     @classmethod
     @asynccontextmanager
@@ -148,10 +148,10 @@ class RunStore:
         """Close after the calls in flight; later calls raise ``StoreError``. Idempotent."""
 
         def close() -> None:
-            with self._lock:
-                conn, self._conn = self._conn, None
+            for conn in (self._fast, self._conn):
                 if conn is not None:
                     conn.close()
+            self._fast = self._conn = None
 
         await anyio.to_thread.run_sync(close, limiter=self._limiter)
 
@@ -159,10 +159,9 @@ class RunStore:
         """Run ``fn(connection)`` in a worker thread, one at a time; sqlite3 errors become ``StoreError``."""
 
         def call() -> T:
-            with self._lock:
-                if self._conn is None:
-                    raise StoreError(f"the run store {self.path} is closed")
-                return fn(self._conn)
+            if self._conn is None:
+                raise StoreError(f"the run store {self.path} is closed")
+            return fn(self._conn)
 
         try:
             return await anyio.to_thread.run_sync(call, limiter=self._limiter)
@@ -170,33 +169,24 @@ class RunStore:
             raise _translate(exc, self.path) from exc
 
     async def _write_fast(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """A small write on the event loop's thread when nothing else holds the connection and no other process
-        holds the write lock (busy timeout 0, checkpoints off); else the worker thread as usual.
+        """A small write on the event loop's thread, through a second connection whose busy timeout is 0 and
+        which never checkpoints; if anyone holds the write lock (a worker thread, another process), the write
+        goes to the worker thread, which waits as usual.
 
         A step's start and finish are written twice per step; a worker-thread hop costs ~10x the SQLite work
-        (about 150 us against 15 us), which is most of the executor's overhead on a sequential chain. The
-        fast path never waits: contention of any kind sends the call to the thread, which may wait.
+        (about 150 us against 15 us), which is most of the executor's overhead on a sequential chain.
         """
-        conn = self._conn
-        if conn is None or not self._lock.acquire(blocking=False):
+        conn = self._fast
+        if conn is None:
             return await self._run(fn)
-        done = False
         try:
-            conn.execute("PRAGMA busy_timeout = 0")
-            try:
-                result = fn(conn)
-                done = True
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
-                    raise
-            finally:
-                conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+            result = fn(conn)
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise _translate(exc, self.path) from exc
+            return await self._run(fn)  # another writer holds the lock: wait for it in the thread
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from exc
-        finally:
-            self._lock.release()
-        if not done:
-            return await self._run(fn)  # another process is writing: wait for it in the thread
         self._fast_writes += 1
         if self._fast_writes % CHECKPOINT_EVERY == 0:
             await self._run(lambda c: c.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall())
