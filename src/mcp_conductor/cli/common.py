@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -122,3 +123,24 @@ def unknown_run(run_id: str, directory: Path) -> UsageError:
         f"no run {run_id!r} in {directory}",
         hint="`mcp-conductor runs list` shows the runs (use --state-dir for another directory)",
     )
+
+
+SERVER_WAIT_MARGIN_S = 5.0  # beyond the longest connect timeout, for the spawn and the stop of a failed attempt
+
+
+def add_wait_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=None,
+        metavar="S",
+        help=f"how long to wait for servers to start (default: the longest connect timeout + {SERVER_WAIT_MARGIN_S:g})",
+    )
+
+
+def settle_wait(args: argparse.Namespace, config: ConductorConfig, servers: Iterable[str] | None = None) -> float:
+    """``--wait`` if given, else long enough for every (named) server's first connect attempt to end."""
+    if getattr(args, "wait", None) is not None:
+        return float(args.wait)
+    names = list(config.servers) if servers is None else list(servers)
+    return max((config.connect_timeout_s(n) for n in names), default=0.0) + SERVER_WAIT_MARGIN_S

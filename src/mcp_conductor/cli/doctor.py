@@ -13,7 +13,7 @@ from rich.text import Text
 
 from mcp_conductor import __version__
 from mcp_conductor.cli import console as ui
-from mcp_conductor.cli.common import EXIT_FAILED, EXIT_OK, add_config_option, load
+from mcp_conductor.cli.common import EXIT_FAILED, EXIT_OK, add_config_option, add_wait_option, load, settle_wait
 from mcp_conductor.cli.hints import Diagnosis, ServerFacts, diagnose
 from mcp_conductor.client_pool.catalog import ServerName
 from mcp_conductor.client_pool.config import ConductorConfig, RemoteServer, StdioServer
@@ -38,13 +38,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     add_config_option(p)
     p.add_argument("--json", action="store_true", help="print one JSON object per server instead of a table")
-    p.add_argument(
-        "--wait",
-        type=float,
-        default=None,
-        metavar="S",
-        help="how long to wait for servers to start (default: the longest connect timeout + 5)",
-    )
+    add_wait_option(p)
     p.set_defaults(func=run)
 
 
@@ -62,10 +56,8 @@ class Row:
 
 def run(args: argparse.Namespace) -> int:
     config = load(args)
-    longest = max([config.connect_timeout_s(n) for n in config.servers], default=0.0)
-    wait = args.wait if args.wait is not None else longest + 5
     secrets = secret_values(config)
-    rows = anyio.run(check, config, wait)
+    rows = anyio.run(check, config, settle_wait(args, config))
     rows = [
         replace(r, cause=r.cause and redact(r.cause, secrets), hint=r.hint and redact(r.hint, secrets)) for r in rows
     ]

@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.text import Text
 
 from mcp_conductor.cli import console as ui
-from mcp_conductor.cli.common import UsageError, read_json_file
+from mcp_conductor.cli.common import SERVER_WAIT_MARGIN_S, UsageError, read_json_file
 from mcp_conductor.cli.live import LiveDisplay, RunView, format_ms
 from mcp_conductor.client_pool.pool import ClientPool
 from mcp_conductor.server.chain_models import ExecuteOptionsIn, ExecuteResult
@@ -30,7 +30,6 @@ from mcp_conductor.server.chains import ChainService
 from mcp_conductor.server.plan_models import PlanResult
 from mcp_conductor.server.store import StoreError
 
-SERVER_WAIT_MARGIN_S = 5.0
 PREVIEW_CHARS = 300
 
 

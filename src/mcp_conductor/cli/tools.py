@@ -8,7 +8,7 @@ import sys
 
 import anyio
 
-from mcp_conductor.cli.common import EXIT_FAILED, EXIT_OK, add_config_option, load
+from mcp_conductor.cli.common import EXIT_FAILED, EXIT_OK, add_config_option, add_wait_option, load, settle_wait
 from mcp_conductor.client_pool.config import ConductorConfig
 from mcp_conductor.client_pool.pool import ClientPool
 from mcp_conductor.client_pool.status import ServerState
@@ -24,22 +24,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     add_config_option(p)
     p.add_argument("--json", action="store_true", help="print the catalog as a JSON list (for discover --catalog)")
-    p.add_argument(
-        "--wait",
-        type=float,
-        default=None,
-        metavar="S",
-        help="how long to wait for servers to start (default: the longest connect timeout)",
-    )
+    add_wait_option(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     config = load(args)
-    wait = (
-        args.wait if args.wait is not None else max([config.connect_timeout_s(n) for n in config.servers] or [0.0]) + 5
-    )
-    return anyio.run(_run, config, wait, args.json)
+    return anyio.run(_run, config, settle_wait(args, config), args.json)
 
 
 async def _run(config: ConductorConfig, wait: float, as_json: bool) -> int:
