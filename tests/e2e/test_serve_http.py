@@ -2,7 +2,6 @@
 
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -18,6 +17,7 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from fixtures.net import free_port, wait_for_port
 from mcp_conductor.demo import DEMO_CONFIG_PATH
 
 pytestmark = pytest.mark.e2e
@@ -36,14 +36,6 @@ def serve_http_command(port: int, state_dir: Path, *args: str) -> list[str]:
         sys.executable, "-m", "mcp_conductor", "--log-level", "debug", "serve", "--http",
         "--port", str(port), "--config", str(DEMO_CONFIG_PATH), "--state-dir", str(state_dir), *args,
     ]  # fmt: skip
-
-
-def free_port() -> int:
-    """A loopback port that was free a moment ago (bind to port 0, read it back, release it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @asynccontextmanager
@@ -71,19 +63,6 @@ async def running_server(
     with anyio.fail_after(10):
         for child in downstream:
             await wait_gone(child)
-
-
-async def wait_for_port(port: int, process: anyio.abc.Process) -> None:
-    """Until something accepts on ``port`` (bounded by the caller); fail at once if ``process`` exits first."""
-    while True:
-        assert process.returncode is None, f"the server exited with {process.returncode} before listening"
-        try:
-            stream = await anyio.connect_tcp("127.0.0.1", port)
-        except OSError:
-            await anyio.sleep(0.05)  # nothing to wait on but the port itself
-            continue
-        await stream.aclose()
-        return
 
 
 async def test_a_host_with_the_token_lists_the_meta_tools_and_discovers_tools(

@@ -10,7 +10,6 @@ equal load must stay close to what it was after the first (no growth per run).
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,8 @@ import psutil
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+
+from fixtures.net import free_port, wait_for_port
 
 pytestmark = pytest.mark.e2e
 
@@ -64,25 +65,6 @@ def chain_plan(i: int) -> dict[str, Any]:
     )
     assert len(steps) == 20
     return {"inputs": {"i": i}, "steps": steps, "outputs": ["join"]}
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-async def wait_for_port(port: int, process: anyio.abc.Process) -> None:
-    while True:
-        assert process.returncode is None, f"the server exited with {process.returncode} before listening"
-        try:
-            stream = await anyio.connect_tcp("127.0.0.1", port)
-        except OSError:
-            await anyio.sleep(0.05)  # nothing to wait on but the port itself
-            continue
-        await stream.aclose()
-        return
 
 
 @pytest.fixture

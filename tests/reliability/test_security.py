@@ -11,7 +11,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -27,6 +26,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
+from fixtures.net import free_port, wait_for_port
 from mcp_conductor.cli import build_parser
 from mcp_conductor.demo import DEMO_CONFIG_PATH
 from mcp_conductor.errors import ConfigError
@@ -45,26 +45,6 @@ MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": 
 
 def host_env(**extra: str) -> dict[str, str]:
     return {k: v for k in ("PATH", "HOME") if (v := os.environ.get(k)) is not None} | extra
-
-
-def free_port() -> int:
-    """A loopback port that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-async def wait_for_port(port: int, process: anyio.abc.Process) -> None:
-    while True:
-        assert process.returncode is None, f"the server exited with {process.returncode} before listening"
-        try:
-            stream = await anyio.connect_tcp("127.0.0.1", port)
-        except OSError:
-            await anyio.sleep(0.05)  # nothing to wait on but the port itself
-            continue
-        await stream.aclose()
-        return
 
 
 @pytest.fixture
