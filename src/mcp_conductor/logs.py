@@ -27,7 +27,7 @@ def configure_logging(level: str = "info", *, json: bool = False, stream: TextIO
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(file=out),
-        cache_logger_on_first_use=False,
+        cache_logger_on_first_use=True,  # a module's logger is bound once, not on every call (hot paths log)
     )
     handler = logging.StreamHandler(out)
     handler.setFormatter(logging.Formatter("%(asctime)s [%(levelname)s] %(name)s: %(message)s"))

@@ -325,6 +325,8 @@ class Connection:
         return result
 
     async def _client_within(self, deadline: float, tool: str) -> Client:
+        if self._client is not None:  # the common case: connected, nothing to wait for
+            return self._client
         state = self.state
         if state is ServerState.DISABLED:
             raise ServerUnavailableError(f"server {self.name} is disabled in the config", server=self.name, tool=tool)
