@@ -1,4 +1,4 @@
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -9,6 +9,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import INVALID_PARAMS
 
+from fixtures.catalog import wait_for_tool
 from mcp_conductor.client_pool.catalog import CatalogSnapshot, ServerName, ToolInfo
 from mcp_conductor.client_pool.config import ConductorConfig, ServerSettings, ToolFilter, in_process_config
 from mcp_conductor.client_pool.pool import ClientPool
@@ -76,24 +77,6 @@ def configure(servers: dict[str, Any], **settings: ServerSettings) -> ConductorC
 
 def state_of(pool: ClientPool, server: str) -> ServerState:
     return pool.statuses()[ServerName(server)].state
-
-
-async def wait_for_tool(pool: ClientPool, tool_id: str) -> None:
-    """Wait until the catalog lists ``tool_id``, woken by each catalog update (bound it with fail_after)."""
-    changed = anyio.Event()
-    original = pool.catalog.set_server_tools
-
-    def set_server_tools(server: ServerName, tools: Iterable[ToolInfo]) -> None:
-        original(server, tools)
-        changed.set()
-
-    pool.catalog.set_server_tools = set_server_tools  # type: ignore[method-assign]
-    try:
-        while tool_id not in pool.snapshot().tools:
-            await changed.wait()
-            changed = anyio.Event()
-    finally:
-        pool.catalog.set_server_tools = original  # type: ignore[method-assign]
 
 
 async def test_pool_is_usable_at_once_and_each_server_becomes_ready_on_its_own():

@@ -1,5 +1,4 @@
 import sys
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -8,7 +7,7 @@ import psutil
 import pytest
 from structlog.testing import capture_logs
 
-from mcp_conductor.client_pool.catalog import ServerName, ToolInfo
+from fixtures.catalog import wait_for_tool
 from mcp_conductor.client_pool.config import ConductorConfig, build_config
 from mcp_conductor.client_pool.pool import ClientPool
 from mcp_conductor.client_pool.status import Backoff, ServerState
@@ -34,24 +33,6 @@ def pool_of(entries: dict[str, dict[str, Any]], **settings: dict[str, Any]) -> C
 
 def state(pool: ClientPool, server: str) -> ServerState:
     return pool.connection(server).state
-
-
-async def wait_for_tool(pool: ClientPool, tool_id: str) -> None:
-    """Wait until the catalog lists ``tool_id``, woken by each catalog update (bound it with fail_after)."""
-    changed = anyio.Event()
-    original = pool.catalog.set_server_tools
-
-    def set_server_tools(server: ServerName, tools: Iterable[ToolInfo]) -> None:
-        original(server, tools)
-        changed.set()
-
-    pool.catalog.set_server_tools = set_server_tools  # type: ignore[method-assign]
-    try:
-        while tool_id not in pool.snapshot().tools:
-            await changed.wait()
-            changed = anyio.Event()
-    finally:
-        pool.catalog.set_server_tools = original  # type: ignore[method-assign]
 
 
 async def test_a_server_that_exits_at_start_fails_with_its_stderr_and_the_others_keep_working():
