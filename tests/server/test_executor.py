@@ -37,7 +37,7 @@ from mcp_conductor.server.chain_models import ExecuteOptionsIn
 from mcp_conductor.server.chains import ChainService
 from mcp_conductor.server.executor import LocalExecutor
 from mcp_conductor.server.planner import PlannerLimits
-from mcp_conductor.server.run_models import RunExport, RunStatus, StepRecord, StepStatus
+from mcp_conductor.server.run_models import LiveStep, RunExport, RunStatus, StepRecord, StepStatus
 from mcp_conductor.server.runtime import MetricsRegistry
 from mcp_conductor.server.store import RunStore
 
@@ -260,9 +260,13 @@ class RecordingStore(RunStore):
         self.order.append(f"start {run_id}/{step_id}")
         await super().step_started(run_id, step_id, *args)
 
-    async def step_finished(self, record: StepRecord) -> None:
+    async def step_finished(self, record: StepRecord | LiveStep) -> None:
         self.order.append(f"end {record.run_id}/{record.step_id}")
         await super().step_finished(record)
+
+    async def step_ended(self, record: StepRecord | LiveStep) -> None:
+        self.order.append(f"end {record.run_id}/{record.step_id}")
+        await super().step_ended(record)
 
     def most_running(self) -> int:
         running = most = 0

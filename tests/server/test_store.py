@@ -13,6 +13,7 @@ import pytest
 
 from mcp_conductor.server.metrics import ToolMetrics
 from mcp_conductor.server.run_models import (
+    LiveStep,
     RunExport,
     RunRecord,
     RunStatus,
@@ -191,6 +192,58 @@ async def test_steps_of_unknown_runs_or_unknown_steps_raise_store_error(store: R
         await store.step_finished(pending("ghost", "a")[0])
     with pytest.raises(StoreError, match="no run 'ghost'"):
         await store.finish_run("ghost", RunStatus.SUCCEEDED, "2025-01-01T00:00:00+00:00", 1.0)
+
+
+async def test_a_step_end_keeps_its_start_and_reaches_a_reader_at_once(tmp_path: Path) -> None:
+    async with RunStore.open(tmp_path / "state") as store, RunStore.open(tmp_path / "state") as reader:
+        await store.create_run(a_run(), pending("run_1", "a"))
+        await store.step_started("run_1", "a", {"text": "hi"}, "2025-01-01T00:00:00+00:00", attempts=2)
+        live = LiveStep.of((await store.get_steps("run_1"))[0])
+        live.status, live.finished_at, live.duration_ms = StepStatus.SUCCEEDED, "2025-01-01T00:00:01+00:00", 9.5
+        live.output, live.has_output, live.arguments = {"n": 1}, True, "not written by step_ended"
+
+        await store.step_ended(live)
+
+        (got,) = await reader.get_steps("run_1")  # another connection: the end is committed
+    assert got == StepRecord(
+        run_id="run_1",
+        step_id="a",
+        tool="text/a_tool",
+        status=StepStatus.SUCCEEDED,
+        attempts=2,
+        arguments={"text": "hi"},
+        started_at="2025-01-01T00:00:00+00:00",
+        finished_at="2025-01-01T00:00:01+00:00",
+        duration_ms=9.5,
+        output={"n": 1},
+        has_output=True,
+    )
+    assert live.record() == got.model_copy(update={"arguments": "not written by step_ended"})
+
+
+async def test_step_ended_for_an_unknown_step_raises_store_error(store: RunStore) -> None:
+    await store.create_run(a_run(), pending("run_1", "a"))
+    with pytest.raises(StoreError, match="no step 'b'"):
+        await store.step_ended(LiveStep("run_1", "b", "text/b_tool", status=StepStatus.FAILED))
+
+
+async def test_finishing_a_run_returns_it_as_stored_and_saves_its_tools_metrics(store: RunStore) -> None:
+    await store.create_run(a_run(), [])
+    metrics = {"text/a": ToolMetrics(calls=2, successes=1, failures=1, histogram={3: 2})}
+    error = StepError(kind="tool_error", message="boom", server="text", tool="a")
+
+    run = await store.finish_run(
+        "run_1", RunStatus.PARTIAL, "2025-01-01T00:00:02+00:00", 2000.0, error, metrics=metrics
+    )
+
+    assert run == await store.get_run("run_1")
+    assert (run.status, run.finished_at, run.duration_ms, run.error) == (
+        RunStatus.PARTIAL,
+        "2025-01-01T00:00:02+00:00",
+        2000.0,
+        error,
+    )
+    assert await store.load_metrics() == metrics
 
 
 async def test_runs_left_running_by_dead_processes_become_interrupted(store: RunStore) -> None:

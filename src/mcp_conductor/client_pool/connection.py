@@ -37,6 +37,7 @@ from mcp_conductor.errors import (
     ServerUnavailableError,
     ToolExecutionError,
 )
+from mcp_conductor.limits import acquire
 
 log = structlog.get_logger(__name__)
 
@@ -286,7 +287,8 @@ class Connection:
         timeout = timeout_s if timeout_s is not None else self.call_timeout_s
         deadline = anyio.current_time() + timeout
         client = await self._client_within(deadline, tool)
-        async with self._limiter:
+        await acquire(self._limiter)
+        try:
             self.in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
             try:
@@ -320,6 +322,8 @@ class Connection:
                 ) from exc
             finally:
                 self.in_flight -= 1
+        finally:
+            self._limiter.release()
         if result.is_error:
             raise ToolExecutionError(redact(_error_text(result), self._secrets), server=self.name, tool=tool)
         return result

@@ -165,7 +165,15 @@ class ChainService:
         self, plan_id: str | None, plan: Mapping[str, Any] | None, inputs: Mapping[str, Any]
     ) -> PlanResult:
         """Plan the inline or stored plan with ``inputs`` merged over its own, against today's catalog
-        (a stored plan is checked again: a tool may have gone away since it was made)."""
+        (a stored plan is checked again: a tool may have gone away since it was made).
+
+        Validity depends only on the plan and the catalog, so a repeated execution skips the schema checks; a
+        stored plan never changes (its id is its content's hash), so it is looked up by id and inputs alone.
+        """
+        state = (self._catalog().version, frozenset(self._unavailable()))
+        by_id = None if plan is not None or plan_id is None else ("id:" + plan_id + _canonical(inputs), *state)
+        if by_id is not None and (cached := self._cache_get(by_id)) is not None:
+            return cached
         if plan is None:
             if plan_id is None:
                 raise ConductorError("give plan_id (from plan_chain) or plan", hint="see plan_chain's description")
@@ -177,18 +185,26 @@ class ChainService:
         if inputs:
             own = plan.get("inputs")
             plan = {**plan, "inputs": {**(own if isinstance(own, dict) else {}), **inputs}}
-        # Validity depends only on the plan and the catalog, so a repeated execution skips the schema checks.
-        key = (_canonical(plan), self._catalog().version, frozenset(self._unavailable()))
+        key = (_canonical(plan), *state)
+        if (cached := self._cache_get(key)) is None:
+            cached = await self.plan(plan)
+            if not cached.valid:
+                return cached
+            self._cache_put(key, cached)
+        if by_id is not None:
+            self._cache_put(by_id, cached)
+        return cached
+
+    def _cache_get(self, key: tuple[str, int, frozenset[str]]) -> PlanResult | None:
         cached = self._checked_cache.get(key)
         if cached is not None:
             self._checked_cache.move_to_end(key)
-            return cached
-        result = await self.plan(plan)
-        if result.valid:
-            self._checked_cache[key] = result
-            if len(self._checked_cache) > CHECKED_CACHE_SIZE:
-                self._checked_cache.popitem(last=False)
-        return result
+        return cached
+
+    def _cache_put(self, key: tuple[str, int, frozenset[str]], result: PlanResult) -> None:
+        self._checked_cache[key] = result
+        if len(self._checked_cache) > CHECKED_CACHE_SIZE:
+            self._checked_cache.popitem(last=False)
 
     def _result(
         self,

@@ -1,10 +1,12 @@
 """Run a validated plan against the pool: dependency-driven, parallel, persistent, resumable.
 
-Every step gets a task at once; it waits for its dependencies' outcomes, not for a whole level (no barriers),
-so a step starts the moment its inputs exist. A global limiter (shared by all runs) and an optional per-run
-limiter bound the parallelism; the pool's per-server limiters hold as well. Each step's start and finish are
-committed to the store before the run moves on, so a killed server loses nothing that finished, and ``resume``
-re-runs only what did not succeed.
+Scheduling: every step counts its dependencies that have not ended. The steps with none start at once, each in
+a task of its own. When a step ends, the task that ran it releases its dependents, runs one that became ready
+itself and starts a task for each other one. So a step starts the moment its last input exists (no level
+barriers), and a chain runs in one task, without a task or a wake-up per step. A global limiter (shared by all
+runs) and an optional per-run limiter bound the parallelism; the pool's per-server limiters hold as well. Each
+step's start and finish are committed to the store before the run moves on, so a killed server loses nothing
+that finished, and ``resume`` re-runs only what did not succeed.
 
 Failure policy per step: ``on_error="fail"`` cancels running steps and skips the rest (run ``failed``);
 ``"continue"`` skips only the failed step's dependents while other branches go on (run ``partial``).
@@ -21,15 +23,17 @@ from typing import Any, Literal
 
 import anyio
 import structlog
+from anyio.abc import TaskGroup
 
-from mcp_conductor.client_pool.catalog import CatalogSnapshot, ToolId, ToolInfo
+from mcp_conductor.client_pool.catalog import CatalogSnapshot, ToolId
 from mcp_conductor.client_pool.pool import ClientPool
 from mcp_conductor.errors import CallTimeoutError, ConductorError, DownstreamError
+from mcp_conductor.limits import acquire
 from mcp_conductor.server.engine import ProgressFn, RunOptions, RunOutcome, RunRequest, new_run_id, now_iso
 from mcp_conductor.server.plan_models import Step
 from mcp_conductor.server.references import substitute
 from mcp_conductor.server.retry import backoff_delay, should_retry
-from mcp_conductor.server.run_models import RunRecord, RunStatus, StepError, StepRecord, StepStatus
+from mcp_conductor.server.run_models import LiveStep, RunRecord, RunStatus, StepError, StepStatus
 from mcp_conductor.server.runtime import MetricsRegistry
 from mcp_conductor.server.store import RunStore
 from mcp_conductor.server.values import step_value
@@ -41,21 +45,44 @@ DEFAULT_STEP_TIMEOUT_S = 60.0
 
 Sleep = Callable[[float], Awaitable[None]]
 
+_ENDED = frozenset({StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.TIMEOUT, StepStatus.SKIPPED})
+
 
 @dataclass
-class _RunState:
+class _Run:
     """Mutable bookkeeping of one run in progress (owned by ``LocalExecutor.execute``)."""
 
     run_id: str
     request: RunRequest
-    records: dict[str, StepRecord]
+    steps: dict[str, Step]
+    records: dict[str, LiveStep]
     outputs: dict[str, Any]
-    done: dict[str, anyio.Event]
+    waiting: dict[str, int]  # a step still to run -> how many of its dependencies have not ended
+    dependents: dict[str, list[str]]  # in plan order
     finished: int = 0
     stop_reason: Literal["failed", "timed_out"] | None = None
     failed_under_continue: bool = False
     deadline_at: float | None = None
     touched_tools: set[ToolId] = field(default_factory=set)
+    snapshot: CatalogSnapshot | None = None
+    per_run: anyio.CapacityLimiter | None = None
+    notify: _Progress | None = None
+    tg: TaskGroup | None = None
+    record: RunRecord | None = None  # the run as stored when it ended
+
+    def ready_at_start(self) -> list[str]:
+        return [sid for sid, n in self.waiting.items() if n == 0]
+
+    def release(self, step_id: str) -> list[str]:
+        """``step_id`` ended: its dependents that have nothing left to wait for, in plan order."""
+        if self.stop_reason is not None:
+            return []
+        ready = []
+        for dependent in self.dependents[step_id]:
+            self.waiting[dependent] -= 1
+            if self.waiting[dependent] == 0:
+                ready.append(dependent)
+        return ready
 
 
 class LocalExecutor:
@@ -87,111 +114,111 @@ class LocalExecutor:
         Raises:
             StoreError: the run store cannot be written.
         """
-        state = await self._prepare(request)
-        run_id = state.run_id
-        structlog.contextvars.bind_contextvars(run_id=run_id)
+        run = await self._prepare(request)
+        structlog.contextvars.bind_contextvars(run_id=run.run_id)
         total = len(request.plan.steps)
-        notify = _Progress(progress, total)
+        run.notify = notify = _Progress(progress, total)
         started = time.perf_counter()
         log.info("chain.run_started", steps=total, plan_id=request.plan_id, resume=request.resume)
-        await notify.say(state.finished, f"run {run_id} started: {total} steps")
+        await notify.say(run.finished, f"run {run.run_id} started: {total} steps")
         if request.options.timeout_s is not None:
-            state.deadline_at = anyio.current_time() + request.options.timeout_s
-        per_run = anyio.CapacityLimiter(request.options.max_concurrency) if request.options.max_concurrency else None
-        snapshot = self._pool.snapshot()
+            run.deadline_at = anyio.current_time() + request.options.timeout_s
+        if request.options.max_concurrency:
+            run.per_run = anyio.CapacityLimiter(request.options.max_concurrency)
+        run.snapshot = self._pool.snapshot()
         status = RunStatus.CANCELLED
         try:
             with anyio.move_on_after(request.options.timeout_s) as deadline:
                 async with anyio.create_task_group() as tg:
-                    for step in request.plan.steps:
-                        if state.records[step.id].status is not StepStatus.SUCCEEDED:
-                            tg.start_soon(self._run_step, state, step, snapshot, per_run, notify, tg.cancel_scope)
+                    run.tg = tg
+                    for step_id in run.ready_at_start():
+                        tg.start_soon(self._worker, run, step_id)
             if deadline.cancelled_caught:
-                state.stop_reason = "timed_out"
-            status = _run_status(state)
+                run.stop_reason = "timed_out"
+            status = _run_status(run)
         finally:
             duration_ms = round((time.perf_counter() - started) * 1000, 1)
             with anyio.CancelScope(shield=True):
-                await self._finish(state, status, duration_ms)
+                await self._finish(run, status, duration_ms)
             structlog.contextvars.unbind_contextvars("run_id")
-        run = await self._store.get_run(run_id)
-        assert run is not None
-        outputs = {sid: state.outputs[sid] for sid in run.outputs if sid in state.outputs}
-        return RunOutcome(run=run, steps=[state.records[s.id] for s in request.plan.steps], outputs=outputs)
+        record = run.record
+        assert record is not None
+        outputs = {sid: run.outputs[sid] for sid in record.outputs if sid in run.outputs}
+        return RunOutcome(run=record, steps=[run.records[s.id].record() for s in request.plan.steps], outputs=outputs)
 
-    # -- one step ------------------------------------------------------------------------------------------
-    async def _run_step(
-        self,
-        state: _RunState,
-        step: Step,
-        snapshot: CatalogSnapshot,
-        per_run: anyio.CapacityLimiter | None,
-        notify: _Progress,
-        run_scope: anyio.CancelScope,
-    ) -> None:
-        structlog.contextvars.bind_contextvars(step_id=step.id)
-        record = state.records[step.id]
+    # -- one task: a step, then whichever dependent it made ready -------------------------------------------
+    async def _worker(self, run: _Run, step_id: str) -> None:
+        assert run.tg is not None
+        current: str | None = step_id
+        while current is not None:
+            await self._run_step(run, run.steps[current])
+            ready = run.release(current)
+            for other in ready[1:]:
+                run.tg.start_soon(self._worker, run, other)
+            current = ready[0] if ready else None
+
+    async def _run_step(self, run: _Run, step: Step) -> None:
+        structlog.contextvars.bind_contextvars(step_id=step.id)  # this task's context: no unbinding needed
+        live = run.records[step.id]
         try:
-            deps = _dependencies(step)
-            for dep in deps:
-                await state.done[dep].wait()
-            blocked = [d for d in deps if state.records[d].status is not StepStatus.SUCCEEDED]
+            blocked = [d for d in step.depends_on if run.records[d].status is not StepStatus.SUCCEEDED]
             if blocked:
-                await self._skip(state, step, f"dependency {blocked[0]} did not succeed")
-                return
-            async with _OptionalLimiter(per_run), self._limiter:
-                record = await self._attempts(state, step, snapshot)
-            state.records[step.id] = record
-            if record.status is StepStatus.SUCCEEDED:
-                state.outputs[step.id] = record.output
-            elif self._on_error(state, step) == "fail":
-                state.stop_reason = state.stop_reason or "failed"
-                run_scope.cancel()
+                await self._skip(live, f"dependency {blocked[0]} did not succeed")
             else:
-                state.failed_under_continue = True
+                await acquire(run.per_run)
+                try:
+                    await acquire(self._limiter)
+                    try:
+                        await self._attempts(run, step, live)
+                    finally:
+                        self._limiter.release()
+                finally:
+                    if run.per_run is not None:
+                        run.per_run.release()
+                self._after_attempts(run, step, live)
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):
-                await self._interrupted(state, step)
+                await self._interrupted(run, live)
             raise
         finally:
-            state.done[step.id].set()
-            if state.records[step.id].status not in (StepStatus.PENDING, StepStatus.RUNNING):
-                state.finished += 1
-                with anyio.CancelScope(shield=True):
-                    await notify.say(state.finished, f"last: {step.id} {state.records[step.id].status.value}")
-            structlog.contextvars.unbind_contextvars("step_id")
+            if live.status not in (StepStatus.PENDING, StepStatus.RUNNING):
+                run.finished += 1
+                assert run.notify is not None
+                if run.notify.active:
+                    with anyio.CancelScope(shield=True):
+                        await run.notify.say(run.finished, f"last: {step.id} {live.status.value}")
 
-    async def _attempts(self, state: _RunState, step: Step, snapshot: CatalogSnapshot) -> StepRecord:
-        """Try the step up to ``retry.attempts`` times; returns its final record (already stored)."""
-        record = state.records[step.id]
-        tool = _lookup(snapshot, step.tool)
+    def _after_attempts(self, run: _Run, step: Step, live: LiveStep) -> None:
+        if live.status is StepStatus.SUCCEEDED:
+            run.outputs[step.id] = live.output
+        elif (step.on_error or run.request.options.on_error or "fail") == "fail":
+            run.stop_reason = run.stop_reason or "failed"
+            assert run.tg is not None
+            run.tg.cancel_scope.cancel()
+        else:
+            run.failed_under_continue = True
+
+    async def _attempts(self, run: _Run, step: Step, live: LiveStep) -> None:
+        """Try the step up to ``retry.attempts`` times; ``live`` ends with its final state, stored."""
+        assert run.snapshot is not None
+        tool = run.snapshot.tools.get(ToolId(step.tool))
         server, _, name = step.tool.partition("/")
-        timeout = self._timeout(state, step, server)
+        timeout = self._timeout(run, step, server)
         try:
-            arguments = substitute(step.arguments, state.outputs, state.request.inputs)
-        except ConductorError as exc:
-            return await self._store_finish(
-                record, StepStatus.FAILED, _error(exc, server, name), started=time.perf_counter()
-            )
-        tries = record.attempts  # across resumes, for the record
+            arguments = substitute(step.arguments, run.outputs, run.request.inputs)
+        except ConductorError as exc:  # nothing was started: the whole row is written
+            await self._end(live, StepStatus.FAILED, _error(exc, server, name), started=None)
+            return
         this_run = 0  # the retry budget is per execution: a resumed step gets its full budget again
         while True:
-            tries += 1
             this_run += 1
-            started_at = now_iso()
-            record = record.model_copy(
-                update={
-                    "status": StepStatus.RUNNING,
-                    "attempts": tries,
-                    "arguments": arguments,
-                    "started_at": started_at,
-                    "finished_at": None,
-                    "error": None,
-                }
-            )
-            state.records[step.id] = record
-            await self._store.step_started(state.run_id, step.id, arguments, started_at, tries)
-            log.info("chain.step_started", tool=step.tool, attempt=tries)
+            live.status = StepStatus.RUNNING
+            live.attempts += 1  # across resumes, for the record
+            live.arguments = arguments
+            live.started_at = now_iso()
+            live.finished_at = live.error = None
+            await self._store.step_started(run.run_id, step.id, arguments, live.started_at, live.attempts)
+            log.info("chain.step_started", tool=step.tool, attempt=live.attempts)
             t0 = time.perf_counter()
             try:
                 result = await self._pool.call_tool(server, name, arguments, timeout_s=timeout)
@@ -199,95 +226,82 @@ class LocalExecutor:
                 elapsed = (time.perf_counter() - t0) * 1000
                 timed_out = isinstance(exc, CallTimeoutError)
                 self._metrics.record(ToolId(step.tool), ok=False, duration_ms=elapsed, timed_out=timed_out)
-                state.touched_tools.add(ToolId(step.tool))
+                run.touched_tools.add(ToolId(step.tool))
                 if should_retry(step.retry, tool, exc.kind, this_run):
                     delay = backoff_delay(step.retry, this_run, self._rand)
-                    log.info("chain.step_retry_scheduled", kind=exc.kind, attempt=tries, delay_s=round(delay, 3))
+                    log.info(
+                        "chain.step_retry_scheduled", kind=exc.kind, attempt=live.attempts, delay_s=round(delay, 3)
+                    )
                     await self._sleep(delay)
                     continue
                 status = StepStatus.TIMEOUT if timed_out else StepStatus.FAILED
-                log.warning("chain.step_failed", kind=exc.kind, error=exc.message, attempts=tries)
-                return await self._store_finish(record, status, _error(exc, server, name), started=t0)
+                log.warning("chain.step_failed", kind=exc.kind, error=exc.message, attempts=live.attempts)
+                await self._end(live, status, _error(exc, server, name), started=t0)
+                return
             elapsed = (time.perf_counter() - t0) * 1000
             self._metrics.record(ToolId(step.tool), ok=True, duration_ms=elapsed)
-            state.touched_tools.add(ToolId(step.tool))
-            return await self._store_finish(record, StepStatus.SUCCEEDED, None, started=t0, output=step_value(result))
+            run.touched_tools.add(ToolId(step.tool))
+            await self._end(live, StepStatus.SUCCEEDED, None, started=t0, output=step_value(result))
+            return
 
-    async def _store_finish(
-        self,
-        record: StepRecord,
-        status: StepStatus,
-        error: StepError | None,
-        *,
-        started: float,
-        output: Any = None,
-    ) -> StepRecord:
-        done = record.model_copy(
-            update={
-                "status": status,
-                "error": error,
-                "finished_at": now_iso(),
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                "output": output,
-                "has_output": status is StepStatus.SUCCEEDED,
-            }
-        )
-        await self._store.step_finished(done)
-        log.info("chain.step_finished", status=status.value, duration_ms=done.duration_ms)
-        return done
+    async def _end(
+        self, live: LiveStep, status: StepStatus, error: StepError | None, *, started: float | None, output: Any = None
+    ) -> None:
+        """``started``: when this attempt's call began (its start is stored), or None (no attempt was made)."""
+        live.status = status
+        live.error = error
+        live.finished_at = now_iso()
+        live.output = output
+        live.has_output = status is StepStatus.SUCCEEDED
+        if started is None:
+            await self._store.step_finished(live)
+        else:
+            live.duration_ms = round((time.perf_counter() - started) * 1000, 2)
+            await self._store.step_ended(live)
+        log.info("chain.step_finished", status=status.value, duration_ms=live.duration_ms)
 
-    async def _skip(self, state: _RunState, step: Step, why: str) -> None:
-        record = state.records[step.id].model_copy(
-            update={
-                "status": StepStatus.SKIPPED,
-                "error": StepError(kind="skipped", message=why),
-                "finished_at": now_iso(),
-            }
-        )
-        state.records[step.id] = record
-        await self._store.step_finished(record)
+    async def _skip(self, live: LiveStep, why: str) -> None:
+        live.status = StepStatus.SKIPPED
+        live.error = StepError(kind="skipped", message=why)
+        live.finished_at = now_iso()
+        await self._store.step_finished(live)
         log.info("chain.step_skipped", reason=why)
 
-    async def _interrupted(self, state: _RunState, step: Step) -> None:
+    async def _interrupted(self, run: _Run, live: LiveStep) -> None:
         """Record a step that the run's cancellation stopped (deadline, fail-fast, or the host)."""
-        record = state.records[step.id]
-        if record.status in (StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.TIMEOUT, StepStatus.SKIPPED):
+        if live.status in _ENDED:
             return
-        if record.status is not StepStatus.RUNNING:
-            await self._skip(state, step, "the run stopped before this step started")
+        if live.status is not StepStatus.RUNNING:
+            await self._skip(live, "the run stopped before this step started")
             return
-        deadline_passed = state.deadline_at is not None and anyio.current_time() >= state.deadline_at
-        if state.stop_reason == "timed_out" or (state.stop_reason is None and deadline_passed):
-            status, error = (
-                StepStatus.TIMEOUT,
-                StepError(kind="timeout", message="the chain's deadline passed", retryable=True),
-            )
+        deadline_passed = run.deadline_at is not None and anyio.current_time() >= run.deadline_at
+        if run.stop_reason == "timed_out" or (run.stop_reason is None and deadline_passed):
+            live.status = StepStatus.TIMEOUT
+            live.error = StepError(kind="timeout", message="the chain's deadline passed", retryable=True)
         else:
-            status, error = StepStatus.CANCELLED, StepError(kind="cancelled", message="the run was cancelled")
-        done = record.model_copy(update={"status": status, "error": error, "finished_at": now_iso()})
-        state.records[step.id] = done
-        await self._store.step_finished(done)
+            live.status = StepStatus.CANCELLED
+            live.error = StepError(kind="cancelled", message="the run was cancelled")
+        live.finished_at = now_iso()
+        await self._store.step_finished(live)
 
     # -- run bookkeeping -----------------------------------------------------------------------------------
-    async def _prepare(self, request: RunRequest) -> _RunState:
+    async def _prepare(self, request: RunRequest) -> _Run:
         plan = request.plan
         if request.resume and request.options.run_id:
             run_id = request.options.run_id
             stored = {s.step_id: s for s in await self._store.get_steps(run_id)}
-            records: dict[str, StepRecord] = {}
+            records: dict[str, LiveStep] = {}
             for step in plan.steps:
                 old = stored.get(step.id)
                 if old is not None and old.status is StepStatus.SUCCEEDED:
-                    records[step.id] = old
+                    records[step.id] = LiveStep.of(old)
                 else:
-                    records[step.id] = StepRecord(
-                        run_id=run_id, step_id=step.id, tool=step.tool, attempts=old.attempts if old else 0
-                    )
+                    records[step.id] = LiveStep(run_id, step.id, step.tool, attempts=old.attempts if old else 0)
             await self._store.set_run_status(run_id, RunStatus.RUNNING, owner_pid=os.getpid())
         else:
             run_id = request.options.run_id or new_run_id()
-            records = {str(s.id): StepRecord(run_id=run_id, step_id=s.id, tool=s.tool) for s in plan.steps}
-            run = RunRecord(
+            records = {s.id: LiveStep(run_id, s.id, s.tool) for s in plan.steps}
+            record = RunRecord(
                 run_id=run_id,
                 plan_id=request.plan_id,
                 status=RunStatus.RUNNING,
@@ -297,43 +311,48 @@ class LocalExecutor:
                 started_at=now_iso(),
                 owner_pid=os.getpid(),
             )
-            await self._store.create_run(run, list(records.values()))
-        done: dict[str, anyio.Event] = {s.id: anyio.Event() for s in plan.steps}
-        outputs: dict[str, Any] = {}
-        finished = 0
-        for sid, rec in records.items():
-            if rec.status is StepStatus.SUCCEEDED:
-                outputs[sid] = rec.output
-                done[sid].set()
-                finished += 1
-        return _RunState(run_id=run_id, request=request, records=records, outputs=outputs, done=done, finished=finished)
+            await self._store.create_run(record, [r.record() for r in records.values()])
+        run = _Run(
+            run_id=run_id,
+            request=request,
+            steps={s.id: s for s in plan.steps},
+            records=records,
+            outputs={},
+            waiting={},
+            dependents={s.id: [] for s in plan.steps},
+        )
+        for step in plan.steps:
+            if records[step.id].status is StepStatus.SUCCEEDED:
+                run.outputs[step.id] = records[step.id].output
+                run.finished += 1
+                continue
+            # A planned step's depends_on holds all its dependencies (the planner adds the referenced steps).
+            open_deps = [d for d in step.depends_on if records[d].status is not StepStatus.SUCCEEDED]
+            run.waiting[step.id] = len(open_deps)
+            for dep in open_deps:
+                run.dependents[dep].append(step.id)
+        return run
 
-    async def _finish(self, state: _RunState, status: RunStatus, duration_ms: float) -> None:
-        # Steps that never got a task (a resumed run's pending ones stay as they are) are stored already;
-        # steps still pending because the run stopped early are marked skipped.
-        for step in state.request.plan.steps:
-            if state.records[step.id].status is StepStatus.PENDING:
-                await self._skip(state, step, "the run stopped before this step started")
-        await self._store.finish_run(state.run_id, status, now_iso(), duration_ms)
-        if state.touched_tools:
-            items = {t: m for t in state.touched_tools if (m := self._metrics.get(t)) is not None}
-            await self._store.save_metrics(items)
+    async def _finish(self, run: _Run, status: RunStatus, duration_ms: float) -> None:
+        # Steps still pending because the run stopped early (or never became ready) are marked skipped.
+        for live in run.records.values():
+            if live.status is StepStatus.PENDING:
+                await self._skip(live, "the run stopped before this step started")
+        metrics = {t: m for t in run.touched_tools if (m := self._metrics.get(t)) is not None}
+        run.record = await self._store.finish_run(run.run_id, status, now_iso(), duration_ms, metrics=metrics)
         log.info("chain.run_finished", status=status.value, duration_ms=duration_ms)
 
-    def _timeout(self, state: _RunState, step: Step, server: str) -> float:
+    def _timeout(self, run: _Run, step: Step, server: str) -> float:
         if step.timeout_s is not None:
             return step.timeout_s
-        if state.request.options.default_step_timeout_s is not None:
-            return state.request.options.default_step_timeout_s
+        if run.request.options.default_step_timeout_s is not None:
+            return run.request.options.default_step_timeout_s
         if self._default_step_timeout_s is not None:
             return self._default_step_timeout_s
         try:
             return self._pool.connection(server).call_timeout_s
         except ConductorError:
             return DEFAULT_STEP_TIMEOUT_S
-
-    def _on_error(self, state: _RunState, step: Step) -> str:
-        return step.on_error or state.request.options.on_error or "fail"
 
 
 class _Progress:
@@ -342,6 +361,7 @@ class _Progress:
     def __init__(self, send: ProgressFn | None, total: int) -> None:
         self._send = send
         self._total = total
+        self.active = send is not None
 
     async def say(self, done: int, message: str) -> None:
         if self._send is None:
@@ -352,24 +372,15 @@ class _Progress:
             log.debug("chain.progress_failed", error=str(exc))
 
 
-def _run_status(state: _RunState) -> RunStatus:
-    if state.stop_reason == "timed_out":
+def _run_status(run: _Run) -> RunStatus:
+    if run.stop_reason == "timed_out":
         return RunStatus.TIMED_OUT
-    if state.stop_reason == "failed":
+    if run.stop_reason == "failed":
         return RunStatus.FAILED
-    statuses = [r.status for r in state.records.values()]
-    if state.failed_under_continue:
+    statuses = [r.status for r in run.records.values()]
+    if run.failed_under_continue:
         return RunStatus.PARTIAL if StepStatus.SUCCEEDED in statuses else RunStatus.FAILED
     return RunStatus.SUCCEEDED
-
-
-def _dependencies(step: Step) -> tuple[str, ...]:
-    """A planned step's ``depends_on`` holds all its dependencies (the planner adds the referenced steps)."""
-    return step.depends_on
-
-
-def _lookup(snapshot: CatalogSnapshot, tool_id: str) -> ToolInfo | None:
-    return snapshot.tools.get(ToolId(tool_id))
 
 
 def _error(exc: ConductorError, server: str, tool: str) -> StepError:
@@ -394,18 +405,3 @@ def _public_options(options: RunOptions) -> dict[str, Any]:
         }.items()
         if v is not None
     }
-
-
-class _OptionalLimiter:
-    """``async with`` a limiter that may be None."""
-
-    def __init__(self, limiter: anyio.CapacityLimiter | None) -> None:
-        self._limiter = limiter
-
-    async def __aenter__(self) -> None:
-        if self._limiter is not None:
-            await self._limiter.acquire()
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._limiter is not None:
-            self._limiter.release()

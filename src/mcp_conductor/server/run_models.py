@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -61,6 +62,33 @@ class StepRecord(_Model):
     error: StepError | None = None
     output: Any = None
     has_output: bool = False  # distinguishes a stored null output from no output
+
+
+@dataclass(slots=True)
+class LiveStep:
+    """A step of a run in progress: the same fields as ``StepRecord``, mutable and cheap to change (the
+    executor updates it several times per step); ``record()`` freezes it."""
+
+    run_id: str
+    step_id: str
+    tool: str
+    status: StepStatus = StepStatus.PENDING
+    attempts: int = 0
+    arguments: Any = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    duration_ms: float | None = None
+    error: StepError | None = None
+    output: Any = None
+    has_output: bool = False
+
+    @classmethod
+    def of(cls, record: StepRecord) -> LiveStep:
+        return cls(**{name: getattr(record, name) for name in StepRecord.model_fields})
+
+    def record(self) -> StepRecord:
+        """The frozen record; the fields were typed when they were set, so they are not validated again."""
+        return StepRecord.model_construct(**{name: getattr(self, name) for name in StepRecord.model_fields})
 
 
 class RunRecord(_Model):

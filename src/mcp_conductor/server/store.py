@@ -1,9 +1,11 @@
 """The embedded run store: plans, runs, step records and tool metrics in one SQLite file.
 
-One ``sqlite3`` connection per store, used only from worker threads, one call at a time (a
-``CapacityLimiter(1)`` owned by the store), so writes are serialized and the event loop never waits on disk.
-WAL mode with ``synchronous=NORMAL``: every write is committed before its method returns, and a commit
-survives a killed process. Several processes may share a state directory; a writer waits
+Two ``sqlite3`` connections per store. The main one is used only from worker threads, one call at a time (a
+``CapacityLimiter(1)`` owned by the store), for listings, exports, imports, pruning and checkpoints. The quick
+one serves the executor's small point reads and writes (a step, a run, a plan) on the event loop's thread with
+a busy timeout of 0, and hands a call to the worker thread whenever the lock is taken, so the loop never waits
+on another writer. WAL mode with ``synchronous=NORMAL``: every write is committed before its method returns,
+and a commit survives a killed process. Several processes may share a state directory; a writer waits
 ``busy_timeout_ms`` for another.
 
     async with RunStore.open(resolve_state_dir(None)) as store:
@@ -28,7 +30,7 @@ import anyio.to_thread
 from mcp_conductor.errors import ConductorError
 from mcp_conductor.server import store_schema as schema
 from mcp_conductor.server.metrics import ToolMetrics
-from mcp_conductor.server.run_models import RunExport, RunRecord, RunStatus, StepError, StepRecord
+from mcp_conductor.server.run_models import LiveStep, RunExport, RunRecord, RunStatus, StepError, StepRecord
 from mcp_conductor.server.state_dir import STATE_DIR_ENV, pid_alive
 
 __all__ = ["DB_FILENAME", "RunStore", "StoreError"]
@@ -52,6 +54,11 @@ class StoreError(ConductorError):
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
+
+
+def _metrics_rows(items: Mapping[K, ToolMetrics]) -> list[tuple[Any, ...]]:
+    now = _now()
+    return [schema.metrics_row(tool_id, metrics, now) for tool_id, metrics in items.items()]
 
 
 def _translate(exc: sqlite3.Error, path: Path) -> StoreError:
@@ -96,19 +103,19 @@ def _make_connection(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
     return conn
 
 
-CHECKPOINT_EVERY = 256  # fast-path writes between two WAL checkpoints (which run in the worker thread)
+CHECKPOINT_EVERY = 256  # quick calls between two WAL checkpoints (which run in the worker thread)
 
 
 class RunStore:
     """Plans, runs, steps and metrics in ``<state_dir>/runs.db``; see ``open`` and ``connect``."""
 
     def __init__(
-        self, conn: sqlite3.Connection, fast: sqlite3.Connection, path: Path, limiter: anyio.CapacityLimiter
+        self, conn: sqlite3.Connection, quick: sqlite3.Connection, path: Path, limiter: anyio.CapacityLimiter
     ) -> None:
         self._conn: sqlite3.Connection | None = conn  # worker threads only, one at a time (the limiter)
-        self._fast: sqlite3.Connection | None = fast  # the event loop's thread only; busy timeout 0
+        self._quick_conn: sqlite3.Connection | None = quick  # the event loop's thread only; busy timeout 0
         self._limiter = limiter
-        self._fast_writes = 0
+        self._quick_calls = 0
         self.path = path
 
     @classmethod
@@ -124,10 +131,10 @@ class RunStore:
         try:
             conn = await anyio.to_thread.run_sync(_make_connection, path, busy_timeout_ms, limiter=limiter)
             conn.execute("PRAGMA wal_autocheckpoint = 1000")  # this one may checkpoint: it runs in threads
-            fast = await anyio.to_thread.run_sync(schema.connect, path, 0, limiter=limiter)
+            quick = await anyio.to_thread.run_sync(schema.connect, path, 0, limiter=limiter)
         except sqlite3.Error as exc:
             raise _translate(exc, path) from exc
-        return cls(conn, fast, path, limiter)
+        return cls(conn, quick, path, limiter)
 
     @classmethod
     @asynccontextmanager
@@ -148,10 +155,10 @@ class RunStore:
         """Close after the calls in flight; later calls raise ``StoreError``. Idempotent."""
 
         def close() -> None:
-            for conn in (self._fast, self._conn):
+            for conn in (self._quick_conn, self._conn):
                 if conn is not None:
                     conn.close()
-            self._fast = self._conn = None
+            self._quick_conn = self._conn = None
 
         await anyio.to_thread.run_sync(close, limiter=self._limiter)
 
@@ -168,15 +175,16 @@ class RunStore:
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from exc
 
-    async def _write_fast(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """A small write on the event loop's thread, through a second connection whose busy timeout is 0 and
-        which never checkpoints; if anyone holds the write lock (a worker thread, another process), the write
+    async def _quick(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """A small read or write on the event loop's thread, through a second connection whose busy timeout is
+        0 and which never checkpoints; if anyone holds the lock (a worker thread, another process), the call
         goes to the worker thread, which waits as usual.
 
-        A step's start and finish are written twice per step; a worker-thread hop costs ~10x the SQLite work
-        (about 150 us against 15 us), which is most of the executor's overhead on a sequential chain.
+        Only for point reads and writes of a few rows (a step, a run, a plan, the metrics of a run's tools):
+        a worker-thread hop costs ~10x their SQLite work (about 150 us against 15 us), which would be most of
+        the executor's overhead on a sequential chain. Listings, exports and pruning stay in the thread.
         """
-        conn = self._fast
+        conn = self._quick_conn
         if conn is None:
             return await self._run(fn)
         try:
@@ -187,8 +195,8 @@ class RunStore:
             return await self._run(fn)  # another writer holds the lock: wait for it in the thread
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from exc
-        self._fast_writes += 1
-        if self._fast_writes % CHECKPOINT_EVERY == 0:
+        self._quick_calls += 1
+        if self._quick_calls % CHECKPOINT_EVERY == 0:
             await self._run(lambda c: c.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall())
         return result
 
@@ -209,7 +217,7 @@ class RunStore:
         Raises:
             StoreError: the store cannot be read.
         """
-        return await self._run(lambda c: schema.select_plan(c, plan_id))
+        return await self._quick(lambda c: schema.select_plan(c, plan_id))
 
     # -- runs ----------------------------------------------------------------------------------------------
 
@@ -228,7 +236,7 @@ class RunStore:
                     raise StoreError(f"run {run.run_id!r} exists already", hint="resume it, or use a new run id")
                 schema.insert_run(c, run, steps)
 
-        await self._run(create)
+        await self._quick(create)
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         """The run, or None.
@@ -236,7 +244,7 @@ class RunStore:
         Raises:
             StoreError: the store cannot be read.
         """
-        return await self._run(lambda c: schema.select_run(c, run_id))
+        return await self._quick(lambda c: schema.select_run(c, run_id))
 
     async def list_runs(self, limit: int = 50, status: RunStatus | None = None) -> list[RunRecord]:
         """The newest ``limit`` runs, newest first, optionally only those with ``status``.
@@ -254,8 +262,11 @@ class RunStore:
         finished_at: str,
         duration_ms: float,
         error: StepError | None = None,
-    ) -> None:
-        """Record a run's end.
+        *,
+        metrics: Mapping[K, ToolMetrics] | None = None,
+    ) -> RunRecord:
+        """Record a run's end, and the latest metrics of the tools it called, in one transaction; returns the
+        run as stored.
 
         Raises:
             StoreError: there is no such run, or the store cannot be written.
@@ -266,7 +277,11 @@ class RunStore:
             "duration_ms": duration_ms,
             "error_json": None if error is None else schema.dumps(error.model_dump(mode="json")),
         }
-        await self._update_run(run_id, columns)
+        rows = _metrics_rows(metrics or {})
+        run = await self._quick(lambda c: schema.finish_run(c, run_id, rows, **columns))
+        if run is None:
+            raise StoreError(f"no run {run_id!r} in the store {self.path}")
+        return run
 
     async def set_run_status(self, run_id: str, status: RunStatus, *, owner_pid: int | None = None) -> None:
         """Change a run's status. Back to ``running`` (a resume) also clears its end; ``owner_pid`` if given.
@@ -282,7 +297,7 @@ class RunStore:
         await self._update_run(run_id, columns)
 
     async def _update_run(self, run_id: str, columns: dict[str, Any]) -> None:
-        if not await self._run(lambda c: schema.update_run(c, run_id, **columns)):
+        if not await self._quick(lambda c: schema.update_run(c, run_id, **columns)):
             raise StoreError(f"no run {run_id!r} in the store {self.path}")
 
     async def mark_interrupted(self, alive: Callable[[int], bool] = pid_alive) -> list[str]:
@@ -305,12 +320,10 @@ class RunStore:
             StoreError: the run has no such step, or the store cannot be written.
         """
         arguments_json = schema.dumps(arguments)
-        if not await self._write_fast(
-            lambda c: schema.start_step(c, run_id, step_id, arguments_json, started_at, attempts)
-        ):
+        if not await self._quick(lambda c: schema.start_step(c, run_id, step_id, arguments_json, started_at, attempts)):
             raise StoreError(f"run {run_id!r} has no step {step_id!r}")
 
-    async def step_finished(self, record: StepRecord) -> None:
+    async def step_finished(self, record: StepRecord | LiveStep) -> None:
         """Write the whole step row (insert, or replace keeping its place in the plan); committed.
 
         Raises:
@@ -323,7 +336,17 @@ class RunStore:
             except sqlite3.IntegrityError as exc:
                 raise StoreError(f"no run {record.run_id!r} for step {record.step_id!r}") from exc
 
-        await self._write_fast(upsert)
+        await self._quick(upsert)
+
+    async def step_ended(self, record: StepRecord | LiveStep) -> None:
+        """Write a step's end (status, finish time, duration, error, output) after ``step_started`` wrote its
+        start in this attempt; committed. Cheaper than ``step_finished``, which writes the whole row.
+
+        Raises:
+            StoreError: the run has no such step, or the store cannot be written.
+        """
+        if not await self._quick(lambda c: schema.end_step(c, record)):
+            raise StoreError(f"run {record.run_id!r} has no step {record.step_id!r}")
 
     async def get_steps(self, run_id: str) -> list[StepRecord]:
         """The run's steps in plan order (none for an unknown run).
@@ -339,7 +362,7 @@ class RunStore:
         Raises:
             StoreError: the store cannot be read.
         """
-        found = await self._run(lambda c: schema.select_steps(c, run_id, step_id))
+        found = await self._quick(lambda c: schema.select_steps(c, run_id, step_id))
         return found[0] if found else None
 
     # -- metrics -------------------------------------------------------------------------------------------
@@ -350,10 +373,9 @@ class RunStore:
         Raises:
             StoreError: the store cannot be written.
         """
-        now = _now()
-        rows = [schema.metrics_row(tool_id, metrics, now) for tool_id, metrics in items.items()]
+        rows = _metrics_rows(items)
         if rows:
-            await self._run(lambda c: schema.upsert_metrics(c, rows))
+            await self._quick(lambda c: schema.upsert_metrics(c, rows))
 
     async def load_metrics(self) -> dict[str, ToolMetrics]:
         """Every tool's stored metrics.

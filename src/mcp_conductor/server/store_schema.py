@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mcp_conductor.server.metrics import ToolMetrics
-from mcp_conductor.server.run_models import RunRecord, RunStatus, StepError, StepRecord, StepStatus
+from mcp_conductor.server.run_models import LiveStep, RunRecord, RunStatus, StepError, StepRecord, StepStatus
 
 SCHEMA_VERSION = 1
 
@@ -196,7 +196,7 @@ STEP_COLUMNS = (
 )
 
 
-def step_row(step: StepRecord) -> tuple[Any, ...]:
+def step_row(step: StepRecord | LiveStep) -> tuple[Any, ...]:
     return (
         step.run_id,
         step.step_id,
@@ -307,7 +307,40 @@ def start_step(c: sqlite3.Connection, run_id: str, step_id: str, arguments_json:
     return c.execute(sql, (arguments_json, at, tries, run_id, step_id)).rowcount > 0
 
 
-def upsert_step(c: sqlite3.Connection, step: StepRecord) -> None:
+def end_step(c: sqlite3.Connection, step: StepRecord | LiveStep) -> bool:
+    """Write what a step's end changes (its start was written by ``start_step``); False if there is no such step."""
+    sql = (
+        "UPDATE steps SET status = ?, finished_at = ?, duration_ms = ?, error_json = ?, output_json = ?,"
+        " has_output = ? WHERE run_id = ? AND step_id = ?"
+    )
+    row = (
+        step.status.value,
+        step.finished_at,
+        step.duration_ms,
+        _error_json(step.error),
+        dumps(step.output),
+        int(step.has_output),
+        step.run_id,
+        step.step_id,
+    )
+    return c.execute(sql, row).rowcount > 0
+
+
+def finish_run(
+    c: sqlite3.Connection, run_id: str, metrics_rows: list[tuple[Any, ...]], **columns: Any
+) -> RunRecord | None:
+    """Set a run's end columns and store its tools' metrics in one transaction; the run as stored, or None."""
+    sets = ", ".join(f"{name} = ?" for name in columns)
+    with transaction(c):
+        row = c.execute(
+            f"UPDATE runs SET {sets} WHERE run_id = ? RETURNING {RUN_COLUMNS}", (*columns.values(), run_id)
+        ).fetchone()
+        if metrics_rows:
+            _upsert_metrics(c, metrics_rows)
+    return None if row is None else run_from_row(row)
+
+
+def upsert_step(c: sqlite3.Connection, step: StepRecord | LiveStep) -> None:
     """Write the whole row; a step new to the run goes after its last one. Raises IntegrityError: no run."""
     run_id, step_id, *rest = step_row(step)
     # The row nearly always exists (create_run made it), and a plain UPDATE is the cheap path.
@@ -368,8 +401,12 @@ def prune(c: sqlite3.Connection, keep: int) -> int:
 
 def upsert_metrics(c: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
     with transaction(c):
-        c.executemany(
-            """
+        _upsert_metrics(c, rows)
+
+
+def _upsert_metrics(c: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    c.executemany(
+        """
             INSERT INTO tool_metrics
                 (tool_id, calls, successes, failures, timeouts, histogram_json, updated_at)
             VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -378,8 +415,8 @@ def upsert_metrics(c: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
                 timeouts = excluded.timeouts, histogram_json = excluded.histogram_json,
                 updated_at = excluded.updated_at
             """,
-            rows,
-        )
+        rows,
+    )
 
 
 def select_metrics(c: sqlite3.Connection) -> dict[str, ToolMetrics]:
