@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from mcp_conductor.client_pool.catalog import CatalogSnapshot, ToolId
@@ -22,7 +22,7 @@ from mcp_conductor.server.metrics import ToolStats
 from mcp_conductor.server.plan_models import Plan, PlanResult
 from mcp_conductor.server.planner import PlannerLimits
 from mcp_conductor.server.planner import plan as check_plan
-from mcp_conductor.server.run_models import RunRecord, RunStatus, StepRecord
+from mcp_conductor.server.run_models import RunRecord, RunStatus, Step
 from mcp_conductor.server.state_dir import pid_alive
 from mcp_conductor.server.store import RunStore
 from mcp_conductor.server.values import DEFAULT_OUTPUT_BUDGET_BYTES, budgeted, step_resource_uri
@@ -209,7 +209,7 @@ class ChainService:
     def _result(
         self,
         run: RunRecord,
-        steps: list[StepRecord],
+        steps: Sequence[Step],
         outputs: Mapping[str, Any],
         budget: int | None,
         *,
@@ -224,7 +224,7 @@ class ChainService:
                 for sid, value in outputs.items()
             },
             steps=[
-                StepSummary(
+                StepSummary.model_construct(  # the fields come typed from the run's records
                     id=s.step_id,
                     tool=s.tool,
                     status=s.status.value,

@@ -8,13 +8,14 @@ executor with the SQLite store (``executor.LocalExecutor``) is the only engine t
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from mcp_conductor.server.plan_models import Plan
-from mcp_conductor.server.run_models import RunRecord, StepRecord
+from mcp_conductor.server.run_models import RunRecord, Step
 
 ProgressFn = Callable[[int, int, str], Awaitable[None]]
 
@@ -42,7 +43,7 @@ class RunRequest:
 @dataclass(frozen=True, slots=True)
 class RunOutcome:
     run: RunRecord
-    steps: list[StepRecord]
+    steps: Sequence[Step]  # in plan order
     outputs: dict[str, Any]
 
 
@@ -57,4 +58,13 @@ def new_run_id() -> str:
 
 
 def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
+    """The time in UTC as ISO 8601 with milliseconds, e.g. ``2026-11-25T18:00:00.123+00:00`` (what
+    ``datetime.now(UTC).isoformat(timespec="milliseconds")`` gives, at a fraction of its cost: the executor
+    stamps every step twice)."""
+    second, micros = divmod(round(time.time() * 1_000_000), 1_000_000)
+    if second != _second[0]:
+        _second[:] = [second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))]
+    return f"{_second[1]}.{micros // 1000:03d}+00:00"
+
+
+_second: list[Any] = [None, ""]  # the last whole second seen and its formatted prefix

@@ -144,7 +144,7 @@ class LocalExecutor:
         record = run.record
         assert record is not None
         outputs = {sid: run.outputs[sid] for sid in record.outputs if sid in run.outputs}
-        return RunOutcome(run=record, steps=[run.records[s.id].record() for s in request.plan.steps], outputs=outputs)
+        return RunOutcome(run=record, steps=[run.records[s.id] for s in request.plan.steps], outputs=outputs)
 
     # -- one task: a step, then whichever dependent it made ready -------------------------------------------
     async def _worker(self, run: _Run, step_id: str) -> None:
@@ -311,7 +311,7 @@ class LocalExecutor:
                 started_at=now_iso(),
                 owner_pid=os.getpid(),
             )
-            await self._store.create_run(record, [r.record() for r in records.values()])
+            await self._store.create_run(record, list(records.values()))
         run = _Run(
             run_id=run_id,
             request=request,

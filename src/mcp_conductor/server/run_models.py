@@ -91,6 +91,9 @@ class LiveStep:
         return StepRecord.model_construct(**{name: getattr(self, name) for name in StepRecord.model_fields})
 
 
+Step = StepRecord | LiveStep  # what the store writes and results are built from: the same fields either way
+
+
 class RunRecord(_Model):
     """One run of a plan, as stored."""
 

@@ -18,7 +18,7 @@ Every ``sqlite3`` or file-system failure surfaces as ``StoreError`` with a hint,
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +30,7 @@ import anyio.to_thread
 from mcp_conductor.errors import ConductorError
 from mcp_conductor.server import store_schema as schema
 from mcp_conductor.server.metrics import ToolMetrics
-from mcp_conductor.server.run_models import LiveStep, RunExport, RunRecord, RunStatus, StepError, StepRecord
+from mcp_conductor.server.run_models import RunExport, RunRecord, RunStatus, Step, StepError, StepRecord
 from mcp_conductor.server.state_dir import STATE_DIR_ENV, pid_alive
 
 __all__ = ["DB_FILENAME", "RunStore", "StoreError"]
@@ -221,7 +221,7 @@ class RunStore:
 
     # -- runs ----------------------------------------------------------------------------------------------
 
-    async def create_run(self, run: RunRecord, steps: list[StepRecord]) -> None:
+    async def create_run(self, run: RunRecord, steps: Sequence[Step]) -> None:
         """Store a new run and a row per step (``steps`` in plan order, normally pending) in one transaction.
 
         Raises:
@@ -323,7 +323,7 @@ class RunStore:
         if not await self._quick(lambda c: schema.start_step(c, run_id, step_id, arguments_json, started_at, attempts)):
             raise StoreError(f"run {run_id!r} has no step {step_id!r}")
 
-    async def step_finished(self, record: StepRecord | LiveStep) -> None:
+    async def step_finished(self, record: Step) -> None:
         """Write the whole step row (insert, or replace keeping its place in the plan); committed.
 
         Raises:
@@ -338,7 +338,7 @@ class RunStore:
 
         await self._quick(upsert)
 
-    async def step_ended(self, record: StepRecord | LiveStep) -> None:
+    async def step_ended(self, record: Step) -> None:
         """Write a step's end (status, finish time, duration, error, output) after ``step_started`` wrote its
         start in this attempt; committed. Cheaper than ``step_finished``, which writes the whole row.
 
@@ -446,7 +446,7 @@ class RunStore:
         return await self._run(lambda c: schema.prune(c, keep))
 
 
-def _check_steps(run: RunRecord, steps: list[StepRecord]) -> None:
+def _check_steps(run: RunRecord, steps: Sequence[Step]) -> None:
     strays = [step.step_id for step in steps if step.run_id != run.run_id]
     if strays:
         raise StoreError(f"steps {strays} belong to another run than {run.run_id!r}")

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
 from mcp_conductor.server.metrics import ToolMetrics
-from mcp_conductor.server.run_models import LiveStep, RunRecord, RunStatus, StepError, StepRecord, StepStatus
+from mcp_conductor.server.run_models import RunRecord, RunStatus, Step, StepError, StepRecord, StepStatus
 
 SCHEMA_VERSION = 1
 
@@ -134,9 +134,12 @@ def migrate(conn: sqlite3.Connection) -> int:
 # -- rows <-> records ------------------------------------------------------------------------------------
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=repr)  # built once: it is per step
+
+
 def dumps(value: Any) -> str:
     """Compact JSON; a value that is not JSON (it should be, outputs come from MCP) is stored as its repr."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=repr)
+    return _ENCODER.encode(value)
 
 
 def loads(text: str | None) -> Any:
@@ -196,7 +199,7 @@ STEP_COLUMNS = (
 )
 
 
-def step_row(step: StepRecord | LiveStep) -> tuple[Any, ...]:
+def step_row(step: Step) -> tuple[Any, ...]:
     return (
         step.run_id,
         step.step_id,
@@ -249,7 +252,7 @@ def run_exists(c: sqlite3.Connection, run_id: str) -> bool:
     return c.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is not None
 
 
-def insert_run(c: sqlite3.Connection, run: RunRecord, steps: list[StepRecord]) -> None:
+def insert_run(c: sqlite3.Connection, run: RunRecord, steps: Sequence[Step]) -> None:
     """The run row and its step rows, ``seq`` in list order; inside the caller's transaction."""
     c.execute(f"INSERT INTO runs ({RUN_COLUMNS}) VALUES ({', '.join('?' * 11)})", run_row(run))
     c.executemany(
@@ -307,7 +310,7 @@ def start_step(c: sqlite3.Connection, run_id: str, step_id: str, arguments_json:
     return c.execute(sql, (arguments_json, at, tries, run_id, step_id)).rowcount > 0
 
 
-def end_step(c: sqlite3.Connection, step: StepRecord | LiveStep) -> bool:
+def end_step(c: sqlite3.Connection, step: Step) -> bool:
     """Write what a step's end changes (its start was written by ``start_step``); False if there is no such step."""
     sql = (
         "UPDATE steps SET status = ?, finished_at = ?, duration_ms = ?, error_json = ?, output_json = ?,"
@@ -340,7 +343,7 @@ def finish_run(
     return None if row is None else run_from_row(row)
 
 
-def upsert_step(c: sqlite3.Connection, step: StepRecord | LiveStep) -> None:
+def upsert_step(c: sqlite3.Connection, step: Step) -> None:
     """Write the whole row; a step new to the run goes after its last one. Raises IntegrityError: no run."""
     run_id, step_id, *rest = step_row(step)
     # The row nearly always exists (create_run made it), and a plain UPDATE is the cheap path.
