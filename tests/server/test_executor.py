@@ -5,7 +5,7 @@ scheduler that ran them one after another (or level by level) would hang and ``f
 """
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
@@ -256,17 +256,25 @@ class RecordingStore(RunStore):
         super().__init__(*args)
         self.order: list[str] = []
 
-    async def step_started(self, run_id: str, step_id: str, *args: Any) -> None:
+    def _ended(self, records: Sequence[StepRecord | LiveStep]) -> None:
+        self.order += [f"end {r.run_id}/{r.step_id}" for r in records]
+
+    async def step_started(
+        self, run_id: str, step_id: str, *args: Any, ended: Sequence[StepRecord | LiveStep] = ()
+    ) -> None:
+        self._ended(ended)  # written first, in the same transaction
         self.order.append(f"start {run_id}/{step_id}")
-        await super().step_started(run_id, step_id, *args)
+        await super().step_started(run_id, step_id, *args, ended=ended)
 
-    async def step_finished(self, record: StepRecord | LiveStep) -> None:
-        self.order.append(f"end {record.run_id}/{record.step_id}")
-        await super().step_finished(record)
+    async def step_finished(
+        self, record: StepRecord | LiveStep, *, ended: Sequence[StepRecord | LiveStep] = ()
+    ) -> None:
+        self._ended([*ended, record])
+        await super().step_finished(record, ended=ended)
 
-    async def step_ended(self, record: StepRecord | LiveStep) -> None:
-        self.order.append(f"end {record.run_id}/{record.step_id}")
-        await super().step_ended(record)
+    async def steps_ended(self, records: Sequence[StepRecord | LiveStep]) -> None:
+        self._ended(records)
+        await super().steps_ended(records)
 
     def most_running(self) -> int:
         running = most = 0

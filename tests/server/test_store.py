@@ -200,9 +200,9 @@ async def test_a_step_end_keeps_its_start_and_reaches_a_reader_at_once(tmp_path:
         await store.step_started("run_1", "a", {"text": "hi"}, "2025-01-01T00:00:00+00:00", attempts=2)
         live = LiveStep.of((await store.get_steps("run_1"))[0])
         live.status, live.finished_at, live.duration_ms = StepStatus.SUCCEEDED, "2025-01-01T00:00:01+00:00", 9.5
-        live.output, live.has_output, live.arguments = {"n": 1}, True, "not written by step_ended"
+        live.output, live.has_output, live.arguments = {"n": 1}, True, "not written by steps_ended"
 
-        await store.step_ended(live)
+        await store.steps_ended([live])
 
         (got,) = await reader.get_steps("run_1")  # another connection: the end is committed
     assert got == StepRecord(
@@ -218,13 +218,35 @@ async def test_a_step_end_keeps_its_start_and_reaches_a_reader_at_once(tmp_path:
         output={"n": 1},
         has_output=True,
     )
-    assert live.record() == got.model_copy(update={"arguments": "not written by step_ended"})
+    assert live.record() == got.model_copy(update={"arguments": "not written by steps_ended"})
 
 
-async def test_step_ended_for_an_unknown_step_raises_store_error(store: RunStore) -> None:
+async def test_ending_an_unknown_step_raises_store_error_and_writes_nothing(store: RunStore) -> None:
     await store.create_run(a_run(), pending("run_1", "a"))
+    a = LiveStep("run_1", "a", "text/a_tool", status=StepStatus.SUCCEEDED, output=1, has_output=True)
+    ghost = LiveStep("run_1", "b", "text/b_tool", status=StepStatus.FAILED)
     with pytest.raises(StoreError, match="no step 'b'"):
-        await store.step_ended(LiveStep("run_1", "b", "text/b_tool", status=StepStatus.FAILED))
+        await store.steps_ended([ghost])
+    with pytest.raises(StoreError, match="no step 'b'"):
+        await store.steps_ended([a, ghost])  # one transaction: a's end is rolled back with it
+    with pytest.raises(StoreError, match="no step 'b'"):
+        await store.step_started("run_1", "a", {}, "2025-01-01T00:00:00+00:00", 1, ended=[ghost])
+    (stored,) = await store.get_steps("run_1")
+    assert (stored.status, stored.attempts) == (StepStatus.PENDING, 0)
+
+
+async def test_a_start_commits_the_ends_it_carries_in_the_same_transaction(tmp_path: Path) -> None:
+    async with RunStore.open(tmp_path / "state") as store, RunStore.open(tmp_path / "state") as reader:
+        await store.create_run(a_run(), pending("run_1", "a", "b"))
+        await store.step_started("run_1", "a", {"x": 1}, "2025-01-01T00:00:00+00:00", 1)
+        a = LiveStep.of((await store.get_steps("run_1"))[0])
+        a.status, a.output, a.has_output = StepStatus.SUCCEEDED, {"y": 2}, True
+
+        await store.step_started("run_1", "b", {"y": 2}, "2025-01-01T00:00:01+00:00", 1, ended=[a])
+
+        got = {s.step_id: s for s in await reader.get_steps("run_1")}
+    assert (got["a"].status, got["a"].output, got["a"].arguments) == (StepStatus.SUCCEEDED, {"y": 2}, {"x": 1})
+    assert (got["b"].status, got["b"].arguments) == (StepStatus.RUNNING, {"y": 2})
 
 
 async def test_finishing_a_run_returns_it_as_stored_and_saves_its_tools_metrics(store: RunStore) -> None:

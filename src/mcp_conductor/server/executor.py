@@ -4,9 +4,13 @@ Scheduling: every step counts its dependencies that have not ended. The steps wi
 a task of its own. When a step ends, the task that ran it releases its dependents, runs one that became ready
 itself and starts a task for each other one. So a step starts the moment its last input exists (no level
 barriers), and a chain runs in one task, without a task or a wake-up per step. A global limiter (shared by all
-runs) and an optional per-run limiter bound the parallelism; the pool's per-server limiters hold as well. Each
-step's start and finish are committed to the store before the run moves on, so a killed server loses nothing
-that finished, and ``resume`` re-runs only what did not succeed.
+runs) and an optional per-run limiter bound the parallelism; the pool's per-server limiters hold as well.
+
+Each step's start and finish are committed to the store before the run moves on, so a killed server loses
+nothing that finished, and ``resume`` re-runs only what did not succeed. A success is committed together with
+the run's next write (in a chain: the next step's start, one transaction instead of two), which always comes
+before anything depends on it, before the task waits for anything and before it ends; with progress
+notifications on, every end is committed on its own before it is announced.
 
 Failure policy per step: ``on_error="fail"`` cancels running steps and skips the rest (run ``failed``);
 ``"continue"`` skips only the failed step's dependents while other branches go on (run ``partial``).
@@ -19,6 +23,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 import anyio
@@ -68,6 +73,7 @@ class _Run:
     per_run: anyio.CapacityLimiter | None = None
     notify: _Progress | None = None
     tg: TaskGroup | None = None
+    unsaved: dict[str, LiveStep] = field(default_factory=dict)  # succeeded, end not yet in the store
     record: RunRecord | None = None  # the run as stored when it ended
 
     def ready_at_start(self) -> list[str]:
@@ -156,6 +162,13 @@ class LocalExecutor:
             for other in ready[1:]:
                 run.tg.start_soon(self._worker, run, other)
             current = ready[0] if ready else None
+        await self._save_ends(run)  # nothing left for this task: no end may wait for another task's write
+
+    async def _save_ends(self, run: _Run) -> None:
+        ended = list(run.unsaved.values())
+        if ended:
+            await self._store.steps_ended(ended)
+            _saved(run, ended)
 
     async def _run_step(self, run: _Run, step: Step) -> None:
         structlog.contextvars.bind_contextvars(step_id=step.id)  # this task's context: no unbinding needed
@@ -163,11 +176,12 @@ class LocalExecutor:
         try:
             blocked = [d for d in step.depends_on if run.records[d].status is not StepStatus.SUCCEEDED]
             if blocked:
-                await self._skip(live, f"dependency {blocked[0]} did not succeed")
+                await self._skip(run, live, f"dependency {blocked[0]} did not succeed")
             else:
-                await acquire(run.per_run)
+                save_first = partial(self._save_ends, run)  # before waiting for a slot
+                await acquire(run.per_run, before_waiting=save_first)
                 try:
-                    await acquire(self._limiter)
+                    await acquire(self._limiter, before_waiting=save_first)
                     try:
                         await self._attempts(run, step, live)
                     finally:
@@ -207,7 +221,7 @@ class LocalExecutor:
         try:
             arguments = substitute(step.arguments, run.outputs, run.request.inputs)
         except ConductorError as exc:  # nothing was started: the whole row is written
-            await self._end(live, StepStatus.FAILED, _error(exc, server, name), started=None)
+            await self._end(run, live, StepStatus.FAILED, _error(exc, server, name), started=None)
             return
         this_run = 0  # the retry budget is per execution: a resumed step gets its full budget again
         while True:
@@ -217,7 +231,9 @@ class LocalExecutor:
             live.arguments = arguments
             live.started_at = now_iso()
             live.finished_at = live.error = None
-            await self._store.step_started(run.run_id, step.id, arguments, live.started_at, live.attempts)
+            ended = list(run.unsaved.values())
+            await self._store.step_started(run.run_id, step.id, arguments, live.started_at, live.attempts, ended=ended)
+            _saved(run, ended)
             log.info("chain.step_started", tool=step.tool, attempt=live.attempts)
             t0 = time.perf_counter()
             try:
@@ -236,16 +252,23 @@ class LocalExecutor:
                     continue
                 status = StepStatus.TIMEOUT if timed_out else StepStatus.FAILED
                 log.warning("chain.step_failed", kind=exc.kind, error=exc.message, attempts=live.attempts)
-                await self._end(live, status, _error(exc, server, name), started=t0)
+                await self._end(run, live, status, _error(exc, server, name), started=t0)
                 return
             elapsed = (time.perf_counter() - t0) * 1000
             self._metrics.record(ToolId(step.tool), ok=True, duration_ms=elapsed)
             run.touched_tools.add(ToolId(step.tool))
-            await self._end(live, StepStatus.SUCCEEDED, None, started=t0, output=step_value(result))
+            await self._end(run, live, StepStatus.SUCCEEDED, None, started=t0, output=step_value(result))
             return
 
     async def _end(
-        self, live: LiveStep, status: StepStatus, error: StepError | None, *, started: float | None, output: Any = None
+        self,
+        run: _Run,
+        live: LiveStep,
+        status: StepStatus,
+        error: StepError | None,
+        *,
+        started: float | None,
+        output: Any = None,
     ) -> None:
         """``started``: when this attempt's call began (its start is stored), or None (no attempt was made)."""
         live.status = status
@@ -253,18 +276,27 @@ class LocalExecutor:
         live.finished_at = now_iso()
         live.output = output
         live.has_output = status is StepStatus.SUCCEEDED
-        if started is None:
-            await self._store.step_finished(live)
-        else:
+        if started is not None:
             live.duration_ms = round((time.perf_counter() - started) * 1000, 2)
-            await self._store.step_ended(live)
+        assert run.notify is not None
+        ended = list(run.unsaved.values())
+        if started is None:
+            await self._store.step_finished(live, ended=ended)
+        elif status is StepStatus.SUCCEEDED and not run.notify.active:
+            run.unsaved[live.step_id] = live  # stored with the run's next write: see the module's docstring
+            ended = []
+        else:
+            await self._store.steps_ended([*ended, live])
+        _saved(run, ended)
         log.info("chain.step_finished", status=status.value, duration_ms=live.duration_ms)
 
-    async def _skip(self, live: LiveStep, why: str) -> None:
+    async def _skip(self, run: _Run, live: LiveStep, why: str) -> None:
         live.status = StepStatus.SKIPPED
         live.error = StepError(kind="skipped", message=why)
         live.finished_at = now_iso()
-        await self._store.step_finished(live)
+        ended = list(run.unsaved.values())
+        await self._store.step_finished(live, ended=ended)
+        _saved(run, ended)
         log.info("chain.step_skipped", reason=why)
 
     async def _interrupted(self, run: _Run, live: LiveStep) -> None:
@@ -272,7 +304,7 @@ class LocalExecutor:
         if live.status in _ENDED:
             return
         if live.status is not StepStatus.RUNNING:
-            await self._skip(live, "the run stopped before this step started")
+            await self._skip(run, live, "the run stopped before this step started")
             return
         deadline_passed = run.deadline_at is not None and anyio.current_time() >= run.deadline_at
         if run.stop_reason == "timed_out" or (run.stop_reason is None and deadline_passed):
@@ -282,7 +314,9 @@ class LocalExecutor:
             live.status = StepStatus.CANCELLED
             live.error = StepError(kind="cancelled", message="the run was cancelled")
         live.finished_at = now_iso()
-        await self._store.step_finished(live)
+        ended = list(run.unsaved.values())
+        await self._store.step_finished(live, ended=ended)
+        _saved(run, ended)
 
     # -- run bookkeeping -----------------------------------------------------------------------------------
     async def _prepare(self, request: RunRequest) -> _Run:
@@ -334,10 +368,11 @@ class LocalExecutor:
         return run
 
     async def _finish(self, run: _Run, status: RunStatus, duration_ms: float) -> None:
+        await self._save_ends(run)
         # Steps still pending because the run stopped early (or never became ready) are marked skipped.
         for live in run.records.values():
             if live.status is StepStatus.PENDING:
-                await self._skip(live, "the run stopped before this step started")
+                await self._skip(run, live, "the run stopped before this step started")
         metrics = {t: m for t in run.touched_tools if (m := self._metrics.get(t)) is not None}
         run.record = await self._store.finish_run(run.run_id, status, now_iso(), duration_ms, metrics=metrics)
         log.info("chain.run_finished", status=status.value, duration_ms=duration_ms)
@@ -370,6 +405,12 @@ class _Progress:
             await self._send(done, self._total, f"{done}/{self._total} steps, {message}")
         except Exception as exc:  # a host that went away must not fail the run
             log.debug("chain.progress_failed", error=str(exc))
+
+
+def _saved(run: _Run, ended: list[LiveStep]) -> None:
+    """``ended`` are in the store now (a write that failed or was cancelled leaves them for the next one)."""
+    for live in ended:
+        run.unsaved.pop(live.step_id, None)
 
 
 def _run_status(run: _Run) -> RunStatus:

@@ -18,8 +18,8 @@ Every ``sqlite3`` or file-system failure surfaces as ``StoreError`` with a hint,
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -54,6 +54,25 @@ class StoreError(ConductorError):
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
+
+
+@contextmanager
+def _ends_first(c: sqlite3.Connection, ended: Sequence[Step]) -> Iterator[None]:
+    """Write the ends of ``ended``, then the caller's statements, in one transaction (without ``ended``, the
+    caller's lone statement commits by itself)."""
+    if not ended:
+        yield
+        return
+    with schema.transaction(c):
+        _write_ends(c, ended)
+        yield
+
+
+def _write_ends(c: sqlite3.Connection, records: Sequence[Step]) -> None:
+    """One statement per step: with a single one and no transaction around it, it commits by itself."""
+    for record in records:
+        if not schema.end_step(c, record):
+            raise StoreError(f"run {record.run_id!r} has no step {record.step_id!r}")
 
 
 def _metrics_rows(items: Mapping[K, ToolMetrics]) -> list[tuple[Any, ...]]:
@@ -313,40 +332,65 @@ class RunStore:
 
     # -- steps ---------------------------------------------------------------------------------------------
 
-    async def step_started(self, run_id: str, step_id: str, arguments: Any, started_at: str, attempts: int) -> None:
-        """Mark a step running with its substituted arguments (clearing an earlier attempt's end); committed.
+    async def step_started(
+        self,
+        run_id: str,
+        step_id: str,
+        arguments: Any,
+        started_at: str,
+        attempts: int,
+        *,
+        ended: Sequence[Step] = (),
+    ) -> None:
+        """Mark a step running with its substituted arguments (clearing an earlier attempt's end); committed
+        in one transaction with the ends of ``ended`` (steps whose start was stored), if any.
 
         Raises:
             StoreError: the run has no such step, or the store cannot be written.
         """
         arguments_json = schema.dumps(arguments)
-        if not await self._quick(lambda c: schema.start_step(c, run_id, step_id, arguments_json, started_at, attempts)):
+
+        def start(c: sqlite3.Connection) -> bool:
+            with _ends_first(c, ended):
+                return schema.start_step(c, run_id, step_id, arguments_json, started_at, attempts)
+
+        if not await self._quick(start):
             raise StoreError(f"run {run_id!r} has no step {step_id!r}")
 
-    async def step_finished(self, record: Step) -> None:
-        """Write the whole step row (insert, or replace keeping its place in the plan); committed.
+    async def step_finished(self, record: Step, *, ended: Sequence[Step] = ()) -> None:
+        """Write the whole step row (insert, or replace keeping its place in the plan); committed, in one
+        transaction with the ends of ``ended`` if any.
 
         Raises:
             StoreError: there is no such run, or the store cannot be written.
         """
 
         def upsert(c: sqlite3.Connection) -> None:
-            try:
-                schema.upsert_step(c, record)
-            except sqlite3.IntegrityError as exc:
-                raise StoreError(f"no run {record.run_id!r} for step {record.step_id!r}") from exc
+            with _ends_first(c, ended):
+                try:
+                    schema.upsert_step(c, record)
+                except sqlite3.IntegrityError as exc:
+                    raise StoreError(f"no run {record.run_id!r} for step {record.step_id!r}") from exc
 
         await self._quick(upsert)
 
-    async def step_ended(self, record: Step) -> None:
-        """Write a step's end (status, finish time, duration, error, output) after ``step_started`` wrote its
-        start in this attempt; committed. Cheaper than ``step_finished``, which writes the whole row.
+    async def steps_ended(self, records: Sequence[Step]) -> None:
+        """Write the ends (status, finish time, duration, error, output) of steps whose start ``step_started``
+        wrote in this attempt, in one transaction; cheaper than ``step_finished``, which writes whole rows.
 
         Raises:
             StoreError: the run has no such step, or the store cannot be written.
         """
-        if not await self._quick(lambda c: schema.end_step(c, record)):
-            raise StoreError(f"run {record.run_id!r} has no step {record.step_id!r}")
+
+        def end(c: sqlite3.Connection) -> None:
+            if len(records) == 1:
+                _write_ends(c, records)
+            else:
+                with schema.transaction(c):
+                    _write_ends(c, records)
+
+        if records:
+            await self._quick(end)
 
     async def get_steps(self, run_id: str) -> list[StepRecord]:
         """The run's steps in plan order (none for an unknown run).
