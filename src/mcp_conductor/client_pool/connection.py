@@ -292,8 +292,10 @@ class Connection:
             self.in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
             try:
-                with anyio.fail_after(max(0.0, deadline - anyio.current_time())):
+                with anyio.CancelScope(deadline=deadline) as scope:  # fail_after, without its generator
                     result = await client.call_tool(tool, arguments)
+                if scope.cancelled_caught:
+                    raise TimeoutError
             except TimeoutError as exc:
                 raise CallTimeoutError(
                     f"{self.name}/{tool} did not answer within {timeout:g}s",

@@ -139,7 +139,7 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=r
 
 def dumps(value: Any) -> str:
     """Compact JSON; a value that is not JSON (it should be, outputs come from MCP) is stored as its repr."""
-    return _ENCODER.encode(value)
+    return "null" if value is None else _ENCODER.encode(value)  # None: every pending step, three times
 
 
 def loads(text: str | None) -> Any:
