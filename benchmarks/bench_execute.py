@@ -7,7 +7,8 @@ is measured in this run:
 1. a 50-step sequential chain (each ``latency/echo`` step references the previous one) through
    ``ChainService.execute`` in process (the meta server's own stdio hop to its host is not part of this
    comparison), against 50 awaited ``mcp.Client.call_tool`` calls to another instance of the same stdio server;
-   medians of several alternating repetitions; target ratio <= 1.15;
+   medians of several alternating repetitions; target ratio <= 1.15. A diagnostic row runs the same chain with
+   the store's per-step writes replaced by no-ops (not a product mode), to show what the commits cost;
 2. 20 independent 200 ms ``latency/sleep`` steps: makespan / 200 ms, target <= 1.15, with the per-server limit
    raised to 32 (the default 16 runs 20 calls to one server in two waves; shown for information), next to 20
    concurrent direct ``call_tool`` calls (what the SDK and the server alone take);
@@ -130,13 +131,24 @@ async def bench_sequential(state_dir: Path, reps: int) -> list[Row]:
         async def chain() -> None:
             await execute(conductor, plan_id)
 
-        await direct_calls()  # warm up both paths (imports, caches, SQLite pages)
+        async def chain_unrecorded() -> None:
+            """Diagnostic, not a product mode: the same run with the per-step commits left out."""
+            store: Any = conductor.chains.store
+            store.step_started = store.steps_ended = _no_write
+            try:
+                await execute(conductor, plan_id)
+            finally:
+                del store.step_started, store.steps_ended
+
+        await direct_calls()  # warm up every path (imports, caches, SQLite pages)
         await chain()
-        direct_ms, chain_ms = [], []
-        for _ in range(reps):  # alternate, so drift of the machine hits both alike
+        await chain_unrecorded()
+        direct_ms, chain_ms, unrecorded_ms = [], [], []
+        for _ in range(reps):  # alternate, so drift of the machine hits all alike
             direct_ms.append(await timed(direct_calls))
             chain_ms.append(await timed(chain))
-    d, c = statistics.median(direct_ms), statistics.median(chain_ms)
+            unrecorded_ms.append(await timed(chain_unrecorded))
+    d, c, u = statistics.median(direct_ms), statistics.median(chain_ms), statistics.median(unrecorded_ms)
     ratio = c / d
     return [
         Row(
@@ -146,8 +158,20 @@ async def bench_sequential(state_dir: Path, reps: int) -> list[Row]:
             ratio,
             f"<= {SEQ_TARGET}",
             ratio <= SEQ_TARGET,
-        )
+        ),
+        Row(
+            "1. same chain, step commits left out",
+            f"{u:.1f} ms ({u / SEQ_STEPS:.2f} ms/step)",
+            f"direct calls {d:.1f} ms",
+            u / d,
+            "(diagnostic)",
+            None,
+        ),
     ]
+
+
+async def _no_write(*args: Any, **kwargs: Any) -> None:
+    """Stands in for the store's per-step writes in the diagnostic row."""
 
 
 async def bench_fan_out(state_dir: Path, reps: int) -> list[Row]:
