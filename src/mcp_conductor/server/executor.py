@@ -22,23 +22,22 @@ import os
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Literal
+from typing import Any
 
 import anyio
 import structlog
-from anyio.abc import TaskGroup
 
-from mcp_conductor.client_pool.catalog import CatalogSnapshot, ToolId
+from mcp_conductor.client_pool.catalog import ToolId
 from mcp_conductor.client_pool.pool import ClientPool
 from mcp_conductor.errors import CallTimeoutError, ConductorError, DownstreamError
 from mcp_conductor.limits import acquire
-from mcp_conductor.server.engine import ProgressFn, RunOptions, RunOutcome, RunRequest, new_run_id, now_iso
+from mcp_conductor.server.engine import ProgressFn, RunOutcome, RunRequest, new_run_id, now_iso
 from mcp_conductor.server.plan_models import Step
 from mcp_conductor.server.references import substitute
 from mcp_conductor.server.retry import backoff_delay, should_retry
 from mcp_conductor.server.run_models import LiveStep, RunRecord, RunStatus, StepError, StepStatus
+from mcp_conductor.server.run_state import Progress, RunState, public_options, step_error
 from mcp_conductor.server.runtime import MetricsRegistry
 from mcp_conductor.server.store import RunStore
 from mcp_conductor.server.values import step_value
@@ -51,44 +50,6 @@ DEFAULT_STEP_TIMEOUT_S = 60.0
 Sleep = Callable[[float], Awaitable[None]]
 
 _ENDED = frozenset({StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.TIMEOUT, StepStatus.SKIPPED})
-
-
-@dataclass
-class _Run:
-    """Mutable bookkeeping of one run in progress (owned by ``LocalExecutor.execute``)."""
-
-    run_id: str
-    request: RunRequest
-    steps: dict[str, Step]
-    records: dict[str, LiveStep]
-    outputs: dict[str, Any]
-    waiting: dict[str, int]  # a step still to run -> how many of its dependencies have not ended
-    dependents: dict[str, list[str]]  # in plan order
-    finished: int = 0
-    stop_reason: Literal["failed", "timed_out"] | None = None
-    failed_under_continue: bool = False
-    deadline_at: float | None = None
-    touched_tools: set[ToolId] = field(default_factory=set)
-    snapshot: CatalogSnapshot | None = None
-    per_run: anyio.CapacityLimiter | None = None
-    notify: _Progress | None = None
-    tg: TaskGroup | None = None
-    unsaved: dict[str, LiveStep] = field(default_factory=dict)  # succeeded, end not yet in the store
-    record: RunRecord | None = None  # the run as stored when it ended
-
-    def ready_at_start(self) -> list[str]:
-        return [sid for sid, n in self.waiting.items() if n == 0]
-
-    def release(self, step_id: str) -> list[str]:
-        """``step_id`` ended: its dependents that have nothing left to wait for, in plan order."""
-        if self.stop_reason is not None:
-            return []
-        ready = []
-        for dependent in self.dependents[step_id]:
-            self.waiting[dependent] -= 1
-            if self.waiting[dependent] == 0:
-                ready.append(dependent)
-        return ready
 
 
 class LocalExecutor:
@@ -123,7 +84,7 @@ class LocalExecutor:
         run = await self._prepare(request)
         structlog.contextvars.bind_contextvars(run_id=run.run_id)
         total = len(request.plan.steps)
-        run.notify = notify = _Progress(progress, total)
+        run.notify = notify = Progress(progress, total)
         started = time.perf_counter()
         log.info("chain.run_started", steps=total, plan_id=request.plan_id, resume=request.resume)
         await notify.say(run.finished, f"run {run.run_id} started: {total} steps")
@@ -141,7 +102,7 @@ class LocalExecutor:
                         tg.start_soon(self._worker, run, step_id)
             if deadline.cancelled_caught:
                 run.stop_reason = "timed_out"
-            status = _run_status(run)
+            status = run.status()
         finally:
             duration_ms = round((time.perf_counter() - started) * 1000, 1)
             with anyio.CancelScope(shield=True):
@@ -153,7 +114,7 @@ class LocalExecutor:
         return RunOutcome(run=record, steps=[run.records[s.id] for s in request.plan.steps], outputs=outputs)
 
     # -- one task: a step, then whichever dependent it made ready -------------------------------------------
-    async def _worker(self, run: _Run, step_id: str) -> None:
+    async def _worker(self, run: RunState, step_id: str) -> None:
         assert run.tg is not None
         current: str | None = step_id
         while current is not None:
@@ -164,13 +125,13 @@ class LocalExecutor:
             current = ready[0] if ready else None
         await self._save_ends(run)  # nothing left for this task: no end may wait for another task's write
 
-    async def _save_ends(self, run: _Run) -> None:
+    async def _save_ends(self, run: RunState) -> None:
         ended = list(run.unsaved.values())
         if ended:
             await self._store.steps_ended(ended)
-            _saved(run, ended)
+            run.saved(ended)
 
-    async def _run_step(self, run: _Run, step: Step) -> None:
+    async def _run_step(self, run: RunState, step: Step) -> None:
         structlog.contextvars.bind_contextvars(step_id=step.id)  # this task's context: no unbinding needed
         live = run.records[step.id]
         try:
@@ -202,7 +163,7 @@ class LocalExecutor:
                     with anyio.CancelScope(shield=True):
                         await run.notify.say(run.finished, f"last: {step.id} {live.status.value}")
 
-    def _after_attempts(self, run: _Run, step: Step, live: LiveStep) -> None:
+    def _after_attempts(self, run: RunState, step: Step, live: LiveStep) -> None:
         if live.status is StepStatus.SUCCEEDED:
             run.outputs[step.id] = live.output
         elif (step.on_error or run.request.options.on_error or "fail") == "fail":
@@ -212,7 +173,7 @@ class LocalExecutor:
         else:
             run.failed_under_continue = True
 
-    async def _attempts(self, run: _Run, step: Step, live: LiveStep) -> None:
+    async def _attempts(self, run: RunState, step: Step, live: LiveStep) -> None:
         """Try the step up to ``retry.attempts`` times; ``live`` ends with its final state, stored."""
         assert run.snapshot is not None
         tool = run.snapshot.tools.get(ToolId(step.tool))
@@ -221,7 +182,7 @@ class LocalExecutor:
         try:
             arguments = substitute(step.arguments, run.outputs, run.request.inputs)
         except ConductorError as exc:  # nothing was started: the whole row is written
-            await self._end(run, live, StepStatus.FAILED, _error(exc, server, name), started=None)
+            await self._end(run, live, StepStatus.FAILED, step_error(exc, server, name), started=None)
             return
         this_run = 0  # the retry budget is per execution: a resumed step gets its full budget again
         while True:
@@ -233,7 +194,7 @@ class LocalExecutor:
             live.finished_at = live.error = None
             ended = list(run.unsaved.values())
             await self._store.step_started(run.run_id, step.id, arguments, live.started_at, live.attempts, ended=ended)
-            _saved(run, ended)
+            run.saved(ended)
             log.info("chain.step_started", tool=step.tool, attempt=live.attempts)
             t0 = time.perf_counter()
             try:
@@ -252,7 +213,7 @@ class LocalExecutor:
                     continue
                 status = StepStatus.TIMEOUT if timed_out else StepStatus.FAILED
                 log.warning("chain.step_failed", kind=exc.kind, error=exc.message, attempts=live.attempts)
-                await self._end(run, live, status, _error(exc, server, name), started=t0)
+                await self._end(run, live, status, step_error(exc, server, name), started=t0)
                 return
             elapsed = (time.perf_counter() - t0) * 1000
             self._metrics.record(ToolId(step.tool), ok=True, duration_ms=elapsed)
@@ -262,7 +223,7 @@ class LocalExecutor:
 
     async def _end(
         self,
-        run: _Run,
+        run: RunState,
         live: LiveStep,
         status: StepStatus,
         error: StepError | None,
@@ -287,19 +248,19 @@ class LocalExecutor:
             ended = []
         else:
             await self._store.steps_ended([*ended, live])
-        _saved(run, ended)
+        run.saved(ended)
         log.info("chain.step_finished", status=status.value, duration_ms=live.duration_ms)
 
-    async def _skip(self, run: _Run, live: LiveStep, why: str) -> None:
+    async def _skip(self, run: RunState, live: LiveStep, why: str) -> None:
         live.status = StepStatus.SKIPPED
         live.error = StepError(kind="skipped", message=why)
         live.finished_at = now_iso()
         ended = list(run.unsaved.values())
         await self._store.step_finished(live, ended=ended)
-        _saved(run, ended)
+        run.saved(ended)
         log.info("chain.step_skipped", reason=why)
 
-    async def _interrupted(self, run: _Run, live: LiveStep) -> None:
+    async def _interrupted(self, run: RunState, live: LiveStep) -> None:
         """Record a step that the run's cancellation stopped (deadline, fail-fast, or the host)."""
         if live.status in _ENDED:
             return
@@ -316,10 +277,10 @@ class LocalExecutor:
         live.finished_at = now_iso()
         ended = list(run.unsaved.values())
         await self._store.step_finished(live, ended=ended)
-        _saved(run, ended)
+        run.saved(ended)
 
     # -- run bookkeeping -----------------------------------------------------------------------------------
-    async def _prepare(self, request: RunRequest) -> _Run:
+    async def _prepare(self, request: RunRequest) -> RunState:
         plan = request.plan
         if request.resume and request.options.run_id:
             run_id = request.options.run_id
@@ -340,34 +301,15 @@ class LocalExecutor:
                 plan_id=request.plan_id,
                 status=RunStatus.RUNNING,
                 inputs=dict(request.inputs),
-                options=_public_options(request.options),
+                options=public_options(request.options),
                 outputs=list(plan.outputs or ()),  # the planner resolves the default (the sinks)
                 started_at=now_iso(),
                 owner_pid=os.getpid(),
             )
             await self._store.create_run(record, list(records.values()))
-        run = _Run(
-            run_id=run_id,
-            request=request,
-            steps={s.id: s for s in plan.steps},
-            records=records,
-            outputs={},
-            waiting={},
-            dependents={s.id: [] for s in plan.steps},
-        )
-        for step in plan.steps:
-            if records[step.id].status is StepStatus.SUCCEEDED:
-                run.outputs[step.id] = records[step.id].output
-                run.finished += 1
-                continue
-            # A planned step's depends_on holds all its dependencies (the planner adds the referenced steps).
-            open_deps = [d for d in step.depends_on if records[d].status is not StepStatus.SUCCEEDED]
-            run.waiting[step.id] = len(open_deps)
-            for dep in open_deps:
-                run.dependents[dep].append(step.id)
-        return run
+        return RunState.start(run_id, request, records)
 
-    async def _finish(self, run: _Run, status: RunStatus, duration_ms: float) -> None:
+    async def _finish(self, run: RunState, status: RunStatus, duration_ms: float) -> None:
         await self._save_ends(run)
         # Steps still pending because the run stopped early (or never became ready) are marked skipped.
         for live in run.records.values():
@@ -377,7 +319,7 @@ class LocalExecutor:
         run.record = await self._store.finish_run(run.run_id, status, now_iso(), duration_ms, metrics=metrics)
         log.info("chain.run_finished", status=status.value, duration_ms=duration_ms)
 
-    def _timeout(self, run: _Run, step: Step, server: str) -> float:
+    def _timeout(self, run: RunState, step: Step, server: str) -> float:
         if step.timeout_s is not None:
             return step.timeout_s
         if run.request.options.default_step_timeout_s is not None:
@@ -388,61 +330,3 @@ class LocalExecutor:
             return self._pool.connection(server).call_timeout_s
         except ConductorError:
             return DEFAULT_STEP_TIMEOUT_S
-
-
-class _Progress:
-    """Progress notifications (``k/n steps, last: step status``); a host that asked for none gets none."""
-
-    def __init__(self, send: ProgressFn | None, total: int) -> None:
-        self._send = send
-        self._total = total
-        self.active = send is not None
-
-    async def say(self, done: int, message: str) -> None:
-        if self._send is None:
-            return
-        try:
-            await self._send(done, self._total, f"{done}/{self._total} steps, {message}")
-        except Exception as exc:  # a host that went away must not fail the run
-            log.debug("chain.progress_failed", error=str(exc))
-
-
-def _saved(run: _Run, ended: list[LiveStep]) -> None:
-    """``ended`` are in the store now (a write that failed or was cancelled leaves them for the next one)."""
-    for live in ended:
-        run.unsaved.pop(live.step_id, None)
-
-
-def _run_status(run: _Run) -> RunStatus:
-    if run.stop_reason == "timed_out":
-        return RunStatus.TIMED_OUT
-    if run.stop_reason == "failed":
-        return RunStatus.FAILED
-    statuses = [r.status for r in run.records.values()]
-    if run.failed_under_continue:
-        return RunStatus.PARTIAL if StepStatus.SUCCEEDED in statuses else RunStatus.FAILED
-    return RunStatus.SUCCEEDED
-
-
-def _error(exc: ConductorError, server: str, tool: str) -> StepError:
-    d = exc.describe()
-    return StepError(
-        kind=d["kind"],
-        message=d["message"],
-        retryable=bool(d["retryable"]),
-        server=d.get("server") or server,
-        tool=d.get("tool") or tool,
-    )
-
-
-def _public_options(options: RunOptions) -> dict[str, Any]:
-    return {
-        k: v
-        for k, v in {
-            "max_concurrency": options.max_concurrency,
-            "timeout_s": options.timeout_s,
-            "default_step_timeout_s": options.default_step_timeout_s,
-            "on_error": options.on_error,
-        }.items()
-        if v is not None
-    }

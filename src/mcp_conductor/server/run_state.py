@@ -1,0 +1,142 @@
+"""The bookkeeping of one run in progress: which steps wait for which, what ended, what is not stored yet.
+
+``executor.LocalExecutor`` drives it and makes the downstream calls and the store writes; nothing here touches
+the pool or the store. ``Progress`` sends the host's progress notifications.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import anyio
+import structlog
+from anyio.abc import TaskGroup
+
+from mcp_conductor.client_pool.catalog import CatalogSnapshot, ToolId
+from mcp_conductor.errors import ConductorError
+from mcp_conductor.server.engine import ProgressFn, RunOptions, RunRequest
+from mcp_conductor.server.plan_models import Step
+from mcp_conductor.server.run_models import LiveStep, RunRecord, RunStatus, StepError, StepStatus
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class RunState:
+    """Mutable bookkeeping of one run in progress (owned by ``LocalExecutor.execute``)."""
+
+    run_id: str
+    request: RunRequest
+    steps: dict[str, Step]
+    records: dict[str, LiveStep]
+    outputs: dict[str, Any]
+    waiting: dict[str, int]  # a step still to run -> how many of its dependencies have not ended
+    dependents: dict[str, list[str]]  # in plan order
+    finished: int = 0
+    stop_reason: Literal["failed", "timed_out"] | None = None
+    failed_under_continue: bool = False
+    deadline_at: float | None = None
+    touched_tools: set[ToolId] = field(default_factory=set)
+    snapshot: CatalogSnapshot | None = None
+    per_run: anyio.CapacityLimiter | None = None
+    notify: Progress | None = None
+    tg: TaskGroup | None = None
+    unsaved: dict[str, LiveStep] = field(default_factory=dict)  # succeeded, end not yet in the store
+    record: RunRecord | None = None  # the run as stored when it ended
+
+    @classmethod
+    def start(cls, run_id: str, request: RunRequest, records: dict[str, LiveStep]) -> RunState:
+        """The state of a run about to start (or resume): steps that succeeded already count as ended."""
+        plan = request.plan
+        run = cls(
+            run_id=run_id,
+            request=request,
+            steps={s.id: s for s in plan.steps},
+            records=records,
+            outputs={},
+            waiting={},
+            dependents={s.id: [] for s in plan.steps},
+        )
+        for step in plan.steps:
+            if records[step.id].status is StepStatus.SUCCEEDED:
+                run.outputs[step.id] = records[step.id].output
+                run.finished += 1
+                continue
+            # A planned step's depends_on holds all its dependencies (the planner adds the referenced steps).
+            open_deps = [d for d in step.depends_on if records[d].status is not StepStatus.SUCCEEDED]
+            run.waiting[step.id] = len(open_deps)
+            for dep in open_deps:
+                run.dependents[dep].append(step.id)
+        return run
+
+    def ready_at_start(self) -> list[str]:
+        return [sid for sid, n in self.waiting.items() if n == 0]
+
+    def release(self, step_id: str) -> list[str]:
+        """``step_id`` ended: its dependents that have nothing left to wait for, in plan order."""
+        if self.stop_reason is not None:
+            return []
+        ready = []
+        for dependent in self.dependents[step_id]:
+            self.waiting[dependent] -= 1
+            if self.waiting[dependent] == 0:
+                ready.append(dependent)
+        return ready
+
+    def saved(self, ended: list[LiveStep]) -> None:
+        """``ended`` are in the store now (a write that failed or was cancelled leaves them for the next one)."""
+        for live in ended:
+            self.unsaved.pop(live.step_id, None)
+
+    def status(self) -> RunStatus:
+        """How the run ended, once its steps have."""
+        if self.stop_reason == "timed_out":
+            return RunStatus.TIMED_OUT
+        if self.stop_reason == "failed":
+            return RunStatus.FAILED
+        if self.failed_under_continue:
+            succeeded = any(r.status is StepStatus.SUCCEEDED for r in self.records.values())
+            return RunStatus.PARTIAL if succeeded else RunStatus.FAILED
+        return RunStatus.SUCCEEDED
+
+
+class Progress:
+    """Progress notifications (``k/n steps, last: step status``); a host that asked for none gets none."""
+
+    def __init__(self, send: ProgressFn | None, total: int) -> None:
+        self._send = send
+        self._total = total
+        self.active = send is not None
+
+    async def say(self, done: int, message: str) -> None:
+        if self._send is None:
+            return
+        try:
+            await self._send(done, self._total, f"{done}/{self._total} steps, {message}")
+        except Exception as exc:  # a host that went away must not fail the run
+            log.debug("chain.progress_failed", error=str(exc))
+
+
+def step_error(exc: ConductorError, server: str, tool: str) -> StepError:
+    d = exc.describe()
+    return StepError(
+        kind=d["kind"],
+        message=d["message"],
+        retryable=bool(d["retryable"]),
+        server=d.get("server") or server,
+        tool=d.get("tool") or tool,
+    )
+
+
+def public_options(options: RunOptions) -> dict[str, Any]:
+    return {
+        k: v
+        for k, v in {
+            "max_concurrency": options.max_concurrency,
+            "timeout_s": options.timeout_s,
+            "default_step_timeout_s": options.default_step_timeout_s,
+            "on_error": options.on_error,
+        }.items()
+        if v is not None
+    }
