@@ -371,6 +371,36 @@ async def test_per_server_max_concurrency_holds_calls_back_until_a_slot_frees():
     assert sorted(entered) == list(range(10))
 
 
+async def test_a_call_that_cannot_get_a_slot_within_its_timeout_times_out_and_frees_its_place():
+    gate = anyio.Event()
+    server = MCPServer("busy")
+    calls: list[str] = []
+
+    @server.tool()
+    async def work(name: str) -> str:
+        calls.append(name)
+        if name == "holder":
+            await gate.wait()
+        return name
+
+    async with ClientPool(configure({"busy": server}, busy=ServerSettings(max_concurrency=1))) as pool:
+        with anyio.fail_after(5):
+            await pool.wait_settled()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(pool.call_tool, "busy", "work", {"name": "holder"})
+                await anyio.wait_all_tasks_blocked()  # the holder is inside the tool, on the only slot
+                with pytest.raises(CallTimeoutError) as exc:
+                    await pool.call_tool("busy", "work", {"name": "queued"}, timeout_s=0.05)
+                gate.set()
+            after = await pool.call_tool("busy", "work", {"name": "after"}, timeout_s=2)
+    assert calls == ["holder", "after"]  # the timed-out call never reached the server
+    assert after.structured_content == {"result": "after"}
+    described = exc.value.describe()
+    assert (described["kind"], described["server"], described["tool"]) == ("timeout", "busy", "work")
+    assert "did not start within 0.05s: all 1 of the server's call slots stayed busy" in described["message"]
+    assert "max_concurrency" in described["hint"]
+
+
 async def test_the_concurrency_limit_is_per_server():
     gate = anyio.Event()
     entered: list[str] = []

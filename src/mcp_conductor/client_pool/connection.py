@@ -287,7 +287,7 @@ class Connection:
         timeout = timeout_s if timeout_s is not None else self.call_timeout_s
         deadline = anyio.current_time() + timeout
         client = await self._client_within(deadline, tool)
-        await acquire(self._limiter)
+        await self._slot_within(deadline, tool, waited_s=timeout)
         try:
             self.in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
@@ -329,6 +329,19 @@ class Connection:
         if result.is_error:
             raise ToolExecutionError(redact(_error_text(result), self._secrets), server=self.name, tool=tool)
         return result
+
+    async def _slot_within(self, deadline: float, tool: str, *, waited_s: float) -> None:
+        """Take one of the server's ``max_concurrency`` slots; waiting for one counts against the call's timeout."""
+        with anyio.move_on_after(max(0.0, deadline - anyio.current_time())) as waiting:
+            await acquire(self._limiter)
+        if waiting.cancelled_caught:
+            raise CallTimeoutError(
+                f"{self.name}/{tool} did not start within {waited_s:g}s: all {self._limiter.total_tokens:g} of the "
+                "server's call slots stayed busy",
+                server=self.name,
+                tool=tool,
+                hint="raise the server's max_concurrency or the step's timeout_s, or run fewer steps on it at once",
+            )
 
     async def _client_within(self, deadline: float, tool: str) -> Client:
         if self._client is not None:  # the common case: connected, nothing to wait for
