@@ -383,11 +383,8 @@ class RunStore:
         """
 
         def end(c: sqlite3.Connection) -> None:
-            if len(records) == 1:
-                _write_ends(c, records)
-            else:
-                with schema.transaction(c):
-                    _write_ends(c, records)
+            with _ends_first(c, records[:-1]):
+                _write_ends(c, records[-1:])
 
         if records:
             await self._quick(end)
