@@ -218,7 +218,7 @@ async def test_a_step_end_keeps_its_start_and_reaches_a_reader_at_once(tmp_path:
         output={"n": 1},
         has_output=True,
     )
-    assert live.record() == got.model_copy(update={"arguments": "not written by steps_ended"})
+    assert live == LiveStep.of(got.model_copy(update={"arguments": "not written by steps_ended"}))
 
 
 async def test_ending_an_unknown_step_raises_store_error_and_writes_nothing(store: RunStore) -> None:

@@ -332,7 +332,7 @@ class Connection:
 
     async def _slot_within(self, deadline: float, tool: str, *, waited_s: float) -> None:
         """Take one of the server's ``max_concurrency`` slots; waiting for one counts against the call's timeout."""
-        with anyio.move_on_after(max(0.0, deadline - anyio.current_time())) as waiting:
+        with anyio.CancelScope(deadline=deadline) as waiting:
             await acquire(self._limiter)
         if waiting.cancelled_caught:
             raise CallTimeoutError(

@@ -23,7 +23,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import structlog
@@ -48,6 +48,13 @@ DEFAULT_MAX_CONCURRENCY = 32
 DEFAULT_STEP_TIMEOUT_S = 60.0
 
 Sleep = Callable[[float], Awaitable[None]]
+
+
+class _Write(Protocol):
+    """A store write that takes the ends to commit with it."""
+
+    def __call__(self, *, ended: list[LiveStep]) -> Awaitable[None]: ...
+
 
 _ENDED = frozenset({StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.TIMEOUT, StepStatus.SKIPPED})
 
@@ -126,10 +133,16 @@ class LocalExecutor:
         await self._save_ends(run)  # nothing left for this task: no end may wait for another task's write
 
     async def _save_ends(self, run: RunState) -> None:
+        if run.unsaved:
+            await self._write(run, lambda ended: self._store.steps_ended(ended))
+
+    @staticmethod
+    async def _write(run: RunState, write: _Write) -> None:
+        """One store write that also carries the ends the run has not stored yet (see the module's docstring);
+        a write that fails or is cancelled leaves them for the next one."""
         ended = list(run.unsaved.values())
-        if ended:
-            await self._store.steps_ended(ended)
-            run.saved(ended)
+        await write(ended=ended)
+        run.saved(ended)
 
     async def _run_step(self, run: RunState, step: Step) -> None:
         structlog.contextvars.bind_contextvars(step_id=step.id)  # this task's context: no unbinding needed
@@ -192,9 +205,9 @@ class LocalExecutor:
             live.arguments = arguments
             live.started_at = now_iso()
             live.finished_at = live.error = None
-            ended = list(run.unsaved.values())
-            await self._store.step_started(run.run_id, step.id, arguments, live.started_at, live.attempts, ended=ended)
-            run.saved(ended)
+            await self._write(
+                run, partial(self._store.step_started, run.run_id, step.id, arguments, live.started_at, live.attempts)
+            )
             log.info("chain.step_started", tool=step.tool, attempt=live.attempts)
             t0 = time.perf_counter()
             try:
@@ -240,24 +253,19 @@ class LocalExecutor:
         if started is not None:
             live.duration_ms = round((time.perf_counter() - started) * 1000, 2)
         assert run.notify is not None
-        ended = list(run.unsaved.values())
         if started is None:
-            await self._store.step_finished(live, ended=ended)
+            await self._write(run, partial(self._store.step_finished, live))
         elif status is StepStatus.SUCCEEDED and not run.notify.active:
             run.unsaved[live.step_id] = live  # stored with the run's next write: see the module's docstring
-            ended = []
         else:
-            await self._store.steps_ended([*ended, live])
-        run.saved(ended)
+            await self._write(run, lambda ended: self._store.steps_ended([*ended, live]))
         log.info("chain.step_finished", status=status.value, duration_ms=live.duration_ms)
 
     async def _skip(self, run: RunState, live: LiveStep, why: str) -> None:
         live.status = StepStatus.SKIPPED
         live.error = StepError(kind="skipped", message=why)
         live.finished_at = now_iso()
-        ended = list(run.unsaved.values())
-        await self._store.step_finished(live, ended=ended)
-        run.saved(ended)
+        await self._write(run, partial(self._store.step_finished, live))
         log.info("chain.step_skipped", reason=why)
 
     async def _interrupted(self, run: RunState, live: LiveStep) -> None:
@@ -275,9 +283,7 @@ class LocalExecutor:
             live.status = StepStatus.CANCELLED
             live.error = StepError(kind="cancelled", message="the run was cancelled")
         live.finished_at = now_iso()
-        ended = list(run.unsaved.values())
-        await self._store.step_finished(live, ended=ended)
-        run.saved(ended)
+        await self._write(run, partial(self._store.step_finished, live))
 
     # -- run bookkeeping -----------------------------------------------------------------------------------
     async def _prepare(self, request: RunRequest) -> RunState:

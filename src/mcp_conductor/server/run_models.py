@@ -67,7 +67,7 @@ class StepRecord(_Model):
 @dataclass(slots=True)
 class LiveStep:
     """A step of a run in progress: the same fields as ``StepRecord``, mutable and cheap to change (the
-    executor updates it several times per step); ``record()`` freezes it."""
+    executor updates it several times per step); the store and the results read either kind alike."""
 
     run_id: str
     step_id: str
@@ -85,10 +85,6 @@ class LiveStep:
     @classmethod
     def of(cls, record: StepRecord) -> LiveStep:
         return cls(**{name: getattr(record, name) for name in StepRecord.model_fields})
-
-    def record(self) -> StepRecord:
-        """The frozen record; the fields were typed when they were set, so they are not validated again."""
-        return StepRecord.model_construct(**{name: getattr(self, name) for name in StepRecord.model_fields})
 
 
 Step = StepRecord | LiveStep  # what the store writes and results are built from: the same fields either way
