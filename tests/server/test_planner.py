@@ -519,6 +519,19 @@ def test_chain_result_in_the_first_step_is_an_error():
     assert kinds(result) == [("unknown_step_reference", "/steps/0/arguments/value")]
 
 
+def test_chain_result_after_a_step_with_an_unusable_id_gets_that_steps_error_not_an_exception():
+    # Found by tests/reliability/test_fuzz.py: rewriting to "${steps.}" used to raise ReferenceSyntaxError.
+    result = plan(
+        steps(
+            {"id": "", "tool": "latency/sleep", "arguments": {"ms": 1}},
+            {"id": "b", "tool": "notes/put", "arguments": {"key": "k", "value": "CHAIN_RESULT"}},
+        ),
+        CATALOG,
+    )
+    assert not result.valid
+    assert [path for _, path in kinds(result)] == ["/steps/0/id"]
+
+
 def test_a_dollar_right_before_chain_result_is_rejected_as_ambiguous():
     result = plan(
         steps(

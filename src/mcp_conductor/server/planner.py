@@ -52,6 +52,7 @@ from mcp_conductor.server.plan_models import (
     parse_plan,
 )
 from mcp_conductor.server.references import (
+    NAME_PATTERN,
     JsonPath,
     Reference,
     ReferenceSyntaxError,
@@ -256,6 +257,8 @@ class _Checker:
         spans = [(p.start, p.end) for p in template.placeholders]
         hits = [m.start() for m in _CHAIN_RESULT.finditer(value) if not any(a <= m.start() < b for a, b in spans)]
         previous = self.parsed.ids.get(index - 1)
+        if previous is not None and not NAME_PATTERN.fullmatch(previous):
+            previous = None  # not a usable id (that step's own error says so): nothing to rewrite to
         if hits and index == 0:
             hint = "use a literal or ${inputs.NAME} instead"
             message = "CHAIN_RESULT in the first step: there is no previous step"
