@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from mcp_conductor.client_pool.catalog import ServerName, ToolId, ToolInfo
-from mcp_conductor.server.discovery import FieldWeights, ToolIndex
-from mcp_conductor.server.metrics import ToolStats
+from mcp_conductor.server.discovery.index import FieldWeights, ToolIndex
+from mcp_conductor.server.discovery.metrics import ToolStats
 
 README_DEV_ROW = {"hit@1": 0.211, "hit@5": 0.474, "hit@10": 0.526, "allgold@5": 0.232, "allgold@10": 0.265}
 README_DEV_MRR = 0.328

@@ -38,8 +38,8 @@ from mcp import Client, StdioServerParameters
 from mcp_conductor.client_pool.config import ConductorConfig, build_config
 from mcp_conductor.logs import configure_logging
 from mcp_conductor.server.app import open_conductor
-from mcp_conductor.server.chain_models import ExecuteResult
-from mcp_conductor.server.runtime import Conductor
+from mcp_conductor.server.conductor import Conductor
+from mcp_conductor.server.execution.results import ExecuteResult
 
 LATENCY = {"command": sys.executable, "args": ["-m", "mcp_conductor.demo.latency"]}
 

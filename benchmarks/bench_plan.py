@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from mcp_conductor.client_pool.catalog import Catalog, CatalogSnapshot, ServerName, ToolInfo
-from mcp_conductor.server.planner import PlannerLimits, plan
+from mcp_conductor.server.planning.planner import PlannerLimits, plan
 
 TARGET_MS_AT_200 = 20.0
 _READ = {"readOnlyHint": True, "idempotentHint": True}

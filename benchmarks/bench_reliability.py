@@ -51,9 +51,9 @@ from mcp_conductor.client_pool.config import build_config
 from mcp_conductor.demo import DEMO_SERVERS
 from mcp_conductor.logs import configure_logging
 from mcp_conductor.server.app import build_server
-from mcp_conductor.server.planner import plan as check_plan
-from mcp_conductor.server.run_models import StepRecord, StepStatus
-from mcp_conductor.server.store import RunStore
+from mcp_conductor.server.planning.planner import plan as check_plan
+from mcp_conductor.server.store.records import StepRecord, StepStatus
+from mcp_conductor.server.store.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"

@@ -10,7 +10,7 @@ from mcp_conductor.cli.gantt import Span, gantt, spans
 from mcp_conductor.cli.hints import ServerFacts, diagnose
 from mcp_conductor.client_pool.config import build_config
 from mcp_conductor.client_pool.secrets import redact, secret_values
-from mcp_conductor.server.run_models import RunRecord, RunStatus, StepRecord, StepStatus
+from mcp_conductor.server.store.records import RunRecord, RunStatus, StepRecord, StepStatus
 
 
 def failed(error: str | None = None, **facts: object) -> ServerFacts:

@@ -16,7 +16,7 @@ from mcp_conductor.cli.demo import DEMO_PLAN
 from mcp_conductor.client_pool.config import ConductorConfig, build_config
 from mcp_conductor.demo import DEMO_CONFIG_PATH
 from mcp_conductor.server.app import open_conductor
-from mcp_conductor.server.chain_models import ExecuteOptionsIn
+from mcp_conductor.server.execution.results import ExecuteOptionsIn
 
 pytestmark = pytest.mark.e2e
 

@@ -26,8 +26,8 @@ from mcp import Client, MCPError, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.types import CONNECTION_CLOSED
 
-from mcp_conductor.server.run_models import RunStatus, StepRecord, StepStatus
-from mcp_conductor.server.store import DB_FILENAME, RunStore
+from mcp_conductor.server.store.records import RunStatus, StepRecord, StepStatus
+from mcp_conductor.server.store.store import DB_FILENAME, RunStore
 
 pytestmark = pytest.mark.e2e
 

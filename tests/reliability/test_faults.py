@@ -24,7 +24,7 @@ from structlog.testing import capture_logs
 from mcp_conductor.client_pool.catalog import ServerName, ToolInfo
 from mcp_conductor.client_pool.config import build_config
 from mcp_conductor.server.app import build_server
-from mcp_conductor.server.runtime import Conductor
+from mcp_conductor.server.conductor import Conductor
 
 pytestmark = pytest.mark.e2e
 

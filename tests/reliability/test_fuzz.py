@@ -28,9 +28,9 @@ from mcp_conductor.client_pool.catalog import Catalog, CatalogSnapshot, ServerNa
 from mcp_conductor.client_pool.config import ConductorConfig, build_config, in_process_config, parse_config
 from mcp_conductor.errors import ConfigError
 from mcp_conductor.server.app import build_server
-from mcp_conductor.server.chain_models import ExecuteResult
-from mcp_conductor.server.plan_models import PlanResult
-from mcp_conductor.server.planner import plan
+from mcp_conductor.server.execution.results import ExecuteResult
+from mcp_conductor.server.planning.models import PlanResult
+from mcp_conductor.server.planning.planner import plan
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True)
 EXECUTE_EXAMPLES = 60

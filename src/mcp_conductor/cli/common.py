@@ -90,7 +90,7 @@ def add_state_dir_option(parser: argparse.ArgumentParser) -> None:
 
 
 def state_dir(args: argparse.Namespace) -> Path:
-    from mcp_conductor.server.state_dir import resolve_state_dir
+    from mcp_conductor.server.store.state_dir import resolve_state_dir
 
     return resolve_state_dir(getattr(args, "state_dir", None))
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from mcp_conductor.cli.common import EXIT_OK
 from mcp_conductor.client_pool.catalog import ToolInfo
 from mcp_conductor.errors import ConfigError
-from mcp_conductor.server.discovery import ToolIndex
+from mcp_conductor.server.discovery.index import ToolIndex
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

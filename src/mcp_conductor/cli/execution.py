@@ -25,10 +25,10 @@ from mcp_conductor.cli import console as ui
 from mcp_conductor.cli.common import SERVER_WAIT_MARGIN_S, UsageError, read_json_file
 from mcp_conductor.cli.live import LiveDisplay, RunView, format_ms
 from mcp_conductor.client_pool.pool import ClientPool
-from mcp_conductor.server.chain_models import ExecuteOptionsIn, ExecuteResult
-from mcp_conductor.server.chains import ChainService
-from mcp_conductor.server.plan_models import PlanResult
-from mcp_conductor.server.store import StoreError
+from mcp_conductor.server.execution.chains import ChainService
+from mcp_conductor.server.execution.results import ExecuteOptionsIn, ExecuteResult
+from mcp_conductor.server.planning.models import PlanResult
+from mcp_conductor.server.store.store import StoreError
 
 PREVIEW_CHARS = 300
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from mcp_conductor.server.run_models import RunRecord, StepRecord
+from mcp_conductor.server.store.records import RunRecord, StepRecord
 
 DEFAULT_WIDTH = 40
 STATE_WORDS = {"succeeded": "done", "pending": "waiting"}

@@ -22,8 +22,8 @@ from rich.table import Table
 from rich.text import Text
 
 from mcp_conductor.cli import console as ui
-from mcp_conductor.server.run_models import StepRecord
-from mcp_conductor.server.store import RunStore
+from mcp_conductor.server.store.records import StepRecord
+from mcp_conductor.server.store.store import RunStore
 
 POLL_INTERVAL_S = 0.1
 

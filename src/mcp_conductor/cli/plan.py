@@ -26,7 +26,7 @@ from mcp_conductor.cli.common import (
 from mcp_conductor.cli.execution import read_plan, wait_for_servers
 from mcp_conductor.client_pool.config import ConductorConfig
 from mcp_conductor.server.app import open_conductor
-from mcp_conductor.server.plan_models import PlanIssue, PlanResult
+from mcp_conductor.server.planning.models import PlanIssue, PlanResult
 
 PLAN_FILE_HELP = "the plan: a JSON object with steps (and optional inputs, outputs); '-' reads stdin"
 

@@ -33,8 +33,8 @@ from mcp_conductor.cli.live import LiveDisplay, RunView
 from mcp_conductor.cli.plan import PLAN_FILE_HELP, exit_code, print_invalid
 from mcp_conductor.client_pool.config import ConductorConfig
 from mcp_conductor.server.app import open_conductor
-from mcp_conductor.server.chain_models import ExecuteOptionsIn, ExecuteResult
-from mcp_conductor.server.engine import new_run_id
+from mcp_conductor.server.execution.engine import new_run_id
+from mcp_conductor.server.execution.results import ExecuteOptionsIn, ExecuteResult
 
 
 def positive_float(text: str) -> float:

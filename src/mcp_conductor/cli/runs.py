@@ -24,8 +24,8 @@ from mcp_conductor.cli.common import (
     unknown_run,
 )
 from mcp_conductor.cli.live import format_ms
-from mcp_conductor.server.run_models import RunExport, RunStatus
-from mcp_conductor.server.store import RunStore
+from mcp_conductor.server.store.records import RunExport, RunStatus
+from mcp_conductor.server.store.store import RunStore
 
 _FORMATTER = argparse.RawDescriptionHelpFormatter
 WIDE_ENOUGH_FOR_PLAN = 110

@@ -15,8 +15,8 @@ from mcp_conductor.cli.live import LiveDisplay, RunView
 from mcp_conductor.cli.run import add_run_options, report
 from mcp_conductor.client_pool.config import ConductorConfig
 from mcp_conductor.server.app import open_conductor
-from mcp_conductor.server.chain_models import ExecuteOptionsIn, ExecuteResult
-from mcp_conductor.server.plan_models import PlanResult
+from mcp_conductor.server.execution.results import ExecuteOptionsIn, ExecuteResult
+from mcp_conductor.server.planning.models import PlanResult
 
 
 def register(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

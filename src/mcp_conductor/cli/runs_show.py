@@ -16,8 +16,8 @@ from mcp_conductor.cli.common import EXIT_OK, UsageError, add_state_dir_option, 
 from mcp_conductor.cli.execution import preview, runs_command
 from mcp_conductor.cli.gantt import gantt, spans
 from mcp_conductor.cli.live import STATE_WORDS, format_ms
-from mcp_conductor.server.run_models import RunRecord, RunStatus, StepRecord
-from mcp_conductor.server.store import RunStore
+from mcp_conductor.server.store.records import RunRecord, RunStatus, StepRecord
+from mcp_conductor.server.store.store import RunStore
 
 
 def register(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -17,7 +17,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp_conductor.cli.common import EXIT_OK, add_config_option, add_state_dir_option, load, state_dir
 from mcp_conductor.server.app import build_server
 from mcp_conductor.server.http import TOKEN_ENV, HttpOptions, serve_http
-from mcp_conductor.server.store import RunStore
+from mcp_conductor.server.store.store import RunStore
 
 log = structlog.get_logger(__name__)
 

@@ -20,10 +20,10 @@ from mcp.server.mcpserver import MCPServer
 from mcp_conductor import __version__
 from mcp_conductor.client_pool.config import ConductorConfig
 from mcp_conductor.client_pool.pool import ClientPool
-from mcp_conductor.server.chains import ChainService
-from mcp_conductor.server.executor import LocalExecutor
-from mcp_conductor.server.runtime import Conductor, MetricsRegistry
-from mcp_conductor.server.store import RunStore
+from mcp_conductor.server.conductor import Conductor, MetricsRegistry
+from mcp_conductor.server.execution.chains import ChainService
+from mcp_conductor.server.execution.executor import LocalExecutor
+from mcp_conductor.server.store.store import RunStore
 from mcp_conductor.server.tools_chain import register_chain_tools
 from mcp_conductor.server.tools_discover import register_discover_tools
 

@@ -11,9 +11,9 @@ from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from mcp_conductor.errors import ConductorError
-from mcp_conductor.server.chain_models import ExecuteOptionsIn, ExecuteResult
-from mcp_conductor.server.plan_models import PlanResult
-from mcp_conductor.server.runtime import Conductor
+from mcp_conductor.server.conductor import Conductor
+from mcp_conductor.server.execution.results import ExecuteOptionsIn, ExecuteResult
+from mcp_conductor.server.planning.models import PlanResult
 
 PLAN_DESCRIPTION = """\
 Check a multi-step tool plan without running anything: tools exist, arguments fit their schemas, references

@@ -11,9 +11,9 @@ from pydantic import Field
 
 from mcp_conductor.client_pool.catalog import ToolInfo
 from mcp_conductor.errors import ConductorError
-from mcp_conductor.server.metrics import ToolStats
-from mcp_conductor.server.models import DiscoveredTool, DiscoverResult, ToolStatsOut
-from mcp_conductor.server.runtime import Conductor
+from mcp_conductor.server.conductor import Conductor
+from mcp_conductor.server.discovery.metrics import ToolStats
+from mcp_conductor.server.discovery.results import DiscoveredTool, DiscoverResult, ToolStatsOut
 
 MAX_TOP_K = 50
 

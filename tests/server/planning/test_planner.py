@@ -3,9 +3,9 @@ from typing import Any
 from inline_snapshot import snapshot
 
 from mcp_conductor.client_pool.catalog import Catalog, CatalogSnapshot, ServerName, ToolId, ToolInfo
-from mcp_conductor.server.metrics import ToolStats
-from mcp_conductor.server.plan_models import Plan, PlanResult
-from mcp_conductor.server.planner import PlannerLimits, plan, plan_id
+from mcp_conductor.server.discovery.metrics import ToolStats
+from mcp_conductor.server.planning.models import Plan, PlanResult
+from mcp_conductor.server.planning.planner import PlannerLimits, plan, plan_id
 
 READ = {"readOnlyHint": True}
 

@@ -15,9 +15,9 @@ from anyio.abc import TaskGroup
 
 from mcp_conductor.client_pool.catalog import CatalogSnapshot, ToolId
 from mcp_conductor.errors import ConductorError
-from mcp_conductor.server.engine import ProgressFn, RunOptions, RunRequest
-from mcp_conductor.server.plan_models import Step
-from mcp_conductor.server.run_models import LiveStep, RunRecord, RunStatus, StepError, StepStatus
+from mcp_conductor.server.execution.engine import ProgressFn, RunOptions, RunRequest
+from mcp_conductor.server.planning.models import Step
+from mcp_conductor.server.store.records import LiveStep, RunRecord, RunStatus, StepError, StepStatus
 
 log = structlog.get_logger(__name__)
 

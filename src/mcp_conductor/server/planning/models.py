@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, NewType
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, ValidationError, model_validator
 
-from mcp_conductor.server.references import NAME_PATTERN, PathSegment, json_pointer
+from mcp_conductor.server.planning.references import NAME_PATTERN, PathSegment, json_pointer
 
 StepId = NewType("StepId", str)
 FailureKind = Literal["timeout", "unavailable", "connection_lost", "tool_error", "protocol_error"]

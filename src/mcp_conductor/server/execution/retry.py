@@ -13,7 +13,7 @@ import random
 from collections.abc import Callable
 
 from mcp_conductor.client_pool.catalog import ToolInfo
-from mcp_conductor.server.plan_models import RetryPolicy
+from mcp_conductor.server.planning.models import RetryPolicy
 
 
 def backoff_delay(policy: RetryPolicy, failed_tries: int, rand: Callable[[], float] = random.random) -> float:

@@ -26,14 +26,14 @@ from jsonschema import (
 from jsonschema.protocols import Validator
 
 from mcp_conductor.client_pool.catalog import ToolInfo
-from mcp_conductor.server.references import (
+from mcp_conductor.server.planning.references import (
     JsonPath,
     Reference,
     ReferenceResolutionError,
     Template,
     render,
 )
-from mcp_conductor.server.schema_paths import lookup_schema, schema_types
+from mcp_conductor.server.planning.schema_paths import lookup_schema, schema_types
 
 _COMPILED: dict[str, Validator] = {}  # by canonical schema text; validators are immutable, so sharing is safe
 _COMPILED_MAX = 4096

@@ -25,8 +25,8 @@ import numpy as np
 import numpy.typing as npt
 
 from mcp_conductor.client_pool.catalog import ToolId, ToolInfo
-from mcp_conductor.server.metrics import ToolStats
-from mcp_conductor.server.text_analysis import query_terms, split_identifier, synonym_map, tokenize
+from mcp_conductor.server.discovery.metrics import ToolStats
+from mcp_conductor.server.discovery.text import query_terms, split_identifier, synonym_map, tokenize
 
 __all__ = ["FieldWeights", "ScoredTool", "ToolIndex", "split_identifier", "stats_factor", "tokenize"]
 

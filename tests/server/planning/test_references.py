@@ -1,6 +1,6 @@
 import pytest
 
-from mcp_conductor.server.references import (
+from mcp_conductor.server.planning.references import (
     Placeholder,
     Reference,
     ReferenceResolutionError,
@@ -11,7 +11,7 @@ from mcp_conductor.server.references import (
     parse_template,
     substitute,
 )
-from mcp_conductor.server.schema_paths import lookup_schema, schema_at_path, schema_types
+from mcp_conductor.server.planning.schema_paths import lookup_schema, schema_at_path, schema_types
 
 
 def test_a_string_that_is_exactly_one_reference_is_exact():

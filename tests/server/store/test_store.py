@@ -11,8 +11,8 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from mcp_conductor.server.metrics import ToolMetrics
-from mcp_conductor.server.run_models import (
+from mcp_conductor.server.discovery.metrics import ToolMetrics
+from mcp_conductor.server.store.records import (
     LiveStep,
     RunExport,
     RunRecord,
@@ -21,8 +21,8 @@ from mcp_conductor.server.run_models import (
     StepRecord,
     StepStatus,
 )
-from mcp_conductor.server.state_dir import STATE_DIR_ENV, default_state_dir, pid_alive, resolve_state_dir
-from mcp_conductor.server.store import DB_FILENAME, RunStore, StoreError
+from mcp_conductor.server.store.state_dir import STATE_DIR_ENV, default_state_dir, pid_alive, resolve_state_dir
+from mcp_conductor.server.store.store import DB_FILENAME, RunStore, StoreError
 
 
 def a_run(

@@ -28,10 +28,10 @@ import anyio
 import anyio.to_thread
 
 from mcp_conductor.errors import ConductorError
-from mcp_conductor.server import store_schema as schema
-from mcp_conductor.server.metrics import ToolMetrics
-from mcp_conductor.server.run_models import RunExport, RunRecord, RunStatus, Step, StepError, StepRecord
-from mcp_conductor.server.state_dir import STATE_DIR_ENV, pid_alive
+from mcp_conductor.server.discovery.metrics import ToolMetrics
+from mcp_conductor.server.store import schema
+from mcp_conductor.server.store.records import RunExport, RunRecord, RunStatus, Step, StepError, StepRecord
+from mcp_conductor.server.store.state_dir import STATE_DIR_ENV, pid_alive
 
 __all__ = ["DB_FILENAME", "RunStore", "StoreError"]
 

@@ -39,9 +39,9 @@ from jsonschema.protocols import Validator
 
 from mcp_conductor.client_pool.catalog import CatalogSnapshot, ToolId, ToolInfo
 from mcp_conductor.errors import AmbiguousToolError, UnknownToolError
-from mcp_conductor.server.arguments import check_arguments, close_matches, compile_validator
-from mcp_conductor.server.metrics import ToolStats
-from mcp_conductor.server.plan_models import (
+from mcp_conductor.server.discovery.metrics import ToolStats
+from mcp_conductor.server.planning.arguments import check_arguments, close_matches, compile_validator
+from mcp_conductor.server.planning.models import (
     EstimateBasis,
     ParsedPlan,
     Plan,
@@ -51,7 +51,7 @@ from mcp_conductor.server.plan_models import (
     StepId,
     parse_plan,
 )
-from mcp_conductor.server.references import (
+from mcp_conductor.server.planning.references import (
     NAME_PATTERN,
     JsonPath,
     Reference,
@@ -62,7 +62,7 @@ from mcp_conductor.server.references import (
     json_pointer,
     parse_template,
 )
-from mcp_conductor.server.schema_paths import lookup_schema
+from mcp_conductor.server.planning.schema_paths import lookup_schema
 
 _CHAIN_RESULT = re.compile(r"(?<![A-Za-z0-9_])CHAIN_RESULT(?![A-Za-z0-9_])")
 

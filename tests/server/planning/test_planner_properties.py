@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mcp_conductor.client_pool.catalog import Catalog, CatalogSnapshot, ServerName, ToolId, ToolInfo
-from mcp_conductor.server.metrics import ToolStats
-from mcp_conductor.server.planner import plan
+from mcp_conductor.server.discovery.metrics import ToolStats
+from mcp_conductor.server.planning.planner import plan
 
 LATENCIES = (5.0, 20.0, 50.0, 125.0, 300.0)  # p50 of tools t0..t4; exact in binary floating point
 

@@ -16,11 +16,11 @@ from mcp.types import ToolAnnotations
 
 from mcp_conductor.client_pool.config import in_process_config
 from mcp_conductor.client_pool.pool import ClientPool
-from mcp_conductor.server.chain_models import ExecuteOptionsIn
-from mcp_conductor.server.chains import ChainService
-from mcp_conductor.server.executor import LocalExecutor
-from mcp_conductor.server.runtime import MetricsRegistry
-from mcp_conductor.server.store import DB_FILENAME, RunStore
+from mcp_conductor.server.conductor import MetricsRegistry
+from mcp_conductor.server.execution.chains import ChainService
+from mcp_conductor.server.execution.executor import LocalExecutor
+from mcp_conductor.server.execution.results import ExecuteOptionsIn
+from mcp_conductor.server.store.store import DB_FILENAME, RunStore
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True)
 

@@ -2,9 +2,9 @@ import random
 from typing import Any
 
 from mcp_conductor.client_pool.catalog import ServerName, ToolId, ToolInfo
-from mcp_conductor.server.discovery import ToolIndex, stats_factor
-from mcp_conductor.server.metrics import ToolStats
-from mcp_conductor.server.text_analysis import split_identifier, stem, tokenize
+from mcp_conductor.server.discovery.index import ToolIndex, stats_factor
+from mcp_conductor.server.discovery.metrics import ToolStats
+from mcp_conductor.server.discovery.text import split_identifier, stem, tokenize
 
 
 def tool(tool_id: str, description: str, **params: str) -> ToolInfo:

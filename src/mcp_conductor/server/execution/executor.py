@@ -32,15 +32,15 @@ from mcp_conductor.client_pool.catalog import ToolId
 from mcp_conductor.client_pool.pool import ClientPool
 from mcp_conductor.errors import CallTimeoutError, ConductorError, DownstreamError
 from mcp_conductor.limits import acquire
-from mcp_conductor.server.engine import ProgressFn, RunOutcome, RunRequest, new_run_id, now_iso
-from mcp_conductor.server.plan_models import Step
-from mcp_conductor.server.references import substitute
-from mcp_conductor.server.retry import backoff_delay, should_retry
-from mcp_conductor.server.run_models import LiveStep, RunRecord, RunStatus, StepError, StepStatus
-from mcp_conductor.server.run_state import Progress, RunState, public_options, step_error
-from mcp_conductor.server.runtime import MetricsRegistry
-from mcp_conductor.server.store import RunStore
-from mcp_conductor.server.values import step_value
+from mcp_conductor.server.conductor import MetricsRegistry
+from mcp_conductor.server.execution.engine import ProgressFn, RunOutcome, RunRequest, new_run_id, now_iso
+from mcp_conductor.server.execution.retry import backoff_delay, should_retry
+from mcp_conductor.server.execution.run_state import Progress, RunState, public_options, step_error
+from mcp_conductor.server.execution.values import step_value
+from mcp_conductor.server.planning.models import Step
+from mcp_conductor.server.planning.references import substitute
+from mcp_conductor.server.store.records import LiveStep, RunRecord, RunStatus, StepError, StepStatus
+from mcp_conductor.server.store.store import RunStore
 
 log = structlog.get_logger(__name__)
 

@@ -5,8 +5,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mcp_conductor.client_pool.catalog import ServerName, ToolInfo
-from mcp_conductor.server.plan_models import RetryPolicy
-from mcp_conductor.server.retry import backoff_delay, should_retry
+from mcp_conductor.server.execution.retry import backoff_delay, should_retry
+from mcp_conductor.server.planning.models import RetryPolicy
 
 
 def tool(**annotations: Any) -> ToolInfo:

@@ -6,8 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mcp_conductor.server.plan_models import PlanIssue
-from mcp_conductor.server.run_models import StepError
+from mcp_conductor.server.planning.models import PlanIssue
+from mcp_conductor.server.store.records import StepError
 
 
 class ExecuteOptionsIn(BaseModel):

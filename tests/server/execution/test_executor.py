@@ -33,13 +33,13 @@ from mcp_conductor.client_pool.config import in_process_config
 from mcp_conductor.client_pool.pool import ClientPool
 from mcp_conductor.demo import latency
 from mcp_conductor.server.app import build_server
-from mcp_conductor.server.chain_models import ExecuteOptionsIn
-from mcp_conductor.server.chains import ChainService
-from mcp_conductor.server.executor import LocalExecutor
-from mcp_conductor.server.planner import PlannerLimits
-from mcp_conductor.server.run_models import LiveStep, RunExport, RunStatus, StepRecord, StepStatus
-from mcp_conductor.server.runtime import MetricsRegistry
-from mcp_conductor.server.store import RunStore
+from mcp_conductor.server.conductor import MetricsRegistry
+from mcp_conductor.server.execution.chains import ChainService
+from mcp_conductor.server.execution.executor import LocalExecutor
+from mcp_conductor.server.execution.results import ExecuteOptionsIn
+from mcp_conductor.server.planning.planner import PlannerLimits
+from mcp_conductor.server.store.records import LiveStep, RunExport, RunStatus, StepRecord, StepStatus
+from mcp_conductor.server.store.store import RunStore
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True)
 WRITE = ToolAnnotations(read_only_hint=False, idempotent_hint=False, destructive_hint=False)

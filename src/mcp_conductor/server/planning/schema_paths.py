@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mcp_conductor.server.references import PathSegment, as_index
+from mcp_conductor.server.planning.references import PathSegment, as_index
 
 _MAX_REF_HOPS = 32  # "$ref" chains followed by lookup_schema before giving up
 

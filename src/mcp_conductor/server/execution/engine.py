@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
-from mcp_conductor.server.plan_models import Plan
-from mcp_conductor.server.run_models import RunRecord, Step
+from mcp_conductor.server.planning.models import Plan
+from mcp_conductor.server.store.records import RunRecord, Step
 
 ProgressFn = Callable[[int, int, str], Awaitable[None]]
 

@@ -16,16 +16,16 @@ from typing import Any
 from mcp_conductor.client_pool.catalog import CatalogSnapshot, ToolId
 from mcp_conductor.client_pool.config import DEFAULT_KEEP_RUNS
 from mcp_conductor.errors import ConductorError
-from mcp_conductor.server.chain_models import ExecuteOptionsIn, ExecuteResult, StepSummary
-from mcp_conductor.server.engine import ProgressFn, RunEngine, RunOptions, RunRequest
-from mcp_conductor.server.metrics import ToolStats
-from mcp_conductor.server.plan_models import Plan, PlanResult
-from mcp_conductor.server.planner import PlannerLimits
-from mcp_conductor.server.planner import plan as check_plan
-from mcp_conductor.server.run_models import RunRecord, RunStatus, Step
-from mcp_conductor.server.state_dir import pid_alive
-from mcp_conductor.server.store import RunStore
-from mcp_conductor.server.values import DEFAULT_OUTPUT_BUDGET_BYTES, budgeted, step_resource_uri
+from mcp_conductor.server.discovery.metrics import ToolStats
+from mcp_conductor.server.execution.engine import ProgressFn, RunEngine, RunOptions, RunRequest
+from mcp_conductor.server.execution.results import ExecuteOptionsIn, ExecuteResult, StepSummary
+from mcp_conductor.server.execution.values import DEFAULT_OUTPUT_BUDGET_BYTES, budgeted, step_resource_uri
+from mcp_conductor.server.planning.models import Plan, PlanResult
+from mcp_conductor.server.planning.planner import PlannerLimits
+from mcp_conductor.server.planning.planner import plan as check_plan
+from mcp_conductor.server.store.records import RunRecord, RunStatus, Step
+from mcp_conductor.server.store.state_dir import pid_alive
+from mcp_conductor.server.store.store import RunStore
 
 PRUNE_EVERY = 20
 CHECKED_CACHE_SIZE = 256

@@ -14,8 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
-from mcp_conductor.server.metrics import ToolMetrics
-from mcp_conductor.server.run_models import RunRecord, RunStatus, Step, StepError, StepRecord, StepStatus
+from mcp_conductor.server.discovery.metrics import ToolMetrics
+from mcp_conductor.server.store.records import RunRecord, RunStatus, Step, StepError, StepRecord, StepStatus
 
 SCHEMA_VERSION = 1
 

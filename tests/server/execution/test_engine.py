@@ -3,8 +3,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from mcp_conductor.server import engine
-from mcp_conductor.server.engine import new_run_id, now_iso
+from mcp_conductor.server.execution import engine
+from mcp_conductor.server.execution.engine import new_run_id, now_iso
 
 
 def test_now_iso_reads_like_datetime_isoformat_with_milliseconds(monkeypatch: pytest.MonkeyPatch) -> None:

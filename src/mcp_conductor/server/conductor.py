@@ -13,12 +13,12 @@ from mcp_conductor.client_pool.catalog import CatalogSnapshot, ToolId
 from mcp_conductor.client_pool.pool import ClientPool
 from mcp_conductor.client_pool.status import ServerState
 from mcp_conductor.errors import ConductorError, UnknownServerError
-from mcp_conductor.server.discovery import ToolIndex
-from mcp_conductor.server.metrics import ToolMetrics, ToolStats
-from mcp_conductor.server.models import UnavailableServer
+from mcp_conductor.server.discovery.index import ToolIndex
+from mcp_conductor.server.discovery.metrics import ToolMetrics, ToolStats
+from mcp_conductor.server.discovery.results import UnavailableServer
 
 if TYPE_CHECKING:
-    from mcp_conductor.server.chains import ChainService
+    from mcp_conductor.server.execution.chains import ChainService
 
 
 STARTUP_WAIT_S = 15.0
