@@ -37,7 +37,6 @@ from mcp import Client, StdioServerParameters
 
 from mcp_conductor.client_pool.config import ConductorConfig, build_config
 from mcp_conductor.logs import configure_logging
-from mcp_conductor.server.app import open_conductor
 from mcp_conductor.server.conductor import Conductor
 from mcp_conductor.server.execution.results import ExecuteResult
 
@@ -118,7 +117,7 @@ async def plan_id_of(conductor: Conductor, plan: dict[str, Any]) -> str:
 
 async def bench_sequential(state_dir: Path, reps: int) -> list[Row]:
     params = StdioServerParameters(command=LATENCY["command"], args=LATENCY["args"])
-    async with open_conductor(config(), state_dir) as conductor, Client(params) as direct:
+    async with Conductor.open(config(), state_dir) as conductor, Client(params) as direct:
         await conductor.wait_for_startup()
         plan_id = await plan_id_of(conductor, sequential_plan(SEQ_STEPS))
 
@@ -196,7 +195,7 @@ async def bench_fan_out(state_dir: Path, reps: int) -> list[Row]:
         )
     ]
     for limit, label in ((None, "default per-server limit 16"), (32, "per-server limit 32")):
-        async with open_conductor(config(limit), state_dir) as conductor:
+        async with Conductor.open(config(limit), state_dir) as conductor:
             await conductor.wait_for_startup()
             plan_id = await plan_id_of(conductor, fan_out_plan(FAN_OUT, FAN_OUT_MS))
             await execute(conductor, plan_id)
@@ -228,7 +227,7 @@ async def level_barrier(conductor: Conductor) -> None:
 
 
 async def bench_uneven_dag(state_dir: Path, reps: int) -> list[Row]:
-    async with open_conductor(config(), state_dir) as conductor:
+    async with Conductor.open(config(), state_dir) as conductor:
         await conductor.wait_for_startup()
         plan_id = await plan_id_of(conductor, UNEVEN_DAG)
         await execute(conductor, plan_id)
@@ -270,7 +269,7 @@ async def bench_memory(state_dir: Path) -> list[Row]:
         ]
     }
     early, late = MEMORY_RUNS
-    async with open_conductor(config(), state_dir) as conductor:
+    async with Conductor.open(config(), state_dir) as conductor:
         await conductor.wait_for_startup()
         plan_id = await plan_id_of(conductor, plan)
         for _ in range(early):

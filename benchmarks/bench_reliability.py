@@ -52,7 +52,7 @@ from mcp_conductor.demo import DEMO_SERVERS
 from mcp_conductor.logs import configure_logging
 from mcp_conductor.server.app import build_server
 from mcp_conductor.server.planning.planner import plan as check_plan
-from mcp_conductor.server.store.records import StepRecord, StepStatus
+from mcp_conductor.server.store.records import StepRun, StepStatus
 from mcp_conductor.server.store.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -187,7 +187,7 @@ async def one_life(params: StdioServerParameters, errlog: IO[str], target: int, 
         await wait_gone(family)
 
 
-async def steps_and_calls(state: Path, counter_file: Path) -> tuple[dict[str, StepRecord], dict[str, int]]:
+async def steps_and_calls(state: Path, counter_file: Path) -> tuple[dict[str, StepRun], dict[str, int]]:
     async with RunStore.open(state) as store:
         steps = {s.step_id: s for s in await store.get_steps(RUN_ID)}
     text = await anyio.Path(counter_file).read_text(encoding="utf-8") if counter_file.exists() else "{}"  # noqa: ASYNC240
@@ -204,7 +204,7 @@ async def crash_loop(tmp: Path, seed: int = 8) -> list[Row]:
         "env": {"LATENCY_COUNTER_FILE": str(counter_file)},
     }
     config.write_text(json.dumps({"mcpServers": {"latency": latency}}), encoding="utf-8")
-    seen: dict[str, tuple[StepRecord, int]] = {}
+    seen: dict[str, tuple[StepRun, int]] = {}
     with open(tmp / "crash-serve.log", "a", encoding="utf-8") as errlog:  # noqa: ASYNC230 - once, before any task
         for k in sorted(rng.sample(range(1, STEPS - 1), KILLS)):
             await one_life(serve_stdio(config, state), errlog, k, rng.uniform(0, STEP_MS / 1000))

@@ -10,7 +10,7 @@ from mcp_conductor.cli.gantt import Span, gantt, spans
 from mcp_conductor.cli.hints import ServerFacts, diagnose
 from mcp_conductor.client_pool.config import build_config
 from mcp_conductor.client_pool.secrets import redact, secret_values
-from mcp_conductor.server.store.records import RunRecord, RunStatus, StepRecord, StepStatus
+from mcp_conductor.server.store.records import RunRecord, RunStatus, StepRun, StepStatus
 
 
 def failed(error: str | None = None, **facts: object) -> ServerFacts:
@@ -196,9 +196,9 @@ def test_spans_are_offsets_from_the_run_start():
     run = RunRecord(run_id="r", plan_id="p", status=RunStatus.FAILED, started_at="2026-01-01T00:00:00.000+00:00",
                     duration_ms=500.0)  # fmt: skip
     steps = [
-        StepRecord(run_id="r", step_id="a", tool="t/a", status=StepStatus.SUCCEEDED, attempts=1,
+        StepRun(run_id="r", step_id="a", tool="t/a", status=StepStatus.SUCCEEDED, attempts=1,
                    started_at="2026-01-01T00:00:00.010+00:00", finished_at="2026-01-01T00:00:00.110+00:00"),
-        StepRecord(run_id="r", step_id="b", tool="t/b", status=StepStatus.SKIPPED,
+        StepRun(run_id="r", step_id="b", tool="t/b", status=StepStatus.SKIPPED,
                    finished_at="2026-01-01T00:00:00.120+00:00"),
     ]  # fmt: skip
     rows, total = spans(run, steps)

@@ -15,8 +15,8 @@ from structlog.testing import capture_logs
 from mcp_conductor.cli.demo import DEMO_PLAN
 from mcp_conductor.client_pool.config import ConductorConfig, build_config
 from mcp_conductor.demo import DEMO_CONFIG_PATH
-from mcp_conductor.server.app import open_conductor
-from mcp_conductor.server.execution.results import ExecuteOptionsIn
+from mcp_conductor.server.conductor import Conductor
+from mcp_conductor.server.execution.results import RunOptions
 
 pytestmark = pytest.mark.e2e
 
@@ -68,13 +68,13 @@ async def test_a_downstream_killed_mid_chain_reconnects_and_the_retry_succeeds(t
         ]
     }
     results = []
-    async with open_conductor(latency_config(counter_file), tmp_path / "state") as conductor:
+    async with Conductor.open(latency_config(counter_file), tmp_path / "state") as conductor:
         with anyio.fail_after(30), capture_logs() as logs:
             await conductor.wait_for_startup()
             [first_child] = latency_children()
 
             async def run() -> None:
-                results.append(await conductor.chains.execute(plan=plan, options=ExecuteOptionsIn(timeout_s=25)))
+                results.append(await conductor.chains.execute(plan=plan, options=RunOptions(timeout_s=25)))
 
             async with anyio.create_task_group() as tg:
                 tg.start_soon(run)
@@ -95,7 +95,7 @@ async def test_a_downstream_killed_mid_chain_reconnects_and_the_retry_succeeds(t
 async def test_the_demo_plan_runs_on_the_bundled_demo_servers(tmp_path: Path):
     raw = json.loads(DEMO_CONFIG_PATH.read_text())
     raw["mcpServers"]["notes"]["env"] = {"NOTES_FILE": str(tmp_path / "notes.json")}  # keep the notes here
-    async with open_conductor(build_config(raw), tmp_path / "state") as conductor:
+    async with Conductor.open(build_config(raw), tmp_path / "state") as conductor:
         with anyio.fail_after(60):
             await conductor.wait_for_startup()
             planned = await conductor.chains.plan(DEMO_PLAN)

@@ -26,7 +26,7 @@ from mcp import Client, MCPError, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.types import CONNECTION_CLOSED
 
-from mcp_conductor.server.store.records import RunStatus, StepRecord, StepStatus
+from mcp_conductor.server.store.records import RunStatus, StepRun, StepStatus
 from mcp_conductor.server.store.store import DB_FILENAME, RunStore
 
 pytestmark = pytest.mark.e2e
@@ -118,14 +118,14 @@ def flaky_calls(counter_file: Path) -> dict[str, int]:
     return counts
 
 
-async def stored_steps(state_dir: Path) -> tuple[Any, dict[str, StepRecord]]:
+async def stored_steps(state_dir: Path) -> tuple[Any, dict[str, StepRun]]:
     async with RunStore.open(state_dir) as store:
         run = await store.get_run(RUN_ID)
         steps = {s.step_id: s for s in await store.get_steps(RUN_ID)}
     return run, steps
 
 
-def succeeded_prefix(steps: dict[str, StepRecord]) -> int:
+def succeeded_prefix(steps: dict[str, StepRun]) -> int:
     """How many steps from s01 on succeeded; asserts that no later step did (the chain is strictly sequential)."""
     done = [steps[sid].status is StepStatus.SUCCEEDED for sid in STEP_IDS]
     n = done.index(False) if False in done else STEPS
@@ -179,7 +179,7 @@ async def test_a_run_killed_five_times_at_random_points_loses_no_step_and_reruns
     state_dir = tmp_path / "state"
     config = latency_config(tmp_path, counter_file)
     kill_at = sorted(rng.sample(range(1, STEPS - 1), KILLS))  # k steps succeeded, k in 1..28
-    seen: dict[str, StepRecord] = {}  # every step ever seen recorded succeeded, as first seen
+    seen: dict[str, StepRun] = {}  # every step ever seen recorded succeeded, as first seen
     calls_when_seen: dict[str, int] = {}  # its downstream call count then
     in_flight_calls = 0  # calls that reached the downstream for a step that was not recorded succeeded at a kill
     previous = flaky_calls(counter_file)

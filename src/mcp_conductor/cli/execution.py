@@ -25,8 +25,8 @@ from mcp_conductor.cli import console as ui
 from mcp_conductor.cli.common import SERVER_WAIT_MARGIN_S, UsageError, read_json_file
 from mcp_conductor.cli.live import LiveDisplay, RunView, format_ms
 from mcp_conductor.client_pool.pool import ClientPool
-from mcp_conductor.server.execution.chains import ChainService
-from mcp_conductor.server.execution.results import ExecuteOptionsIn, ExecuteResult
+from mcp_conductor.server.conductor import Conductor
+from mcp_conductor.server.execution.results import ExecuteResult, RunOptions
 from mcp_conductor.server.planning.models import PlanResult
 from mcp_conductor.server.store.store import StoreError
 
@@ -144,36 +144,36 @@ def _unwrap(exc: Exception) -> Exception:
 
 
 async def execute_live(
-    chains: ChainService,
+    conductor: Conductor,
     view: RunView,
     display: LiveDisplay,
     *,
     plan_id: str | None = None,
     inputs: Mapping[str, Any] | None = None,
-    options: ExecuteOptionsIn,
+    options: RunOptions,
 ) -> Outcome:
     """Run under the live view; on SIGINT, the stored (cancelled) run is the result."""
     run_id = view.run_id
     results: list[ExecuteResult] = []
 
     async def body() -> None:
-        results.append(await chains.execute(plan_id=plan_id, inputs=inputs, options=options))
+        results.append(await conductor.execute(plan_id=plan_id, inputs=inputs, options=options))
 
     async def follow() -> None:
         while True:
             try:
-                await display.follow(chains.store, run_id)
+                await display.follow(conductor.store, run_id)
             except StoreError:  # a busy store only delays the view
                 await anyio.sleep(0.5)
 
     interrupted = await cancel_on_sigint(body, follow)
-    display.show(await chains.store.get_steps(run_id))
+    display.show(await conductor.store.get_steps(run_id))
     if results:  # finished before any Ctrl-C took effect
         return Outcome(results[0], view)
-    run = await chains.store.get_run(run_id)
+    run = await conductor.store.get_run(run_id)
     if run is None:  # interrupted before the run was created
         return Outcome(ExecuteResult(run_id=None, status="cancelled"), view, interrupted=True)
-    return Outcome(await chains.stored_result(run), view, interrupted=interrupted)
+    return Outcome(await conductor.chains.stored_result(run), view, interrupted=interrupted)
 
 
 def runs_command(state_dir: str | None, *words: str) -> str:

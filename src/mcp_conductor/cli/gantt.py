@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from mcp_conductor.server.store.records import RunRecord, StepRecord
+from mcp_conductor.server.store.records import RunRecord, StepRun
 
 DEFAULT_WIDTH = 40
 STATE_WORDS = {"succeeded": "done", "pending": "waiting"}
@@ -32,7 +32,7 @@ class Span:
     status: str
 
 
-def spans(run: RunRecord, steps: Sequence[StepRecord], now: datetime | None = None) -> tuple[list[Span], float]:
+def spans(run: RunRecord, steps: Sequence[StepRun], now: datetime | None = None) -> tuple[list[Span], float]:
     """The steps' spans and the chart's total length in ms (the run's duration, or up to ``now`` / the last
     step's end for a run still going)."""
     origin = datetime.fromisoformat(run.started_at)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Self
@@ -22,7 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mcp_conductor.cli import console as ui
-from mcp_conductor.server.store.records import StepRecord
+from mcp_conductor.server.store.records import StepRun, StepStatus
 from mcp_conductor.server.store.store import RunStore
 
 POLL_INTERVAL_S = 0.1
@@ -34,22 +33,29 @@ STATE_WORDS = {
 FINAL_WORDS = frozenset({"done", "failed", "timeout", "skipped", "cancelled"})
 
 
-@dataclass(frozen=True, slots=True)
-class StepView:
-    step_id: str
-    tool: str
-    state: str = "waiting"
-    attempts: int = 0
-    started_at: datetime | None = None
-    duration_ms: float | None = None
-    error: str | None = None
+def state_word(step: StepRun) -> str:
+    return STATE_WORDS.get(step.status.value, step.status.value)
 
-    def elapsed_ms(self, now: datetime) -> float | None:
-        if self.duration_ms is not None:
-            return self.duration_ms
-        if self.state == "running" and self.started_at is not None:
-            return max(0.0, (now - self.started_at).total_seconds() * 1000)
+
+def error_text(step: StepRun) -> str | None:
+    """The step's error for a person: the message, with the kind unless the state word already says it."""
+    if step.error is None:
         return None
+    same = step.error.kind in (state_word(step), step.status.value)
+    return step.error.message if same else f"{step.error.kind}: {step.error.message}"
+
+
+def duration_ms(step: StepRun, now: datetime | None = None) -> float | None:
+    """How long the step took, or (running, with ``now``) has been running so far."""
+    started = parse_time(step.started_at)
+    if step.status is StepStatus.RUNNING:
+        return None if started is None or now is None else max(0.0, (now - started).total_seconds() * 1000)
+    if step.duration_ms is not None:
+        return step.duration_ms
+    finished = parse_time(step.finished_at)
+    if started is not None and finished is not None:
+        return max(0.0, (finished - started).total_seconds() * 1000)
+    return None
 
 
 def parse_time(value: str | None) -> datetime | None:
@@ -67,38 +73,20 @@ class RunView:
 
     def __init__(self, steps: Sequence[tuple[str, str]], run_id: str) -> None:
         self.run_id = run_id
-        self.rows = {sid: StepView(sid, tool) for sid, tool in steps}
+        self.rows = {sid: StepRun(run_id, sid, tool) for sid, tool in steps}
         self.started = datetime.now(UTC)
 
-    def update(self, records: Sequence[StepRecord]) -> list[str]:
+    def update(self, records: Sequence[StepRun]) -> list[str]:
         changes = []
         for record in records:
             old = self.rows.get(record.step_id)
-            state = STATE_WORDS.get(record.status.value, record.status.value)
-            started, finished = parse_time(record.started_at), parse_time(record.finished_at)
-            duration = record.duration_ms
-            if duration is None and started is not None and finished is not None:
-                duration = max(0.0, (finished - started).total_seconds() * 1000)
-            error = None
-            if record.error is not None:
-                same = record.error.kind in (state, record.status.value)
-                error = record.error.message if same else f"{record.error.kind}: {record.error.message}"
-            new = StepView(
-                record.step_id,
-                record.tool,
-                state,
-                record.attempts,
-                started,
-                None if state == "running" else duration,
-                error,
-            )
-            self.rows[record.step_id] = new
-            if old is None or (old.state, old.attempts) != (new.state, new.attempts):
-                changes.append(_change_line(new))
+            self.rows[record.step_id] = record
+            if old is None or (old.status, old.attempts) != (record.status, record.attempts):
+                changes.append(_change_line(record))
         return changes
 
     def done(self) -> int:
-        return sum(row.state in FINAL_WORDS for row in self.rows.values())
+        return sum(state_word(row) in FINAL_WORDS for row in self.rows.values())
 
     def render(self, console: Console, now: datetime | None = None) -> RenderableType:
         now = now or datetime.now(UTC)
@@ -108,12 +96,13 @@ class RunView:
         now = now or datetime.now(UTC)
         table = ui.table(console, "step", "tool", "state", "attempts", "duration", right=("attempts", "duration"))
         for row in self.rows.values():
+            state = state_word(row)
             table.add_row(
                 Text(row.step_id),
                 Text(row.tool),
-                Text(row.state, style=ui.style(console, ui.STATUS_STYLES.get(row.state, ""))),
+                Text(state, style=ui.style(console, ui.STATUS_STYLES.get(state, ""))),
                 str(row.attempts) if row.attempts else "-",
-                format_ms(row.elapsed_ms(now)),
+                format_ms(duration_ms(row, now)),
             )
         return table
 
@@ -128,16 +117,19 @@ class RunView:
         return grid
 
 
-def _change_line(row: StepView) -> str:
-    line = f"{row.step_id}: {row.state}"
-    if row.state == "running":
+def _change_line(row: StepRun) -> str:
+    state = state_word(row)
+    line = f"{row.step_id}: {state}"
+    if state == "running":
         return line + (f" (attempt {row.attempts})" if row.attempts > 1 else "")
-    if row.duration_ms is not None:
-        line += f" in {format_ms(row.duration_ms)}"
+    duration = duration_ms(row)
+    if duration is not None:
+        line += f" in {format_ms(duration)}"
     if row.attempts > 1:
         line += f" after {row.attempts} attempts"
-    if row.error and row.state != "done":
-        line += f": {row.error}"
+    error = error_text(row)
+    if error and state != "done":
+        line += f": {error}"
     return line
 
 
@@ -165,7 +157,7 @@ class LiveDisplay:
             self.live.update(self.view.render(self.console), refresh=True)
             self.live.__exit__(exc_type, exc, tb)
 
-    def show(self, records: Sequence[StepRecord]) -> None:
+    def show(self, records: Sequence[StepRun]) -> None:
         changes = self.view.update(records)
         if self.live is not None:
             self.live.update(self.view.render(self.console), refresh=True)

@@ -25,7 +25,7 @@ from mcp_conductor.cli.common import (
 )
 from mcp_conductor.cli.execution import read_plan, wait_for_servers
 from mcp_conductor.client_pool.config import ConductorConfig
-from mcp_conductor.server.app import open_conductor
+from mcp_conductor.server.conductor import Conductor
 from mcp_conductor.server.planning.models import PlanIssue, PlanResult
 
 PLAN_FILE_HELP = "the plan: a JSON object with steps (and optional inputs, outputs); '-' reads stdin"
@@ -66,9 +66,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _plan(config: ConductorConfig, directory: Path, raw: Any) -> PlanResult:
-    async with open_conductor(config, directory) as conductor:
+    async with Conductor.open(config, directory, startup_wait_s=0) as conductor:
         await wait_for_servers(conductor.pool, raw)
-        return await conductor.chains.plan(raw)
+        return await conductor.plan(raw)
 
 
 def exit_code(result: PlanResult) -> int:

@@ -32,9 +32,9 @@ from mcp_conductor.cli.execution import (
 from mcp_conductor.cli.live import LiveDisplay, RunView
 from mcp_conductor.cli.plan import PLAN_FILE_HELP, exit_code, print_invalid
 from mcp_conductor.client_pool.config import ConductorConfig
-from mcp_conductor.server.app import open_conductor
+from mcp_conductor.server.conductor import Conductor
 from mcp_conductor.server.execution.engine import new_run_id
-from mcp_conductor.server.execution.results import ExecuteOptionsIn, ExecuteResult
+from mcp_conductor.server.execution.results import ExecuteResult, RunOptions
 
 
 def positive_float(text: str) -> float:
@@ -97,19 +97,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _run(config: ConductorConfig, directory: Path, raw: Any, timeout_s: float | None, quiet: bool) -> Outcome:
-    async with open_conductor(config, directory) as conductor:
+    async with Conductor.open(config, directory, startup_wait_s=0) as conductor:
         await wait_for_servers(conductor.pool, raw)
-        checked = await conductor.chains.plan(raw)
+        checked = await conductor.plan(raw)
         if not checked.valid or checked.plan_id is None:
             return Outcome(ExecuteResult(run_id=None, status="invalid", errors=list(checked.errors)), invalid=checked)
         view = RunView([(s.id, s.tool) for s in checked.steps], new_run_id())
         with LiveDisplay(view, ui.out(), quiet=quiet) as display:
             return await execute_live(
-                conductor.chains,
+                conductor,
                 view,
                 display,
                 plan_id=checked.plan_id,
-                options=ExecuteOptionsIn(run_id=view.run_id, timeout_s=timeout_s),
+                options=RunOptions(run_id=view.run_id, timeout_s=timeout_s),
             )
 
 

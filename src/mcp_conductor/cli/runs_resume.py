@@ -14,8 +14,8 @@ from mcp_conductor.cli.execution import Outcome, execute_live, parse_inputs, wai
 from mcp_conductor.cli.live import LiveDisplay, RunView
 from mcp_conductor.cli.run import add_run_options, report
 from mcp_conductor.client_pool.config import ConductorConfig
-from mcp_conductor.server.app import open_conductor
-from mcp_conductor.server.execution.results import ExecuteOptionsIn, ExecuteResult
+from mcp_conductor.server.conductor import Conductor
+from mcp_conductor.server.execution.results import ExecuteResult, RunOptions
 from mcp_conductor.server.planning.models import PlanResult
 
 
@@ -49,8 +49,8 @@ async def _resume(
     timeout_s: float | None,
     quiet: bool,
 ) -> Outcome:
-    async with open_conductor(config, directory) as conductor:
-        store = conductor.chains.store
+    async with Conductor.open(config, directory, startup_wait_s=0) as conductor:
+        store = conductor.store
         record = await store.get_run(run_id)
         if record is None:
             raise unknown_run(run_id, directory)
@@ -66,11 +66,11 @@ async def _resume(
         view.update(steps)
         with LiveDisplay(view, ui.out(), quiet=quiet) as display:
             outcome = await execute_live(
-                conductor.chains,
+                conductor,
                 view,
                 display,
                 inputs=inputs,
-                options=ExecuteOptionsIn(resume_run_id=run_id, timeout_s=timeout_s),
+                options=RunOptions(resume_run_id=run_id, timeout_s=timeout_s),
             )
         if outcome.result.status == "invalid":
             checked = PlanResult(valid=False, errors=tuple(outcome.result.errors))

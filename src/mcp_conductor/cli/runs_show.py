@@ -16,7 +16,7 @@ from mcp_conductor.cli.common import EXIT_OK, UsageError, add_state_dir_option, 
 from mcp_conductor.cli.execution import preview, runs_command
 from mcp_conductor.cli.gantt import gantt, spans
 from mcp_conductor.cli.live import STATE_WORDS, format_ms
-from mcp_conductor.server.store.records import RunRecord, RunStatus, StepRecord
+from mcp_conductor.server.store.records import RunRecord, RunStatus, StepRun
 from mcp_conductor.server.store.store import RunStore
 
 
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _load(directory: Path, run_id: str) -> tuple[RunRecord, list[StepRecord]]:
+async def _load(directory: Path, run_id: str) -> tuple[RunRecord, list[StepRun]]:
     async with RunStore.open(directory) as store:
         record = await store.get_run(run_id)
         if record is None:
@@ -53,7 +53,7 @@ async def _load(directory: Path, run_id: str) -> tuple[RunRecord, list[StepRecor
         return record, await store.get_steps(run_id)
 
 
-def step_output(steps: list[StepRecord], step_id: str, run_id: str) -> object:
+def step_output(steps: list[StepRun], step_id: str, run_id: str) -> object:
     """Raises:
     UsageError: no such step, or it has no output (it did not succeed).
     """
@@ -67,7 +67,7 @@ def step_output(steps: list[StepRecord], step_id: str, run_id: str) -> object:
     )
 
 
-def show(console: Console, record: RunRecord, steps: list[StepRecord], state_dir: str | None) -> None:
+def show(console: Console, record: RunRecord, steps: list[StepRun], state_dir: str | None) -> None:
     head = Text(f"run {record.run_id} ")
     head.append(record.status.value, style=ui.style(console, "bold " + ui.STATUS_STYLES.get(record.status.value, "")))
     if record.duration_ms is not None:

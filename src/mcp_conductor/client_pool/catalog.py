@@ -8,13 +8,13 @@ because all three meta tools share it.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NewType
 
 from mcp_conductor.errors import AmbiguousToolError, UnknownToolError
+from mcp_conductor.suggest import close_matches
 
 ServerName = NewType("ServerName", str)
 ToolId = NewType("ToolId", str)
@@ -114,13 +114,13 @@ class CatalogSnapshot:
     def suggest(self, ref: str, limit: int = 3) -> list[str]:
         """Up to ``limit`` ids close to ``ref`` (by full id, or by bare name when ``ref`` has no server)."""
         ids: list[str] = sorted(self.tools)
-        close: list[str] = difflib.get_close_matches(ref, ids, n=limit, cutoff=0.6)
+        close = list(close_matches(ref, ids, n=limit))
         if len(close) < limit:
             bare = ref.rpartition("/")[2]
             names: dict[str, list[str]] = {}
             for tid in ids:
                 names.setdefault(self.tools[ToolId(tid)].name, []).append(tid)
-            for name in difflib.get_close_matches(bare, list(names), n=limit, cutoff=0.6):
+            for name in close_matches(bare, names, n=limit):
                 for tid in names[name]:
                     if tid not in close:
                         close.append(tid)

@@ -25,10 +25,11 @@ from mcp.types import CONNECTION_CLOSED, REQUEST_TIMEOUT, CallToolResult, TextCo
 from mcp.types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 
+from mcp_conductor.backoff import Backoff
 from mcp_conductor.client_pool.catalog import Catalog, ServerName, ToolInfo
 from mcp_conductor.client_pool.config import InProcessServer, ServerConfig
 from mcp_conductor.client_pool.secrets import redact, server_secrets
-from mcp_conductor.client_pool.status import Backoff, ServerState, ServerStatus, now
+from mcp_conductor.client_pool.status import ServerState, ServerStatus, now
 from mcp_conductor.client_pool.transports import StderrTail, open_transport
 from mcp_conductor.errors import (
     CallTimeoutError,

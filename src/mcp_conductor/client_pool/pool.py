@@ -20,10 +20,11 @@ import structlog
 from anyio.abc import TaskGroup
 from mcp.types import CallToolResult
 
+from mcp_conductor.backoff import Backoff
 from mcp_conductor.client_pool.catalog import Catalog, CatalogSnapshot, ServerName
 from mcp_conductor.client_pool.config import ConductorConfig
 from mcp_conductor.client_pool.connection import Connection
-from mcp_conductor.client_pool.status import Backoff, ServerState, ServerStatus
+from mcp_conductor.client_pool.status import ServerState, ServerStatus
 from mcp_conductor.errors import UnknownServerError
 
 log = structlog.get_logger(__name__)
@@ -79,8 +80,9 @@ class ClientPool:
         return {name: conn.status() for name, conn in self.connections.items()}
 
     def unavailable(self) -> list[ServerStatus]:
-        """Servers whose tools the catalog cannot show right now."""
-        return [s for s in self.statuses().values() if s.state is not ServerState.READY]
+        """Servers whose tools the catalog cannot show right now (connecting, failed, reconnecting, disabled;
+        not the ones stopped because the pool is closing)."""
+        return [s for s in self.statuses().values() if s.state not in (ServerState.READY, ServerState.STOPPED)]
 
     async def wait_settled(self, timeout_s: float | None = None, servers: Collection[str] | None = None) -> bool:
         """Wait until each server's first connect attempt has ended. Returns False if the timeout ran out."""

@@ -1,9 +1,7 @@
-"""A downstream server's health as the pool reports it, and the backoff between its reconnect attempts."""
+"""A downstream server's health as the pool reports it."""
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -40,18 +38,6 @@ class ServerStatus:
 
     def public(self) -> dict[str, Any]:
         return {"server": self.name, "state": self.state.value, "error": self.error}
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Capped exponential backoff with full jitter (the sleep is uniform in [0, min(cap, base * 2**n)])."""
-
-    base_s: float = 0.5
-    cap_s: float = 30.0
-
-    def delay(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
-        ceiling: float = min(self.cap_s, self.base_s * 2.0 ** max(0, attempt - 1))
-        return rand() * ceiling
 
 
 def now() -> datetime:

@@ -1,105 +1,175 @@
-"""What the meta tools share while the server runs: the pool, the metrics, and the discovery index.
+"""``Conductor``: the one object the MCP front, the CLI and Python programs call.
 
-``Conductor`` is the lifespan value of the MCP server; tool handlers reach it through
-``ctx.request_context.lifespan_context``. It owns nothing that does I/O itself: the pool does that.
+    async with Conductor.from_config("mcp-conductor.json") as conductor:
+        hits = await conductor.discover("read a file", top_k=5)       # what discover_tools returns
+        checked = await conductor.plan(plan)                            # what plan_chain returns
+        run = await conductor.execute(plan, inputs={"path": "a.md"})    # what execute_chain returns
+
+Opening it opens the run store (marking runs left ``running`` by a dead process as ``interrupted``), loads the
+persisted tool metrics, and starts the pool without waiting for any downstream server; each call then gives
+servers still on their first connect attempt a bounded moment (``startup_wait_s``), so the first search after
+start sees their tools and a slow server cannot hold a call up for long.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from typing import TYPE_CHECKING
+import os
+from collections.abc import AsyncIterator, Collection, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import Any
 
-from mcp_conductor.client_pool.catalog import CatalogSnapshot, ToolId
+import structlog
+
+from mcp_conductor.client_pool.catalog import ToolId
+from mcp_conductor.client_pool.config import ConductorConfig, load_config
 from mcp_conductor.client_pool.pool import ClientPool
-from mcp_conductor.client_pool.status import ServerState
-from mcp_conductor.errors import ConductorError, UnknownServerError
-from mcp_conductor.server.discovery.index import ToolIndex
-from mcp_conductor.server.discovery.metrics import ToolMetrics, ToolStats
-from mcp_conductor.server.discovery.results import UnavailableServer
+from mcp_conductor.server.discovery.metrics import MetricsRegistry
+from mcp_conductor.server.discovery.results import DiscoverResult
+from mcp_conductor.server.discovery.search import DEFAULT_TOP_K, ToolSearch
+from mcp_conductor.server.execution.chains import ChainService
+from mcp_conductor.server.execution.engine import ProgressFn
+from mcp_conductor.server.execution.executor import LocalExecutor
+from mcp_conductor.server.execution.results import ExecuteResult, RunOptions
+from mcp_conductor.server.planning.models import PlanResult
+from mcp_conductor.server.store.records import StepRun
+from mcp_conductor.server.store.state_dir import resolve_state_dir
+from mcp_conductor.server.store.store import RunStore
 
-if TYPE_CHECKING:
-    from mcp_conductor.server.execution.chains import ChainService
-
+log = structlog.get_logger(__name__)
 
 STARTUP_WAIT_S = 15.0
 
 
-class MetricsRegistry:
-    """Per-tool metrics in memory; the run store persists them."""
-
-    def __init__(self) -> None:
-        self._by_tool: dict[ToolId, ToolMetrics] = {}
-        self.version = 0
-
-    def record(self, tool: ToolId, *, ok: bool, duration_ms: float, timed_out: bool = False) -> None:
-        self._by_tool.setdefault(tool, ToolMetrics()).record(ok=ok, duration_ms=duration_ms, timed_out=timed_out)
-        self.version += 1
-
-    def load(self, tool: ToolId, metrics: ToolMetrics) -> None:
-        self._by_tool[tool] = metrics
-        self.version += 1
-
-    def get(self, tool: ToolId) -> ToolMetrics | None:
-        return self._by_tool.get(tool)
-
-    def stats(self) -> dict[ToolId, ToolStats]:
-        return {tool: m.stats() for tool, m in self._by_tool.items() if m.calls}
-
-
 class Conductor:
-    """The running meta server's shared state: the pool, the metrics, the discovery index and the chains."""
+    """The pool, the run store, the tool metrics and search, and the chain service, for one config.
+
+    Build it with ``Conductor.open(config)`` or ``Conductor.from_config(path)`` (async context managers that
+    start and stop everything); the constructor takes parts that are already running.
+    """
 
     def __init__(
-        self, pool: ClientPool, metrics: MetricsRegistry | None = None, *, startup_wait_s: float = STARTUP_WAIT_S
+        self,
+        config: ConductorConfig,
+        pool: ClientPool,
+        store: RunStore,
+        metrics: MetricsRegistry,
+        *,
+        startup_wait_s: float = STARTUP_WAIT_S,
     ) -> None:
+        self.config = config
         self.pool = pool
+        self.store = store
+        self.metrics = metrics
         self.startup_wait_s = startup_wait_s
-        self.metrics = metrics or MetricsRegistry()
-        self._index: ToolIndex | None = None
-        self._index_version = -1
-        self._chains: ChainService | None = None
+        self.search = ToolSearch(pool, metrics)
+        engine = LocalExecutor(pool, store, metrics, max_concurrency=config.max_global_concurrency)
+        self.chains = ChainService(
+            store,
+            engine,
+            pool,
+            metrics,
+            output_budget_bytes=config.output_budget_bytes,
+            keep_runs=config.keep_runs,
+        )
 
-    def attach_chains(self, chains: ChainService) -> None:
-        self._chains = chains
+    @classmethod
+    @asynccontextmanager
+    async def open(
+        cls,
+        config: ConductorConfig,
+        state_dir: str | os.PathLike[str] | None = None,
+        *,
+        metrics: MetricsRegistry | None = None,
+        startup_wait_s: float = STARTUP_WAIT_S,
+    ) -> AsyncIterator[Conductor]:
+        """Start everything for ``config``; ``state_dir`` defaults to ``$MCP_CONDUCTOR_STATE_DIR``, else the
+        user's state directory.
 
-    @property
-    def chains(self) -> ChainService:
-        if self._chains is None:
-            raise ConductorError("chains are not available in this server")
-        return self._chains
+        Raises:
+            StoreError: the state directory or its database cannot be used.
+        """
+        registry = metrics or MetricsRegistry()
+        async with RunStore.open(resolve_state_dir(state_dir)) as store:
+            interrupted = await store.mark_interrupted()
+            await store.prune(config.keep_runs)
+            if interrupted:
+                log.warning("chain.runs_interrupted", runs=interrupted)
+            for tool, m in (await store.load_metrics()).items():
+                registry.load(ToolId(tool), m)
+            async with ClientPool(config) as pool:
+                yield cls(config, pool, store, registry, startup_wait_s=startup_wait_s)
+
+    @classmethod
+    def from_config(
+        cls, path: str | os.PathLike[str], *, state_dir: str | os.PathLike[str] | None = None
+    ) -> AbstractAsyncContextManager[Conductor]:
+        """``async with Conductor.from_config("mcp-conductor.json") as c:`` (see ``open``).
+
+        Raises:
+            ConfigError: the file is missing, not JSON, or not a valid config (every problem listed).
+        """
+        return cls.open(load_config(Path(path)), state_dir)
 
     async def wait_for_startup(self) -> None:
-        """Give servers still on their first connect attempt a bounded moment, so the first search after start
-        sees their tools; servers that fail or stay slow are reported as unavailable instead."""
+        """Give servers still on their first connect attempt a bounded moment (see the module docstring)."""
         await self.pool.wait_settled(self.startup_wait_s)
 
-    def snapshot(self) -> CatalogSnapshot:
-        return self.pool.snapshot()
+    async def discover(
+        self,
+        query: str = "",
+        *,
+        top_k: int = DEFAULT_TOP_K,
+        servers: Collection[str] | None = None,
+        include_schemas: bool = True,
+        cursor: str | None = None,
+    ) -> DiscoverResult:
+        """The tools that fit ``query`` best (an empty query lists them all, ``top_k`` per page).
 
-    def index(self) -> ToolIndex:
-        """The search index of the current catalog, rebuilt when any server's tool list changed."""
-        snap = self.snapshot()
-        if self._index is None or self._index_version != snap.version:
-            self._index = ToolIndex.build(snap.tools.values())
-            self._index_version = snap.version
-        return self._index
-
-    def check_servers(self, servers: Collection[str]) -> None:
-        """Raises:
-        UnknownServerError: a name that is not configured (the message lists the valid ones).
+        Raises:
+            UnknownServerError: a name in ``servers`` is not configured.
+            ConductorError: the cursor is not one an earlier listing returned.
         """
-        for server in servers:
-            self.pool.connection(server)
+        await self.wait_for_startup()
+        return self.search.discover(query, top_k=top_k, servers=servers, include_schemas=include_schemas, cursor=cursor)
 
-    def unavailable(self, servers: Collection[str] | None = None) -> list[UnavailableServer]:
-        return [
-            UnavailableServer(server=s.name, state=s.state.value, error=s.error)
-            for s in self.pool.unavailable()
-            if (servers is None or s.name in servers) and s.state is not ServerState.STOPPED
-        ]
+    async def plan(self, plan: Mapping[str, Any]) -> PlanResult:
+        """Check a plan without running it: every problem at once, or its ``plan_id``, levels and estimate.
 
-    def unavailable_names(self) -> set[str]:
-        return {s.server for s in self.unavailable()}
+        Raises:
+            StoreError: the valid plan cannot be stored.
+        """
+        await self.wait_for_startup()
+        return await self.chains.plan(plan)
 
+    async def execute(
+        self,
+        plan: Mapping[str, Any] | None = None,
+        *,
+        plan_id: str | None = None,
+        inputs: Mapping[str, Any] | None = None,
+        options: RunOptions | Mapping[str, Any] | None = None,
+        progress: ProgressFn | None = None,
+    ) -> ExecuteResult:
+        """Run a plan (inline, or by the ``plan_id`` of ``plan``); ``progress(done, total, message)`` is
+        awaited as steps end. An invalid plan runs nothing and comes back with status ``invalid``.
 
-__all__ = ["Conductor", "MetricsRegistry", "UnknownServerError"]
+        Raises:
+            ConductorError: neither ``plan`` nor ``plan_id``; an unknown ``plan_id`` or ``resume_run_id``; the
+                run is running elsewhere; or the store cannot be used.
+            pydantic.ValidationError: ``options`` given as a mapping is not valid.
+        """
+        await self.wait_for_startup()
+        if options is not None and not isinstance(options, RunOptions):
+            options = RunOptions.model_validate(options)
+        return await self.chains.execute(
+            plan_id=plan_id, plan=plan, inputs=inputs or {}, options=options, progress=progress
+        )
+
+    async def step(self, run_id: str, step_id: str) -> StepRun | None:
+        """One step of a run as stored (its full output), or None.
+
+        Raises:
+            StoreError: the store cannot be read.
+        """
+        return await self.store.get_step(run_id, step_id)

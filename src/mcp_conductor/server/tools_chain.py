@@ -12,7 +12,7 @@ from pydantic import Field
 
 from mcp_conductor.errors import ConductorError
 from mcp_conductor.server.conductor import Conductor
-from mcp_conductor.server.execution.results import ExecuteOptionsIn, ExecuteResult
+from mcp_conductor.server.execution.results import ExecuteResult, RunOptions
 from mcp_conductor.server.planning.models import PlanResult
 
 PLAN_DESCRIPTION = """\
@@ -58,9 +58,8 @@ def register_chain_tools(server: MCPServer[Conductor]) -> None:
         plan: Annotated[dict[str, Any], Field(description="the plan: inputs, steps, outputs")],
     ) -> PlanResult:
         conductor = ctx.request_context.lifespan_context
-        await conductor.wait_for_startup()
         try:
-            return await conductor.chains.plan(plan)
+            return await conductor.plan(plan)
         except ConductorError as exc:
             raise ToolError(exc.summary()) from exc
 
@@ -77,22 +76,15 @@ def register_chain_tools(server: MCPServer[Conductor]) -> None:
         plan_id: Annotated[str | None, Field(description="id returned by plan_chain")] = None,
         plan: Annotated[dict[str, Any] | None, Field(description="an inline plan instead of plan_id")] = None,
         inputs: Annotated[dict[str, Any] | None, Field(description="values overriding the plan's inputs")] = None,
-        options: Annotated[ExecuteOptionsIn | None, Field(description="run options")] = None,
+        options: Annotated[RunOptions | None, Field(description="run options")] = None,
     ) -> ExecuteResult:
         conductor = ctx.request_context.lifespan_context
 
         async def progress(done: int, total: int, message: str) -> None:
             await ctx.report_progress(done, total, message)
 
-        await conductor.wait_for_startup()
         try:
-            return await conductor.chains.execute(
-                plan_id=plan_id,
-                plan=plan,
-                inputs=inputs or {},
-                options=options or ExecuteOptionsIn(),
-                progress=progress,
-            )
+            return await conductor.execute(plan, plan_id=plan_id, inputs=inputs, options=options, progress=progress)
         except ConductorError as exc:
             raise ToolError(exc.summary()) from exc
 
@@ -105,7 +97,7 @@ def register_chain_tools(server: MCPServer[Conductor]) -> None:
     )
     async def step_output(run_id: str, step_id: str, ctx: Context[Conductor]) -> str:
         conductor = ctx.request_context.lifespan_context
-        record = await conductor.chains.store.get_step(run_id, step_id)
+        record = await conductor.step(run_id, step_id)
         if record is None:
             raise ResourceError(f"no step {step_id!r} in run {run_id!r}")
         if not record.has_output:

@@ -33,12 +33,12 @@ from mcp_conductor.client_pool.config import in_process_config
 from mcp_conductor.client_pool.pool import ClientPool
 from mcp_conductor.demo import latency
 from mcp_conductor.server.app import build_server
-from mcp_conductor.server.conductor import MetricsRegistry
+from mcp_conductor.server.discovery.metrics import MetricsRegistry
 from mcp_conductor.server.execution.chains import ChainService
 from mcp_conductor.server.execution.executor import LocalExecutor
-from mcp_conductor.server.execution.results import ExecuteOptionsIn
+from mcp_conductor.server.execution.results import RunOptions
 from mcp_conductor.server.planning.planner import PlannerLimits
-from mcp_conductor.server.store.records import LiveStep, RunExport, RunStatus, StepRecord, StepStatus
+from mcp_conductor.server.store.records import RunExport, RunStatus, StepRun, StepStatus
 from mcp_conductor.server.store.store import RunStore
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True)
@@ -163,7 +163,7 @@ async def chains_over(
         with anyio.fail_after(5):
             await pool.wait_settled()
         executor = LocalExecutor(pool, store, metrics, **engine)
-        yield ChainService(store, executor, catalog=pool.snapshot, stats=metrics.stats, unavailable=set)
+        yield ChainService(store, executor, pool, metrics)
 
 
 async def execute(client: Client, plan: dict[str, Any] | None = None, **arguments: Any) -> dict[str, Any]:
@@ -256,25 +256,13 @@ class RecordingStore(RunStore):
         super().__init__(*args)
         self.order: list[str] = []
 
-    def _ended(self, records: Sequence[StepRecord | LiveStep]) -> None:
-        self.order += [f"end {r.run_id}/{r.step_id}" for r in records]
-
-    async def step_started(
-        self, run_id: str, step_id: str, *args: Any, ended: Sequence[StepRecord | LiveStep] = ()
+    async def write_steps(
+        self, *, ended: Sequence[StepRun] = (), rows: Sequence[StepRun] = (), started: StepRun | None = None
     ) -> None:
-        self._ended(ended)  # written first, in the same transaction
-        self.order.append(f"start {run_id}/{step_id}")
-        await super().step_started(run_id, step_id, *args, ended=ended)
-
-    async def step_finished(
-        self, record: StepRecord | LiveStep, *, ended: Sequence[StepRecord | LiveStep] = ()
-    ) -> None:
-        self._ended([*ended, record])
-        await super().step_finished(record, ended=ended)
-
-    async def steps_ended(self, records: Sequence[StepRecord | LiveStep]) -> None:
-        self._ended(records)
-        await super().steps_ended(records)
+        self.order += [f"end {r.run_id}/{r.step_id}" for r in (*ended, *rows)]  # written first, one transaction
+        if started is not None:
+            self.order.append(f"start {started.run_id}/{started.step_id}")
+        await super().write_steps(ended=ended, rows=rows, started=started)
 
     def most_running(self) -> int:
         running = most = 0
@@ -296,7 +284,7 @@ async def test_the_run_option_max_concurrency_bounds_the_steps_running_at_once(t
     probe = Probe()
     async with chains_over(tmp_path, {"probe": probe}, store_class=RecordingStore) as chains:
         with anyio.fail_after(5):
-            run = await chains.execute(plan=gates(6, total=6, limit=2), options=ExecuteOptionsIn(max_concurrency=2))
+            run = await chains.execute(plan=gates(6, total=6, limit=2), options=RunOptions(max_concurrency=2))
         most = chains.store.most_running()
     assert run.status == "succeeded"
     assert probe.peak == 2  # the gate holds each call until two are inside: the limit is reached ...

@@ -16,10 +16,10 @@ from mcp.types import ToolAnnotations
 
 from mcp_conductor.client_pool.config import in_process_config
 from mcp_conductor.client_pool.pool import ClientPool
-from mcp_conductor.server.conductor import MetricsRegistry
+from mcp_conductor.server.discovery.metrics import MetricsRegistry
 from mcp_conductor.server.execution.chains import ChainService
 from mcp_conductor.server.execution.executor import LocalExecutor
-from mcp_conductor.server.execution.results import ExecuteOptionsIn
+from mcp_conductor.server.execution.results import RunOptions
 from mcp_conductor.server.store.store import DB_FILENAME, RunStore
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True)
@@ -54,11 +54,9 @@ async def run_chain(
         with anyio.fail_after(5):
             await pool.wait_settled()
         metrics = MetricsRegistry()
-        chains = ChainService(
-            store, LocalExecutor(pool, store, metrics), catalog=pool.snapshot, stats=metrics.stats, unavailable=set
-        )
+        chains = ChainService(store, LocalExecutor(pool, store, metrics), pool, metrics)
         with anyio.fail_after(10):
-            result = await chains.execute(plan=plan, options=ExecuteOptionsIn(**options), progress=progress)
+            result = await chains.execute(plan=plan, options=RunOptions(**options), progress=progress)
     assert result.status == "succeeded", result.steps
     return dict(result.outputs), stored_statuses(state_dir)
 

@@ -5,13 +5,12 @@ from mcp_conductor.server.planning.references import (
     Reference,
     ReferenceResolutionError,
     ReferenceSyntaxError,
-    find_references,
     format_path,
     json_pointer,
     parse_template,
     substitute,
 )
-from mcp_conductor.server.planning.schema_paths import lookup_schema, schema_at_path, schema_types
+from mcp_conductor.server.planning.schema_paths import lookup_schema, schema_types
 
 
 def test_a_string_that_is_exactly_one_reference_is_exact():
@@ -69,24 +68,6 @@ def test_a_reference_prints_back_as_it_parses():
     for text in ("${steps.a}", "${steps.a.b[3]}", '${inputs.x["a.b"][0].c}'):
         assert str(parse_template(text).exact) == text
     assert format_path(("a", 0, "b c", "d-e")) == '.a[0]["b c"].d-e'
-
-
-def test_find_references_walks_nested_arguments_with_json_pointers():
-    arguments = {
-        "text": "${steps.read.text}",
-        "opts": {"a/b": ["x", "${inputs.n} and ${steps.s}"], "k~": 3},
-        "${steps.key}": "dict keys are not references",
-    }
-    assert find_references(arguments) == [
-        ("/text", Reference("steps", "read", ("text",))),
-        ("/opts/a~1b/1", Reference("inputs", "n")),
-        ("/opts/a~1b/1", Reference("steps", "s")),
-    ]
-
-
-def test_find_references_raises_on_malformed_syntax():
-    with pytest.raises(ReferenceSyntaxError):
-        find_references({"a": ["ok", "${steps.x"]})
 
 
 def test_json_pointer_escapes_tilde_and_slash():
@@ -171,13 +152,13 @@ WORD_STATS_OUT = {
 
 
 def test_schema_lookup_follows_properties_items_prefix_items_and_local_refs():
-    assert schema_at_path(WORD_STATS_OUT, ("words",)) == {"type": "integer"}
-    assert schema_at_path(WORD_STATS_OUT, ("items", 3, "name")) == {"type": "string"}
-    assert schema_at_path(WORD_STATS_OUT, ("items", "0", "name")) == {"type": "string"}
-    assert schema_at_path(WORD_STATS_OUT, ("pair", 1)) == {"type": "number"}
-    assert schema_at_path(WORD_STATS_OUT, ("maybe", "name")) == {"type": "string"}
-    assert schema_at_path(WORD_STATS_OUT, ("tags", "anything")) == {"type": "string"}
-    assert schema_at_path(WORD_STATS_OUT, ()) == WORD_STATS_OUT
+    assert lookup_schema(WORD_STATS_OUT, ("words",)).schema == {"type": "integer"}
+    assert lookup_schema(WORD_STATS_OUT, ("items", 3, "name")).schema == {"type": "string"}
+    assert lookup_schema(WORD_STATS_OUT, ("items", "0", "name")).schema == {"type": "string"}
+    assert lookup_schema(WORD_STATS_OUT, ("pair", 1)).schema == {"type": "number"}
+    assert lookup_schema(WORD_STATS_OUT, ("maybe", "name")).schema == {"type": "string"}
+    assert lookup_schema(WORD_STATS_OUT, ("tags", "anything")).schema == {"type": "string"}
+    assert lookup_schema(WORD_STATS_OUT, ()).schema == WORD_STATS_OUT
 
 
 def test_schema_lookup_reports_paths_the_schema_rules_out():
@@ -191,9 +172,9 @@ def test_schema_lookup_reports_paths_the_schema_rules_out():
 
 def test_schema_lookup_gives_unknown_where_the_schema_does_not_say():
     assert lookup_schema(WORD_STATS_OUT, ("free", "x", 0)) == lookup_schema({}, ("a",))
-    assert schema_at_path(WORD_STATS_OUT, ("free", "x")) is None
+    assert lookup_schema(WORD_STATS_OUT, ("free", "x")).schema is None
     assert lookup_schema({"oneOf": [{"type": "string"}, {"type": "integer"}]}, ("a",)).missing_at is None
-    assert schema_at_path({"$ref": "https://example.com/remote.json"}, ("a",)) is None
+    assert lookup_schema({"$ref": "https://example.com/remote.json"}, ("a",)).schema is None
 
 
 def test_schema_types_come_from_type_const_enum_or_shape():

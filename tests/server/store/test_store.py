@@ -4,8 +4,11 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -13,12 +16,11 @@ import pytest
 
 from mcp_conductor.server.discovery.metrics import ToolMetrics
 from mcp_conductor.server.store.records import (
-    LiveStep,
     RunExport,
     RunRecord,
     RunStatus,
     StepError,
-    StepRecord,
+    StepRun,
     StepStatus,
 )
 from mcp_conductor.server.store.state_dir import STATE_DIR_ENV, default_state_dir, pid_alive, resolve_state_dir
@@ -45,8 +47,24 @@ def a_run(
     )
 
 
-def pending(run_id: str, *step_ids: str) -> list[StepRecord]:
-    return [StepRecord(run_id=run_id, step_id=s, tool=f"text/{s}_tool") for s in step_ids]
+def pending(run_id: str, *step_ids: str) -> list[StepRun]:
+    return [StepRun(run_id=run_id, step_id=s, tool=f"text/{s}_tool") for s in step_ids]
+
+
+def starting(run_id: str, step_id: str, arguments: Any, at: str, attempts: int = 1) -> StepRun:
+    """A step as the executor hands it to a start: still pending here (the store marks it running)."""
+    return StepRun(
+        run_id=run_id,
+        step_id=step_id,
+        tool=f"text/{step_id}_tool",
+        arguments=arguments,
+        started_at=at,
+        attempts=attempts,
+    )
+
+
+def succeeded(step: StepRun, output: Any, at: str = "2025-01-01T00:00:01+00:00") -> StepRun:
+    return replace(step, status=StepStatus.SUCCEEDED, finished_at=at, duration_ms=1.0, output=output, has_output=True)
 
 
 @pytest.fixture
@@ -119,9 +137,9 @@ async def test_step_start_and_finish_are_committed_for_a_second_store_on_the_sam
     async with RunStore.open(tmp_path) as writer, RunStore.open(tmp_path) as reader:
         await writer.create_run(a_run(), pending("run_1", "a", "b"))
 
-        await writer.step_started("run_1", "a", {"text": "hi"}, "2025-01-01T00:00:00+00:00", attempts=1)
+        await writer.write_steps(started=starting("run_1", "a", {"text": "hi"}, "2025-01-01T00:00:00+00:00"))
         seen_running = await reader.get_step("run_1", "a")
-        finished = StepRecord(
+        finished = StepRun(
             run_id="run_1",
             step_id="a",
             tool="text/a_tool",
@@ -134,7 +152,7 @@ async def test_step_start_and_finish_are_committed_for_a_second_store_on_the_sam
             output={"words": 1},
             has_output=True,
         )
-        await writer.step_finished(finished)
+        await writer.write_steps(rows=[finished])
         seen_finished = await reader.get_steps("run_1")
 
     assert seen_running is not None
@@ -152,14 +170,15 @@ async def test_concurrent_writes_from_many_tasks_all_land(store: RunStore) -> No
 
     async with anyio.create_task_group() as tg:
         for step_id in ids:
-            tg.start_soon(store.step_started, "run_1", step_id, {"id": step_id}, "2025-01-01T00:00:00+00:00", 1)
+            start = starting("run_1", step_id, {"id": step_id}, "2025-01-01T00:00:00+00:00")
+            tg.start_soon(partial(store.write_steps, started=start))
 
     assert [(s.step_id, s.arguments) for s in await store.get_steps("run_1")] == [(i, {"id": i}) for i in ids]
 
 
 async def test_a_restarted_step_forgets_its_previous_attempts_end(store: RunStore) -> None:
     await store.create_run(a_run(), pending("run_1", "a"))
-    failed = StepRecord(
+    failed = StepRun(
         run_id="run_1",
         step_id="a",
         tool="text/a_tool",
@@ -169,15 +188,17 @@ async def test_a_restarted_step_forgets_its_previous_attempts_end(store: RunStor
         duration_ms=3.0,
         error=StepError(kind="timeout", message="slow", retryable=True),
     )
-    await store.step_finished(failed)
+    await store.write_steps(rows=[failed])
+    assert await store.get_step("run_1", "a") == failed
 
-    await store.step_started("run_1", "a", {"n": 2}, "2025-01-01T00:00:02+00:00", attempts=2)
+    await store.write_steps(started=starting("run_1", "a", {"n": 2}, "2025-01-01T00:00:02+00:00", attempts=2))
 
     step = await store.get_step("run_1", "a")
     assert step is not None
-    assert (step.status, step.attempts, step.finished_at, step.duration_ms, step.error) == (
+    assert (step.status, step.attempts, step.arguments, step.finished_at, step.duration_ms, step.error) == (
         StepStatus.RUNNING,
         2,
+        {"n": 2},
         None,
         None,
         None,
@@ -187,9 +208,9 @@ async def test_a_restarted_step_forgets_its_previous_attempts_end(store: RunStor
 async def test_steps_of_unknown_runs_or_unknown_steps_raise_store_error(store: RunStore) -> None:
     await store.create_run(a_run(), pending("run_1", "a"))
     with pytest.raises(StoreError, match="no step 'nope'"):
-        await store.step_started("run_1", "nope", {}, "2025-01-01T00:00:00+00:00", attempts=1)
+        await store.write_steps(started=starting("run_1", "nope", {}, "2025-01-01T00:00:00+00:00"))
     with pytest.raises(StoreError, match="no run 'ghost'"):
-        await store.step_finished(pending("ghost", "a")[0])
+        await store.write_steps(rows=pending("ghost", "a"))
     with pytest.raises(StoreError, match="no run 'ghost'"):
         await store.finish_run("ghost", RunStatus.SUCCEEDED, "2025-01-01T00:00:00+00:00", 1.0)
 
@@ -197,15 +218,15 @@ async def test_steps_of_unknown_runs_or_unknown_steps_raise_store_error(store: R
 async def test_a_step_end_keeps_its_start_and_reaches_a_reader_at_once(tmp_path: Path) -> None:
     async with RunStore.open(tmp_path / "state") as store, RunStore.open(tmp_path / "state") as reader:
         await store.create_run(a_run(), pending("run_1", "a"))
-        await store.step_started("run_1", "a", {"text": "hi"}, "2025-01-01T00:00:00+00:00", attempts=2)
-        live = LiveStep.of((await store.get_steps("run_1"))[0])
+        await store.write_steps(started=starting("run_1", "a", {"text": "hi"}, "2025-01-01T00:00:00+00:00", 2))
+        (live,) = await store.get_steps("run_1")
         live.status, live.finished_at, live.duration_ms = StepStatus.SUCCEEDED, "2025-01-01T00:00:01+00:00", 9.5
-        live.output, live.has_output, live.arguments = {"n": 1}, True, "not written by steps_ended"
+        live.output, live.has_output, live.arguments = {"n": 1}, True, "not written by an end"
 
-        await store.steps_ended([live])
+        await store.write_steps(ended=[live])
 
         (got,) = await reader.get_steps("run_1")  # another connection: the end is committed
-    assert got == StepRecord(
+    assert got == StepRun(
         run_id="run_1",
         step_id="a",
         tool="text/a_tool",
@@ -218,19 +239,21 @@ async def test_a_step_end_keeps_its_start_and_reaches_a_reader_at_once(tmp_path:
         output={"n": 1},
         has_output=True,
     )
-    assert live == LiveStep.of(got.model_copy(update={"arguments": "not written by steps_ended"}))
+    assert live == replace(got, arguments="not written by an end")
 
 
 async def test_ending_an_unknown_step_raises_store_error_and_writes_nothing(store: RunStore) -> None:
     await store.create_run(a_run(), pending("run_1", "a"))
-    a = LiveStep("run_1", "a", "text/a_tool", status=StepStatus.SUCCEEDED, output=1, has_output=True)
-    ghost = LiveStep("run_1", "b", "text/b_tool", status=StepStatus.FAILED)
+    a = StepRun("run_1", "a", "text/a_tool", status=StepStatus.SUCCEEDED, output=1, has_output=True)
+    ghost = StepRun("run_1", "b", "text/b_tool", status=StepStatus.FAILED)
     with pytest.raises(StoreError, match="no step 'b'"):
-        await store.steps_ended([ghost])
+        await store.write_steps(ended=[ghost])
     with pytest.raises(StoreError, match="no step 'b'"):
-        await store.steps_ended([a, ghost])  # one transaction: a's end is rolled back with it
+        await store.write_steps(ended=[a, ghost])  # one transaction: a's end is rolled back with it
     with pytest.raises(StoreError, match="no step 'b'"):
-        await store.step_started("run_1", "a", {}, "2025-01-01T00:00:00+00:00", 1, ended=[ghost])
+        await store.write_steps(ended=[ghost], started=starting("run_1", "a", {}, "2025-01-01T00:00:00+00:00"))
+    with pytest.raises(StoreError, match="no step 'b'"):  # the rows are rolled back too
+        await store.write_steps(ended=[ghost], rows=[replace(a, attempts=1)])
     (stored,) = await store.get_steps("run_1")
     assert (stored.status, stored.attempts) == (StepStatus.PENDING, 0)
 
@@ -238,15 +261,102 @@ async def test_ending_an_unknown_step_raises_store_error_and_writes_nothing(stor
 async def test_a_start_commits_the_ends_it_carries_in_the_same_transaction(tmp_path: Path) -> None:
     async with RunStore.open(tmp_path / "state") as store, RunStore.open(tmp_path / "state") as reader:
         await store.create_run(a_run(), pending("run_1", "a", "b"))
-        await store.step_started("run_1", "a", {"x": 1}, "2025-01-01T00:00:00+00:00", 1)
-        a = LiveStep.of((await store.get_steps("run_1"))[0])
+        await store.write_steps(started=starting("run_1", "a", {"x": 1}, "2025-01-01T00:00:00+00:00"))
+        a = (await store.get_steps("run_1"))[0]
         a.status, a.output, a.has_output = StepStatus.SUCCEEDED, {"y": 2}, True
 
-        await store.step_started("run_1", "b", {"y": 2}, "2025-01-01T00:00:01+00:00", 1, ended=[a])
+        await store.write_steps(ended=[a], started=starting("run_1", "b", {"y": 2}, "2025-01-01T00:00:01+00:00"))
 
         got = {s.step_id: s for s in await reader.get_steps("run_1")}
     assert (got["a"].status, got["a"].output, got["a"].arguments) == (StepStatus.SUCCEEDED, {"y": 2}, {"x": 1})
     assert (got["b"].status, got["b"].arguments) == (StepStatus.RUNNING, {"y": 2})
+
+
+async def test_a_journaled_success_reaches_a_reader_with_the_next_start_or_a_sync(tmp_path: Path) -> None:
+    async with RunStore.open(tmp_path / "state") as store, RunStore.open(tmp_path / "state") as reader:
+        await store.create_run(a_run(), pending("run_1", "a", "b"))
+        journal = store.journal("run_1")
+        a = starting("run_1", "a", {"x": 1}, "2025-01-01T00:00:00+00:00")
+        await journal.step_started(a)
+        a_done = succeeded(a, {"y": 2})
+
+        await journal.step_ended(a_done)
+
+        assert journal.pending == 1
+        seen_a = await reader.get_step("run_1", "a")
+        assert seen_a is not None and (seen_a.status, seen_a.has_output) == (StepStatus.RUNNING, False)
+
+        b = starting("run_1", "b", {"y": 2}, "2025-01-01T00:00:01+00:00")
+        await journal.step_started(b)  # carries a's end
+
+        assert journal.pending == 0
+        seen = {s.step_id: s for s in await reader.get_steps("run_1")}
+        assert seen["a"] == a_done
+        assert (seen["b"].status, seen["b"].arguments) == (StepStatus.RUNNING, {"y": 2})
+
+        b_done = succeeded(b, {"z": 3}, at="2025-01-01T00:00:02+00:00")
+        await journal.step_ended(b_done)
+
+        assert journal.pending == 1
+        seen_b = await reader.get_step("run_1", "b")
+        assert seen_b is not None and seen_b.status is StepStatus.RUNNING
+
+        await journal.sync()
+
+        assert journal.pending == 0
+        assert await reader.get_step("run_1", "b") == b_done
+
+
+async def test_a_journaled_failure_reaches_a_reader_as_soon_as_it_is_ended(tmp_path: Path) -> None:
+    async with RunStore.open(tmp_path / "state") as store, RunStore.open(tmp_path / "state") as reader:
+        await store.create_run(a_run(), pending("run_1", "a"))
+        journal = store.journal("run_1")
+        a = starting("run_1", "a", {"x": 1}, "2025-01-01T00:00:00+00:00")
+        await journal.step_started(a)
+        error = StepError(kind="timeout", message="slow", retryable=True, server="text", tool="a_tool")
+        failed = replace(
+            a, status=StepStatus.FAILED, finished_at="2025-01-01T00:00:01+00:00", duration_ms=1000.0, error=error
+        )
+
+        await journal.step_ended(failed)
+
+        assert journal.pending == 0
+        assert await reader.get_step("run_1", "a") == failed
+
+
+async def test_a_journal_write_that_fails_keeps_its_pending_ends_for_a_later_sync(tmp_path: Path) -> None:
+    async with RunStore.open(tmp_path / "state") as store, RunStore.open(tmp_path / "state") as reader:
+        await store.create_run(a_run(), pending("run_1", "a"))
+        journal = store.journal("run_1")
+        a = starting("run_1", "a", {"x": 1}, "2025-01-01T00:00:00+00:00")
+        await journal.step_started(a)
+        a_done = succeeded(a, {"y": 2})
+        await journal.step_ended(a_done)
+
+        with pytest.raises(StoreError, match="no step 'nope'"):
+            await journal.step_started(starting("run_1", "nope", {}, "2025-01-01T00:00:01+00:00"))
+
+        assert journal.pending == 1
+        seen_a = await reader.get_step("run_1", "a")  # rolled back with the failed start
+        assert seen_a is not None and seen_a.status is StepStatus.RUNNING
+
+        await journal.sync()
+
+        assert journal.pending == 0
+        assert await reader.get_step("run_1", "a") == a_done
+
+
+async def test_a_journal_writes_a_step_it_never_started_as_a_whole_row_at_once(tmp_path: Path) -> None:
+    async with RunStore.open(tmp_path / "state") as store, RunStore.open(tmp_path / "state") as reader:
+        await store.create_run(a_run(), pending("run_1", "a"))
+        journal = store.journal("run_1")
+        # e.g. a step carried over from an earlier run: its start row was never written by this journal
+        carried = succeeded(starting("run_1", "a", {"x": 1}, "2025-01-01T00:00:00+00:00"), {"y": 2})
+
+        await journal.step_ended(carried)
+
+        assert journal.pending == 0
+        assert await reader.get_step("run_1", "a") == carried  # arguments, attempts, start time included
 
 
 async def test_finishing_a_run_returns_it_as_stored_and_saves_its_tools_metrics(store: RunStore) -> None:
@@ -275,10 +385,10 @@ async def test_runs_left_running_by_dead_processes_become_interrupted(store: Run
     )
     await store.create_run(a_run("orphan", owner_pid=None, started_at="2025-01-01T00:00:02+00:00"), [])
     await store.create_run(a_run("done", owner_pid=222, status=RunStatus.SUCCEEDED), [])
-    await store.step_started("live", "a", {}, "2025-01-01T00:00:00+00:00", attempts=1)
-    await store.step_started("dead", "a", {}, "2025-01-01T00:00:01+00:00", attempts=1)
-    await store.step_finished(
-        StepRecord(run_id="dead", step_id="b", tool="text/b_tool", status=StepStatus.SUCCEEDED, attempts=1)
+    await store.write_steps(started=starting("live", "a", {}, "2025-01-01T00:00:00+00:00"))
+    await store.write_steps(started=starting("dead", "a", {}, "2025-01-01T00:00:01+00:00"))
+    await store.write_steps(
+        rows=[StepRun(run_id="dead", step_id="b", tool="text/b_tool", status=StepStatus.SUCCEEDED, attempts=1)]
     )
 
     marked = await store.mark_interrupted(alive=lambda pid: pid == 111)
@@ -321,30 +431,30 @@ async def test_export_then_import_into_a_fresh_store_is_lossless(store: RunStore
     await store.save_plan("plan_1", plan)
     await store.create_run(a_run(), pending("run_1", "a", "b", "c", "d"))
     common = {"run_id": "run_1", "attempts": 1, "started_at": "2025-01-01T00:00:00+00:00"}
-    await store.step_finished(
-        StepRecord(
-            **common,
-            step_id="a",
-            tool="text/a_tool",
-            status=StepStatus.SUCCEEDED,
-            arguments={"text": "héllo", "n": 1.5},
-            finished_at="2025-01-01T00:00:00.100000+00:00",
-            duration_ms=100.25,
-            output={"words": ["héllo"], "nested": {"x": [1, None, True]}},
-            has_output=True,
-        )
-    )
-    await store.step_finished(  # a tool that answered null: a stored null output
-        StepRecord(**common, step_id="b", tool="text/b_tool", status=StepStatus.SUCCEEDED, has_output=True)
-    )
-    await store.step_finished(  # a failed step: no output at all
-        StepRecord(
-            **common,
-            step_id="c",
-            tool="text/c_tool",
-            status=StepStatus.FAILED,
-            error=StepError(kind="tool_error", message="bad input", server="text", tool="c_tool"),
-        )
+    await store.write_steps(
+        rows=[
+            StepRun(
+                **common,
+                step_id="a",
+                tool="text/a_tool",
+                status=StepStatus.SUCCEEDED,
+                arguments={"text": "héllo", "n": 1.5},
+                finished_at="2025-01-01T00:00:00.100000+00:00",
+                duration_ms=100.25,
+                output={"words": ["héllo"], "nested": {"x": [1, None, True]}},
+                has_output=True,
+            ),
+            # a tool that answered null: a stored null output
+            StepRun(**common, step_id="b", tool="text/b_tool", status=StepStatus.SUCCEEDED, has_output=True),
+            # a failed step: no output at all
+            StepRun(
+                **common,
+                step_id="c",
+                tool="text/c_tool",
+                status=StepStatus.FAILED,
+                error=StepError(kind="tool_error", message="bad input", server="text", tool="c_tool"),
+            ),
+        ]
     )
     await store.finish_run("run_1", RunStatus.PARTIAL, "2025-01-01T00:00:01+00:00", 1000.0)
 
@@ -402,15 +512,17 @@ async def test_saving_a_plan_again_keeps_the_first_copy(store: RunStore) -> None
 
 
 async def test_saved_metrics_load_back_equal_and_replace_older_values(store: RunStore) -> None:
+    await store.create_run(a_run("run_1"), [])
+    await store.create_run(a_run("run_2", started_at="2025-01-01T00:00:05+00:00"), [])
     first = {
         "text/a": ToolMetrics(calls=3, successes=2, failures=1, timeouts=1, histogram={0: 1, 37: 2}),
         "text/b": ToolMetrics(),
     }
-    await store.save_metrics(first)
+    await store.finish_run("run_1", RunStatus.SUCCEEDED, "2025-01-01T00:00:01+00:00", 1.0, metrics=first)
     assert await store.load_metrics() == first
 
     newer = ToolMetrics(calls=4, successes=3, failures=1, timeouts=1, histogram={0: 1, 37: 2, 159: 1})
-    await store.save_metrics({"text/a": newer})
+    await store.finish_run("run_2", RunStatus.SUCCEEDED, "2025-01-01T00:00:06+00:00", 1.0, metrics={"text/a": newer})
     assert await store.load_metrics() == {"text/a": newer, "text/b": ToolMetrics()}
 
 
@@ -418,7 +530,7 @@ async def test_values_that_are_not_json_are_stored_as_their_repr(store: RunStore
     await store.create_run(a_run(), pending("run_1", "a"))
     when = datetime(2025, 1, 1, tzinfo=UTC)
 
-    await store.step_started("run_1", "a", {"when": when}, "2025-01-01T00:00:00+00:00", attempts=1)
+    await store.write_steps(started=starting("run_1", "a", {"when": when}, "2025-01-01T00:00:00+00:00"))
 
     step = await store.get_step("run_1", "a")
     assert step is not None and step.arguments == {"when": repr(when)}
@@ -520,7 +632,8 @@ async def test_a_step_write_waits_in_the_thread_for_another_processes_lock_and_t
         try:
             with anyio.fail_after(10):
                 async with anyio.create_task_group() as tg:
-                    tg.start_soon(store.step_started, "run_1", "a", {"x": 1}, "2025-01-01T00:00:01+00:00", 1)
+                    start = starting("run_1", "a", {"x": 1}, "2025-01-01T00:00:01+00:00")
+                    tg.start_soon(partial(store.write_steps, started=start))
 
                     async def release() -> None:
                         await anyio.lowlevel.checkpoint()  # the loop is free while the write waits: this task runs

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from mcp_conductor.client_pool.catalog import ToolId
+
 _BUCKET_GROWTH = 1.1
 _MIN_MS = 0.1
 _BUCKETS = 160  # 0.1 ms * 1.1**159 ~ 3.8e5 s: anything slower lands in the last bucket
@@ -91,3 +93,26 @@ class ToolMetrics:
             p50_ms=self.quantile(0.5),
             p95_ms=self.quantile(0.95),
         )
+
+
+class MetricsRegistry:
+    """Every tool's metrics in memory while the server runs; the run store persists them. ``version`` changes
+    with every record, so rankings that use the stats know when they changed."""
+
+    def __init__(self) -> None:
+        self._by_tool: dict[ToolId, ToolMetrics] = {}
+        self.version = 0
+
+    def record(self, tool: ToolId, *, ok: bool, duration_ms: float, timed_out: bool = False) -> None:
+        self._by_tool.setdefault(tool, ToolMetrics()).record(ok=ok, duration_ms=duration_ms, timed_out=timed_out)
+        self.version += 1
+
+    def load(self, tool: ToolId, metrics: ToolMetrics) -> None:
+        self._by_tool[tool] = metrics
+        self.version += 1
+
+    def get(self, tool: ToolId) -> ToolMetrics | None:
+        return self._by_tool.get(tool)
+
+    def stats(self) -> dict[ToolId, ToolStats]:
+        return {tool: m.stats() for tool, m in self._by_tool.items() if m.calls}

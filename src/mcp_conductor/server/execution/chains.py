@@ -10,22 +10,26 @@ from __future__ import annotations
 import json
 import os
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mcp_conductor.client_pool.catalog import CatalogSnapshot, ToolId
+import structlog
+
 from mcp_conductor.client_pool.config import DEFAULT_KEEP_RUNS
+from mcp_conductor.client_pool.pool import ClientPool
 from mcp_conductor.errors import ConductorError
-from mcp_conductor.server.discovery.metrics import ToolStats
-from mcp_conductor.server.execution.engine import ProgressFn, RunEngine, RunOptions, RunRequest
-from mcp_conductor.server.execution.results import ExecuteOptionsIn, ExecuteResult, StepSummary
+from mcp_conductor.server.discovery.metrics import MetricsRegistry
+from mcp_conductor.server.execution.engine import ProgressFn, RunEngine, RunRequest
+from mcp_conductor.server.execution.results import ExecuteResult, RunOptions, StepSummary
 from mcp_conductor.server.execution.values import DEFAULT_OUTPUT_BUDGET_BYTES, budgeted, step_resource_uri
 from mcp_conductor.server.planning.models import Plan, PlanResult
 from mcp_conductor.server.planning.planner import PlannerLimits
 from mcp_conductor.server.planning.planner import plan as check_plan
-from mcp_conductor.server.store.records import RunRecord, RunStatus, Step
+from mcp_conductor.server.store.records import RunRecord, RunStatus, StepError, StepRun
 from mcp_conductor.server.store.state_dir import pid_alive
 from mcp_conductor.server.store.store import RunStore
+
+log = structlog.get_logger(__name__)
 
 PRUNE_EVERY = 20
 CHECKED_CACHE_SIZE = 256
@@ -51,25 +55,26 @@ class ChainService:
         self,
         store: RunStore,
         engine: RunEngine,
+        pool: ClientPool,
+        metrics: MetricsRegistry,
         *,
-        catalog: Callable[[], CatalogSnapshot],
-        stats: Callable[[], Mapping[ToolId, ToolStats]],
-        unavailable: Callable[[], set[str]],
         limits: PlannerLimits = PlannerLimits(),
         output_budget_bytes: int = DEFAULT_OUTPUT_BUDGET_BYTES,
         keep_runs: int = DEFAULT_KEEP_RUNS,
     ) -> None:
         self.store = store
         self.engine = engine
-        self._catalog = catalog
-        self._stats = stats
-        self._unavailable = unavailable
+        self._pool = pool
+        self._metrics = metrics
         self._limits = limits
         self._budget = output_budget_bytes
         self._active: set[str] = set()
         self._keep_runs = keep_runs
         self._runs_since_prune = 0
         self._checked_cache: OrderedDict[tuple[str, int, frozenset[str]], PlanResult] = OrderedDict()
+
+    def _unavailable(self) -> set[str]:
+        return {s.name for s in self._pool.unavailable()}
 
     async def plan(self, raw: Mapping[str, Any] | Plan) -> PlanResult:
         """Validate ``raw``; a valid plan is stored under its ``plan_id``.
@@ -78,7 +83,11 @@ class ChainService:
             StoreError: the store cannot be written.
         """
         result = check_plan(
-            raw, self._catalog(), stats=self._stats(), unavailable_servers=self._unavailable(), limits=self._limits
+            raw,
+            self._pool.snapshot(),
+            stats=self._metrics.stats(),
+            unavailable_servers=self._unavailable(),
+            limits=self._limits,
         )
         if result.valid and result.plan_id and result.normalized_plan is not None:
             await self.store.save_plan(result.plan_id, stored_form(result.normalized_plan))
@@ -90,7 +99,7 @@ class ChainService:
         plan_id: str | None = None,
         plan: Mapping[str, Any] | None = None,
         inputs: Mapping[str, Any] | None = None,
-        options: ExecuteOptionsIn | None = None,
+        options: RunOptions | None = None,
         progress: ProgressFn | None = None,
     ) -> ExecuteResult:
         """Run a plan (by id or inline), repeat a finished run, or resume an unfinished one.
@@ -102,7 +111,7 @@ class ChainService:
             ConductorError: neither ``plan_id`` nor ``plan`` was given.
             StoreError: the store cannot be read or written.
         """
-        options = options or ExecuteOptionsIn()
+        options = options or RunOptions()
         resume_id = options.resume_run_id
         if resume_id is None and options.run_id is not None:
             existing = await self.store.get_run(options.run_id)
@@ -129,13 +138,7 @@ class ChainService:
             plan=normalized,
             plan_id=checked.plan_id,
             inputs=normalized.inputs,
-            options=RunOptions(
-                max_concurrency=options.max_concurrency,
-                timeout_s=options.timeout_s,
-                default_step_timeout_s=options.default_step_timeout_s,
-                on_error=options.on_error,
-                run_id=resume_id or options.run_id,
-            ),
+            options=options if resume_id is None else options.model_copy(update={"run_id": resume_id}),
             resume=resume_id is not None,
         )
         key = request.options.run_id
@@ -143,6 +146,12 @@ class ChainService:
             self._active.add(key)
         try:
             outcome = await self.engine.execute(request, progress)
+        except ConductorError:
+            raise
+        except Exception as exc:  # the engine's own boundary failed: still a result, never a traceback
+            log.error("chain.engine_failed", error=str(exc), exc_info=exc)
+            error = StepError(kind="internal_error", message=f"internal error: {type(exc).__name__}: {exc}"[:500])
+            return ExecuteResult(run_id=key, status=RunStatus.FAILED.value, error=error)
         finally:
             if key is not None:
                 self._active.discard(key)
@@ -170,7 +179,7 @@ class ChainService:
         Validity depends only on the plan and the catalog, so a repeated execution skips the schema checks; a
         stored plan never changes (its id is its content's hash), so it is looked up by id and inputs alone.
         """
-        state = (self._catalog().version, frozenset(self._unavailable()))
+        state = (self._pool.snapshot().version, frozenset(self._unavailable()))
         by_id = None if plan is not None or plan_id is None else ("id:" + plan_id + _canonical(inputs), *state)
         if by_id is not None and (cached := self._cache_get(by_id)) is not None:
             return cached
@@ -209,7 +218,7 @@ class ChainService:
     def _result(
         self,
         run: RunRecord,
-        steps: Sequence[Step],
+        steps: Sequence[StepRun],
         outputs: Mapping[str, Any],
         budget: int | None,
         *,
@@ -223,19 +232,9 @@ class ChainService:
                 sid: budgeted(value, budget_bytes=limit, resource_uri=step_resource_uri(run.run_id, sid))
                 for sid, value in outputs.items()
             },
-            steps=[
-                StepSummary.model_construct(  # the fields come typed from the run's records
-                    id=s.step_id,
-                    tool=s.tool,
-                    status=s.status.value,
-                    attempts=s.attempts,
-                    started_at=s.started_at,
-                    duration_ms=s.duration_ms,
-                    error=s.error,
-                )
-                for s in steps
-            ],
+            steps=[StepSummary.of(s) for s in steps],
             duration_ms=run.duration_ms,
+            error=run.error,
             reused=reused,
         )
 

@@ -6,14 +6,17 @@ itself and starts a task for each other one. So a step starts the moment its las
 barriers), and a chain runs in one task, without a task or a wake-up per step. A global limiter (shared by all
 runs) and an optional per-run limiter bound the parallelism; the pool's per-server limiters hold as well.
 
-Each step's start and finish are committed to the store before the run moves on, so a killed server loses
-nothing that finished, and ``resume`` re-runs only what did not succeed. A success is committed together with
-the run's next write (in a chain: the next step's start, one transaction instead of two), which always comes
-before anything depends on it, before the task waits for anything and before it ends; with progress
-notifications on, every end is committed on its own before it is announced.
+Persistence: the executor tells the run's ``RunJournal`` (the store) each start and end, and calls its
+``sync()`` before it reports progress, waits for a slot, or leaves a task; the journal decides when what is
+committed (see ``store.RunJournal``). So a killed server loses nothing that finished, and ``resume`` re-runs
+only what did not succeed.
 
 Failure policy per step: ``on_error="fail"`` cancels running steps and skips the rest (run ``failed``);
 ``"continue"`` skips only the failed step's dependents while other branches go on (run ``partial``).
+
+The error boundary: whatever goes wrong in a step's bookkeeping (a store write that fails, a bug, an exception a
+downstream library should not have raised) fails that step with kind ``internal_error`` and a one-line message
+(the traceback goes to the log), and fails the run; the run still ends with a normal result.
 """
 
 from __future__ import annotations
@@ -22,8 +25,7 @@ import os
 import random
 import time
 from collections.abc import Awaitable, Callable
-from functools import partial
-from typing import Any, Protocol
+from typing import Any
 
 import anyio
 import structlog
@@ -32,14 +34,14 @@ from mcp_conductor.client_pool.catalog import ToolId
 from mcp_conductor.client_pool.pool import ClientPool
 from mcp_conductor.errors import CallTimeoutError, ConductorError, DownstreamError
 from mcp_conductor.limits import acquire
-from mcp_conductor.server.conductor import MetricsRegistry
-from mcp_conductor.server.execution.engine import ProgressFn, RunOutcome, RunRequest, new_run_id, now_iso
+from mcp_conductor.server.discovery.metrics import MetricsRegistry
+from mcp_conductor.server.execution.engine import ProgressFn, RunOutcome, RunRequest, new_run_id
 from mcp_conductor.server.execution.retry import backoff_delay, should_retry
-from mcp_conductor.server.execution.run_state import Progress, RunState, public_options, step_error
+from mcp_conductor.server.execution.run_state import Progress, RunState, step_error
 from mcp_conductor.server.execution.values import step_value
-from mcp_conductor.server.planning.models import Step
+from mcp_conductor.server.planning.models import PlannedStep
 from mcp_conductor.server.planning.references import substitute
-from mcp_conductor.server.store.records import LiveStep, RunRecord, RunStatus, StepError, StepStatus
+from mcp_conductor.server.store.records import RunRecord, RunStatus, StepError, StepRun, StepStatus, now_iso
 from mcp_conductor.server.store.store import RunStore
 
 log = structlog.get_logger(__name__)
@@ -48,13 +50,6 @@ DEFAULT_MAX_CONCURRENCY = 32
 DEFAULT_STEP_TIMEOUT_S = 60.0
 
 Sleep = Callable[[float], Awaitable[None]]
-
-
-class _Write(Protocol):
-    """A store write that takes the ends to commit with it."""
-
-    def __call__(self, *, ended: list[LiveStep]) -> Awaitable[None]: ...
-
 
 _ENDED = frozenset({StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.TIMEOUT, StepStatus.SKIPPED})
 
@@ -86,7 +81,7 @@ class LocalExecutor:
         is recorded as ``cancelled``.
 
         Raises:
-            StoreError: the run store cannot be written.
+            StoreError: the run cannot be created in the store (nothing ran).
         """
         run = await self._prepare(request)
         structlog.contextvars.bind_contextvars(run_id=run.run_id)
@@ -130,21 +125,9 @@ class LocalExecutor:
             for other in ready[1:]:
                 run.tg.start_soon(self._worker, run, other)
             current = ready[0] if ready else None
-        await self._save_ends(run)  # nothing left for this task: no end may wait for another task's write
+        await self._guarded(run, None, run.journal.sync)  # nothing left here: no end may wait for another task
 
-    async def _save_ends(self, run: RunState) -> None:
-        if run.unsaved:
-            await self._write(run, lambda ended: self._store.steps_ended(ended))
-
-    @staticmethod
-    async def _write(run: RunState, write: _Write) -> None:
-        """One store write that also carries the ends the run has not stored yet (see the module's docstring);
-        a write that fails or is cancelled leaves them for the next one."""
-        ended = list(run.unsaved.values())
-        await write(ended=ended)
-        run.saved(ended)
-
-    async def _run_step(self, run: RunState, step: Step) -> None:
+    async def _run_step(self, run: RunState, step: PlannedStep) -> None:
         structlog.contextvars.bind_contextvars(step_id=step.id)  # this task's context: no unbinding needed
         live = run.records[step.id]
         try:
@@ -152,10 +135,9 @@ class LocalExecutor:
             if blocked:
                 await self._skip(run, live, f"dependency {blocked[0]} did not succeed")
             else:
-                save_first = partial(self._save_ends, run)  # before waiting for a slot
-                await acquire(run.per_run, before_waiting=save_first)
+                await acquire(run.per_run, before_waiting=run.journal.sync)  # nothing unsaved while waiting
                 try:
-                    await acquire(self._limiter, before_waiting=save_first)
+                    await acquire(self._limiter, before_waiting=run.journal.sync)
                     try:
                         await self._attempts(run, step, live)
                     finally:
@@ -166,17 +148,46 @@ class LocalExecutor:
                 self._after_attempts(run, step, live)
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):
-                await self._interrupted(run, live)
+                await self._guarded(run, live, lambda: self._interrupted(run, live))
             raise
+        except Exception as exc:
+            await self._internal_error(run, live, exc)
         finally:
             if live.status not in (StepStatus.PENDING, StepStatus.RUNNING):
                 run.finished += 1
                 assert run.notify is not None
                 if run.notify.active:
                     with anyio.CancelScope(shield=True):
+                        await self._guarded(run, live, run.journal.sync)  # stored before it is announced
                         await run.notify.say(run.finished, f"last: {step.id} {live.status.value}")
 
-    def _after_attempts(self, run: RunState, step: Step, live: LiveStep) -> None:
+    async def _guarded(self, run: RunState, live: StepRun | None, write: Callable[[], Awaitable[None]]) -> None:
+        """A bookkeeping write whose failure must not escape the run: it fails the run instead."""
+        try:
+            await write()
+        except Exception as exc:
+            await self._internal_error(run, live, exc)
+
+    async def _internal_error(self, run: RunState, live: StepRun | None, exc: Exception) -> None:
+        """The error boundary (see the module docstring): record what can be recorded and stop the run."""
+        text = str(exc).strip()
+        message = f"internal error: {type(exc).__name__}" + (f": {text.splitlines()[0]}" if text else "")
+        log.error("chain.internal_error", step_id=live.step_id if live else None, error=message, exc_info=exc)
+        error = StepError(kind="internal_error", message=message[:500])
+        if live is not None and live.status not in _ENDED:
+            live.status = StepStatus.FAILED
+            live.error = error
+            live.finished_at = now_iso()
+            try:
+                await run.journal.step_ended(live)
+            except Exception as again:  # the store itself is failing: the run's result still says why
+                log.error("chain.record_failed", step_id=live.step_id, error=str(again))
+        run.internal_error = run.internal_error or error
+        run.stop_reason = "failed"
+        if run.tg is not None:
+            run.tg.cancel_scope.cancel()
+
+    def _after_attempts(self, run: RunState, step: PlannedStep, live: StepRun) -> None:
         if live.status is StepStatus.SUCCEEDED:
             run.outputs[step.id] = live.output
         elif (step.on_error or run.request.options.on_error or "fail") == "fail":
@@ -186,15 +197,15 @@ class LocalExecutor:
         else:
             run.failed_under_continue = True
 
-    async def _attempts(self, run: RunState, step: Step, live: LiveStep) -> None:
-        """Try the step up to ``retry.attempts`` times; ``live`` ends with its final state, stored."""
+    async def _attempts(self, run: RunState, step: PlannedStep, live: StepRun) -> None:
+        """Try the step up to ``retry.attempts`` times; ``live`` ends with its final state, recorded."""
         assert run.snapshot is not None
         tool = run.snapshot.tools.get(ToolId(step.tool))
         server, _, name = step.tool.partition("/")
         timeout = self._timeout(run, step, server)
         try:
             arguments = substitute(step.arguments, run.outputs, run.request.inputs)
-        except ConductorError as exc:  # nothing was started: the whole row is written
+        except ConductorError as exc:  # nothing was started
             await self._end(run, live, StepStatus.FAILED, step_error(exc, server, name), started=None)
             return
         this_run = 0  # the retry budget is per execution: a resumed step gets its full budget again
@@ -205,9 +216,7 @@ class LocalExecutor:
             live.arguments = arguments
             live.started_at = now_iso()
             live.finished_at = live.error = None
-            await self._write(
-                run, partial(self._store.step_started, run.run_id, step.id, arguments, live.started_at, live.attempts)
-            )
+            await run.journal.step_started(live)
             log.info("chain.step_started", tool=step.tool, attempt=live.attempts)
             t0 = time.perf_counter()
             try:
@@ -237,14 +246,14 @@ class LocalExecutor:
     async def _end(
         self,
         run: RunState,
-        live: LiveStep,
+        live: StepRun,
         status: StepStatus,
         error: StepError | None,
         *,
         started: float | None,
         output: Any = None,
     ) -> None:
-        """``started``: when this attempt's call began (its start is stored), or None (no attempt was made)."""
+        """``started``: when this attempt's call began, or None (no attempt was made)."""
         live.status = status
         live.error = error
         live.finished_at = now_iso()
@@ -252,23 +261,17 @@ class LocalExecutor:
         live.has_output = status is StepStatus.SUCCEEDED
         if started is not None:
             live.duration_ms = round((time.perf_counter() - started) * 1000, 2)
-        assert run.notify is not None
-        if started is None:
-            await self._write(run, partial(self._store.step_finished, live))
-        elif status is StepStatus.SUCCEEDED and not run.notify.active:
-            run.unsaved[live.step_id] = live  # stored with the run's next write: see the module's docstring
-        else:
-            await self._write(run, lambda ended: self._store.steps_ended([*ended, live]))
+        await run.journal.step_ended(live)
         log.info("chain.step_finished", status=status.value, duration_ms=live.duration_ms)
 
-    async def _skip(self, run: RunState, live: LiveStep, why: str) -> None:
+    async def _skip(self, run: RunState, live: StepRun, why: str) -> None:
         live.status = StepStatus.SKIPPED
         live.error = StepError(kind="skipped", message=why)
         live.finished_at = now_iso()
-        await self._write(run, partial(self._store.step_finished, live))
+        await run.journal.step_ended(live)
         log.info("chain.step_skipped", reason=why)
 
-    async def _interrupted(self, run: RunState, live: LiveStep) -> None:
+    async def _interrupted(self, run: RunState, live: StepRun) -> None:
         """Record a step that the run's cancellation stopped (deadline, fail-fast, or the host)."""
         if live.status in _ENDED:
             return
@@ -283,7 +286,7 @@ class LocalExecutor:
             live.status = StepStatus.CANCELLED
             live.error = StepError(kind="cancelled", message="the run was cancelled")
         live.finished_at = now_iso()
-        await self._write(run, partial(self._store.step_finished, live))
+        await run.journal.step_ended(live)
 
     # -- run bookkeeping -----------------------------------------------------------------------------------
     async def _prepare(self, request: RunRequest) -> RunState:
@@ -291,41 +294,66 @@ class LocalExecutor:
         if request.resume and request.options.run_id:
             run_id = request.options.run_id
             stored = {s.step_id: s for s in await self._store.get_steps(run_id)}
-            records: dict[str, LiveStep] = {}
+            records: dict[str, StepRun] = {}
             for step in plan.steps:
                 old = stored.get(step.id)
                 if old is not None and old.status is StepStatus.SUCCEEDED:
-                    records[step.id] = LiveStep.of(old)
+                    records[step.id] = old
                 else:
-                    records[step.id] = LiveStep(run_id, step.id, step.tool, attempts=old.attempts if old else 0)
+                    records[step.id] = StepRun(run_id, step.id, step.tool, attempts=old.attempts if old else 0)
             await self._store.set_run_status(run_id, RunStatus.RUNNING, owner_pid=os.getpid())
         else:
             run_id = request.options.run_id or new_run_id()
-            records = {s.id: LiveStep(run_id, s.id, s.tool) for s in plan.steps}
+            records = {s.id: StepRun(run_id, s.id, s.tool) for s in plan.steps}
             record = RunRecord(
                 run_id=run_id,
                 plan_id=request.plan_id,
                 status=RunStatus.RUNNING,
                 inputs=dict(request.inputs),
-                options=public_options(request.options),
+                options=request.options.stored(),
                 outputs=list(plan.outputs or ()),  # the planner resolves the default (the sinks)
                 started_at=now_iso(),
                 owner_pid=os.getpid(),
             )
             await self._store.create_run(record, list(records.values()))
-        return RunState.start(run_id, request, records)
+        return RunState.start(request, records, self._store.journal(run_id))
 
     async def _finish(self, run: RunState, status: RunStatus, duration_ms: float) -> None:
-        await self._save_ends(run)
-        # Steps still pending because the run stopped early (or never became ready) are marked skipped.
-        for live in run.records.values():
-            if live.status is StepStatus.PENDING:
-                await self._skip(run, live, "the run stopped before this step started")
+        """Record the run's end; if the store fails here, the result is built from memory and says why."""
+        try:
+            await run.journal.sync()
+            # Steps still pending because the run stopped early (or never became ready) are marked skipped.
+            for live in run.records.values():
+                if live.status is StepStatus.PENDING:
+                    await self._skip(run, live, "the run stopped before this step started")
+        except Exception as exc:
+            await self._internal_error(run, None, exc)
+        if run.internal_error is not None:
+            status = RunStatus.FAILED
         metrics = {t: m for t in run.touched_tools if (m := self._metrics.get(t)) is not None}
-        run.record = await self._store.finish_run(run.run_id, status, now_iso(), duration_ms, metrics=metrics)
-        log.info("chain.run_finished", status=status.value, duration_ms=duration_ms)
+        finished_at = now_iso()
+        try:
+            run.record = await self._store.finish_run(
+                run.run_id, status, finished_at, duration_ms, run.internal_error, metrics=metrics
+            )
+        except Exception as exc:
+            await self._internal_error(run, None, exc)
+            run.record = RunRecord(
+                run_id=run.run_id,
+                plan_id=run.request.plan_id,
+                status=RunStatus.FAILED,
+                inputs=dict(run.request.inputs),
+                options=run.request.options.stored(),
+                outputs=list(run.request.plan.outputs or ()),
+                started_at=finished_at,
+                finished_at=finished_at,
+                duration_ms=duration_ms,
+                owner_pid=os.getpid(),
+                error=run.internal_error,
+            )
+        log.info("chain.run_finished", status=run.record.status.value, duration_ms=duration_ms)
 
-    def _timeout(self, run: RunState, step: Step, server: str) -> float:
+    def _timeout(self, run: RunState, step: PlannedStep, server: str) -> float:
         if step.timeout_s is not None:
             return step.timeout_s
         if run.request.options.default_step_timeout_s is not None:

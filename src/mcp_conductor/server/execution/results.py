@@ -1,4 +1,8 @@
-"""Pydantic models of ``execute_chain``'s options and result."""
+"""``execute_chain``'s options and result: the models the MCP front, the CLI and Python callers share.
+
+``RunOptions`` is the one value the options travel as, from the tool's arguments through the chain service and
+the engine into the stored run (as its dump).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from mcp_conductor.server.planning.models import PlanIssue
-from mcp_conductor.server.store.records import StepError
+from mcp_conductor.server.store.records import StepError, StepRun
+
+STORED_OPTIONS = frozenset({"max_concurrency", "timeout_s", "default_step_timeout_s", "on_error"})
 
 
-class ExecuteOptionsIn(BaseModel):
+class RunOptions(BaseModel):
+    """Per-run knobs (``execute_chain``'s ``options``)."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     max_concurrency: int | None = Field(None, ge=1, le=256, description="most steps running at once in this run")
@@ -26,8 +34,14 @@ class ExecuteOptionsIn(BaseModel):
     resume_run_id: str | None = Field(None, description="re-run only the steps of this run that did not succeed")
     output_budget_bytes: int | None = Field(None, ge=256, description="cut each returned output beyond this size")
 
+    def stored(self) -> dict[str, Any]:
+        """What the run record keeps: the options that shaped how the steps ran."""
+        return self.model_dump(include=set(STORED_OPTIONS), exclude_none=True)
+
 
 class StepSummary(BaseModel):
+    """One step of a run as ``execute_chain`` reports it (a view of the run's ``StepRun``)."""
+
     model_config = ConfigDict(frozen=True)
 
     id: str
@@ -37,6 +51,18 @@ class StepSummary(BaseModel):
     started_at: str | None
     duration_ms: float | None
     error: StepError | None
+
+    @classmethod
+    def of(cls, step: StepRun) -> StepSummary:
+        return cls.model_construct(  # the fields come typed from the run's records
+            id=step.step_id,
+            tool=step.tool,
+            status=step.status.value,
+            attempts=step.attempts,
+            started_at=step.started_at,
+            duration_ms=step.duration_ms,
+            error=step.error,
+        )
 
 
 class ExecuteResult(BaseModel):
@@ -48,4 +74,5 @@ class ExecuteResult(BaseModel):
     steps: list[StepSummary] = Field(default_factory=list)
     duration_ms: float | None = None
     errors: list[PlanIssue] = Field(default_factory=list, description="why the plan is invalid (nothing ran)")
+    error: StepError | None = Field(None, description="why the run itself failed, when no step says it")
     reused: bool = Field(False, description="true when an earlier finished run with this run_id was returned")

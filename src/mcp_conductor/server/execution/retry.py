@@ -12,14 +12,14 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
+from mcp_conductor.backoff import Backoff
 from mcp_conductor.client_pool.catalog import ToolInfo
 from mcp_conductor.server.planning.models import RetryPolicy
 
 
 def backoff_delay(policy: RetryPolicy, failed_tries: int, rand: Callable[[], float] = random.random) -> float:
     """The sleep before the next try, after ``failed_tries`` (>= 1) failures."""
-    ceiling = min(policy.max_backoff_s, policy.backoff_s * 2 ** (failed_tries - 1))
-    return float(rand() * ceiling)
+    return Backoff(policy.backoff_s, policy.max_backoff_s).delay(failed_tries, rand)
 
 
 def should_retry(policy: RetryPolicy, tool: ToolInfo | None, kind: str, tries: int) -> bool:

@@ -1,4 +1,4 @@
-"""The bookkeeping of one run in progress: which steps wait for which, what ended, what is not stored yet.
+"""The bookkeeping of one run in progress: which steps wait for which, what ended, how the run ends.
 
 ``executor.LocalExecutor`` drives it and makes the downstream calls and the store writes; nothing here touches
 the pool or the store. ``Progress`` sends the host's progress notifications.
@@ -15,9 +15,10 @@ from anyio.abc import TaskGroup
 
 from mcp_conductor.client_pool.catalog import CatalogSnapshot, ToolId
 from mcp_conductor.errors import ConductorError
-from mcp_conductor.server.execution.engine import ProgressFn, RunOptions, RunRequest
-from mcp_conductor.server.planning.models import Step
-from mcp_conductor.server.store.records import LiveStep, RunRecord, RunStatus, StepError, StepStatus
+from mcp_conductor.server.execution.engine import ProgressFn, RunRequest
+from mcp_conductor.server.planning.models import PlannedStep
+from mcp_conductor.server.store.records import RunRecord, RunStatus, StepError, StepRun, StepStatus
+from mcp_conductor.server.store.store import RunJournal
 
 log = structlog.get_logger(__name__)
 
@@ -28,8 +29,9 @@ class RunState:
 
     run_id: str
     request: RunRequest
-    steps: dict[str, Step]
-    records: dict[str, LiveStep]
+    steps: dict[str, PlannedStep]
+    records: dict[str, StepRun]
+    journal: RunJournal
     outputs: dict[str, Any]
     waiting: dict[str, int]  # a step still to run -> how many of its dependencies have not ended
     dependents: dict[str, list[str]]  # in plan order
@@ -42,18 +44,19 @@ class RunState:
     per_run: anyio.CapacityLimiter | None = None
     notify: Progress | None = None
     tg: TaskGroup | None = None
-    unsaved: dict[str, LiveStep] = field(default_factory=dict)  # succeeded, end not yet in the store
     record: RunRecord | None = None  # the run as stored when it ended
+    internal_error: StepError | None = None  # the first failure of the run's own machinery
 
     @classmethod
-    def start(cls, run_id: str, request: RunRequest, records: dict[str, LiveStep]) -> RunState:
+    def start(cls, request: RunRequest, records: dict[str, StepRun], journal: RunJournal) -> RunState:
         """The state of a run about to start (or resume): steps that succeeded already count as ended."""
         plan = request.plan
         run = cls(
-            run_id=run_id,
+            run_id=journal.run_id,
             request=request,
             steps={s.id: s for s in plan.steps},
             records=records,
+            journal=journal,
             outputs={},
             waiting={},
             dependents={s.id: [] for s in plan.steps},
@@ -83,11 +86,6 @@ class RunState:
             if self.waiting[dependent] == 0:
                 ready.append(dependent)
         return ready
-
-    def saved(self, ended: list[LiveStep]) -> None:
-        """``ended`` are in the store now (a write that failed or was cancelled leaves them for the next one)."""
-        for live in ended:
-            self.unsaved.pop(live.step_id, None)
 
     def status(self) -> RunStatus:
         """How the run ended, once its steps have."""
@@ -127,16 +125,3 @@ def step_error(exc: ConductorError, server: str, tool: str) -> StepError:
         server=d.get("server") or server,
         tool=d.get("tool") or tool,
     )
-
-
-def public_options(options: RunOptions) -> dict[str, Any]:
-    return {
-        k: v
-        for k, v in {
-            "max_concurrency": options.max_concurrency,
-            "timeout_s": options.timeout_s,
-            "default_step_timeout_s": options.default_step_timeout_s,
-            "on_error": options.on_error,
-        }.items()
-        if v is not None
-    }

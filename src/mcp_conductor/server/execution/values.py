@@ -32,10 +32,6 @@ def step_value(result: CallToolResult) -> Any:
     return {"content_types": kinds, "note": "non-text content is not referenced"} if kinds else None
 
 
-def encoded_size(value: Any) -> int:
-    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
-
-
 def budgeted(value: Any, *, budget_bytes: int, resource_uri: str) -> Any:
     """``value`` itself if it fits the budget; else a marker with a preview and where the full value lives."""
     text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))

@@ -9,7 +9,6 @@ Pure: no I/O.
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from mcp_conductor.server.planning.references import (
     render,
 )
 from mcp_conductor.server.planning.schema_paths import lookup_schema, schema_types
+from mcp_conductor.suggest import close_matches
 
 _COMPILED: dict[str, Validator] = {}  # by canonical schema text; validators are immutable, so sharing is safe
 _COMPILED_MAX = 4096
@@ -199,7 +199,3 @@ def _plain(schema: Any) -> Any:
     if isinstance(schema, list | tuple):
         return [_plain(v) for v in schema]
     return schema
-
-
-def close_matches(word: str | int, candidates: Iterable[str]) -> tuple[str, ...]:
-    return tuple(difflib.get_close_matches(str(word), list(candidates), n=3, cutoff=0.6))

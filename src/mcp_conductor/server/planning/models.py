@@ -7,7 +7,6 @@ other problem instead of raising.
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from typing import Annotated, Any, Literal, NewType
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, ValidationError, model_validator
 
 from mcp_conductor.server.planning.references import NAME_PATTERN, PathSegment, json_pointer
+from mcp_conductor.suggest import close_matches
 
 StepId = NewType("StepId", str)
 FailureKind = Literal["timeout", "unavailable", "connection_lost", "tool_error", "protocol_error"]
@@ -65,7 +65,7 @@ class RetryPolicy(_Frozen):
         return self
 
 
-class Step(_Frozen):
+class PlannedStep(_Frozen):
     """One tool call. After planning, ``tool`` is the canonical ``server/tool`` id and ``depends_on`` holds
     every dependency (references and explicit ordering), in plan order."""
 
@@ -84,7 +84,7 @@ class Plan(_Frozen):
     """A tool chain: inputs, steps and which step values to return (default: the steps nothing depends on)."""
 
     inputs: dict[str, JsonValue] = Field(default_factory=dict)
-    steps: tuple[Step, ...] = Field(min_length=1)
+    steps: tuple[PlannedStep, ...] = Field(min_length=1)
     outputs: tuple[StepIdField, ...] | None = None
 
 
@@ -108,7 +108,7 @@ class PlanResult(_Frozen):
 
     valid: bool
     plan_id: str | None = None
-    steps: tuple[Step, ...] = ()
+    steps: tuple[PlannedStep, ...] = ()
     outputs: tuple[str, ...] = ()
     levels: tuple[tuple[str, ...], ...] = ()
     critical_path: tuple[str, ...] = ()
@@ -125,7 +125,7 @@ class ParsedPlan:
     (``complete=False``), so their other problems can still be reported in the same answer."""
 
     inputs: dict[str, Any]
-    steps: list[tuple[int, Step]]  # (position in the raw list, step)
+    steps: list[tuple[int, PlannedStep]]  # (position in the raw list, step)
     ids: dict[int, str | None]  # every raw step's id, when it has a string one
     outputs: tuple[str, ...] | None
     complete: bool = True
@@ -175,7 +175,7 @@ def _salvage(raw: Mapping[str, Any]) -> ParsedPlan:
     steps = raw.get("steps")
     for index, item in enumerate(steps if isinstance(steps, list | tuple) else ()):
         try:
-            step = Step.model_validate(item)
+            step = PlannedStep.model_validate(item)
         except ValidationError:
             parsed.ids[index] = _id_of(item)
             continue
@@ -194,7 +194,7 @@ def _issue(
     return PlanIssue(field=json_pointer(path), kind=kind, message=message, hint=hint)
 
 
-_FIELDS_AT = {"plan": tuple(Plan.model_fields), "step": tuple(Step.model_fields)}
+_FIELDS_AT = {"plan": tuple(Plan.model_fields), "step": tuple(PlannedStep.model_fields)}
 _RETRY_FIELDS = tuple(RetryPolicy.model_fields)
 
 
@@ -212,7 +212,7 @@ def shape_issues(error: ValidationError, raw: Any, prefix: Sequence[PathSegment]
         key = path[-1] if path else None
         message = str(detail["msg"]).removeprefix("Value error, ")
         hint = None
-        suggestions: list[str] = []
+        suggestions: tuple[str, ...] = ()
         if detail["type"] == "missing":
             message = f"missing required field {key!r}"
             hint = 'every step needs an "id" and a "tool"' if len(path) == 3 else None
@@ -220,7 +220,7 @@ def shape_issues(error: ValidationError, raw: Any, prefix: Sequence[PathSegment]
             allowed = _allowed_fields(path[:-1])
             message = f"unknown field {key!r}"
             hint = f"allowed here: {', '.join(allowed)}" if allowed else None
-            suggestions = difflib.get_close_matches(str(key), allowed, n=3, cutoff=0.5)
+            suggestions = close_matches(key, allowed, cutoff=0.5)
         elif key is not None and detail["type"] != "value_error":
             message = f"{key!r}: {message}"
         issues.append(

@@ -40,14 +40,14 @@ from jsonschema.protocols import Validator
 from mcp_conductor.client_pool.catalog import CatalogSnapshot, ToolId, ToolInfo
 from mcp_conductor.errors import AmbiguousToolError, UnknownToolError
 from mcp_conductor.server.discovery.metrics import ToolStats
-from mcp_conductor.server.planning.arguments import check_arguments, close_matches, compile_validator
+from mcp_conductor.server.planning.arguments import check_arguments, compile_validator
 from mcp_conductor.server.planning.models import (
     EstimateBasis,
     ParsedPlan,
     Plan,
     PlanIssue,
+    PlannedStep,
     PlanResult,
-    Step,
     StepId,
     parse_plan,
 )
@@ -63,6 +63,7 @@ from mcp_conductor.server.planning.references import (
     parse_template,
 )
 from mcp_conductor.server.planning.schema_paths import lookup_schema
+from mcp_conductor.suggest import close_matches
 
 _CHAIN_RESULT = re.compile(r"(?<![A-Za-z0-9_])CHAIN_RESULT(?![A-Za-z0-9_])")
 
@@ -188,7 +189,7 @@ class _Checker:
             return found.p50_ms, "measured"
         return self.limits.default_step_latency_ms, "default"
 
-    def _tool(self, index: int, step: Step) -> ToolInfo | None:
+    def _tool(self, index: int, step: PlannedStep) -> ToolInfo | None:
         if index not in self.tools:
             try:
                 self.tools[index] = self.catalog.resolve(step.tool)
@@ -198,7 +199,7 @@ class _Checker:
                 self.error(exc.kind, where, step.id, exc.message, hint=exc.hint, suggestions=tuple(exc.suggestions))
         return self.tools[index]
 
-    def _check_step(self, index: int, step: Step) -> Step:
+    def _check_step(self, index: int, step: PlannedStep) -> PlannedStep:
         here = ("steps", index)
         tool = self._tool(index, step)
         if tool is not None and tool.server in self.unavailable:
@@ -241,7 +242,7 @@ class _Checker:
         update = {"tool": tool.id if tool else step.tool, "arguments": arguments, "depends_on": ordered}
         return step.model_copy(update=update)
 
-    def _normalize(self, index: int, step: Step, value: Any, path: JsonPath, found: list[Any]) -> Any:
+    def _normalize(self, index: int, step: PlannedStep, value: Any, path: JsonPath, found: list[Any]) -> Any:
         if isinstance(value, dict):
             return {k: self._normalize(index, step, v, (*path, k), found) for k, v in value.items()}
         if isinstance(value, list):
@@ -277,7 +278,7 @@ class _Checker:
             found.append((path, template))
         return value
 
-    def _check_reference(self, step: Step, where: JsonPath, ref: Reference, deps: set[str]) -> None:
+    def _check_reference(self, step: PlannedStep, where: JsonPath, ref: Reference, deps: set[str]) -> None:
         if len(ref.path) > self.limits.max_reference_depth:
             message = f"{ref} is {len(ref.path)} levels deep; the limit is {self.limits.max_reference_depth}"
             self.error("limit_exceeded", where, step.id, message)
@@ -328,7 +329,7 @@ class _Checker:
         return tuple(StepId(name) for name in dict.fromkeys(given))
 
     def _check_arguments(
-        self, index: int, step: Step, tool: ToolInfo, arguments: dict[str, Any], templates: list[Any]
+        self, index: int, step: PlannedStep, tool: ToolInfo, arguments: dict[str, Any], templates: list[Any]
     ) -> None:
         where = ("steps", index, "arguments")
         if tool.id not in self.validators:

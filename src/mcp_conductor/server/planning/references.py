@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -188,32 +188,6 @@ def _parse_reference(text: str, start: int) -> tuple[Reference, int]:
         else:
             raise ReferenceSyntaxError(text, i, f"unexpected {char!r} in a reference")
     raise ReferenceSyntaxError(text, start, "unclosed reference (no '}')")
-
-
-def iter_strings(value: Any, path: JsonPath = ()) -> Iterator[tuple[JsonPath, str]]:
-    """Every string value in a nested structure of dicts and lists, with its path (keys are skipped)."""
-    if isinstance(value, str):
-        yield path, value
-    elif isinstance(value, Mapping):
-        for key, item in value.items():
-            yield from iter_strings(item, (*path, key))
-    elif isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            yield from iter_strings(item, (*path, index))
-
-
-def find_references(arguments: Any) -> list[tuple[str, Reference]]:
-    """Every reference in a nested structure, as ``(json_pointer, reference)`` in document order.
-
-    Raises:
-        ReferenceSyntaxError: some string holds a malformed reference.
-    """
-    return [
-        (json_pointer(path), placeholder.reference)
-        for path, text in iter_strings(arguments)
-        if "$" in text
-        for placeholder in parse_template(text).placeholders
-    ]
 
 
 def substitute(arguments: Any, steps: Mapping[str, Any], inputs: Mapping[str, Any]) -> Any:

@@ -1,7 +1,7 @@
 """What a JSON Schema says lives at a path: used to check references into a tool's ``outputSchema``.
 
-``lookup_schema`` walks ``properties`` / ``items`` / ``prefixItems`` (and ``$ref`` within the same schema, and a
-single non-null branch of ``anyOf``/``oneOf``), telling where a path leaves what the schema declares. Pure.
+``lookup_schema`` walks ``properties`` / ``items`` / ``prefixItems``, ``$ref`` (resolved with ``referencing``)
+and a single non-null branch of ``anyOf``/``oneOf``, telling where a path leaves what the schema declares. Pure.
 """
 
 from __future__ import annotations
@@ -10,6 +10,10 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from referencing import Registry, Resource
+from referencing.exceptions import Unresolvable
+from referencing.jsonschema import DRAFT202012
 
 from mcp_conductor.server.planning.references import PathSegment, as_index
 
@@ -31,7 +35,7 @@ class SchemaLookup:
 
 def lookup_schema(schema: Mapping[str, Any], path: Sequence[PathSegment]) -> SchemaLookup:
     """Follow ``path`` through ``properties`` / ``patternProperties`` / ``additionalProperties``, ``items`` /
-    ``prefixItems``, local ``$ref`` (``#/...``) and an ``anyOf``/``oneOf`` with one non-null branch.
+    ``prefixItems``, ``$ref`` (resolved with ``referencing``) and an ``anyOf``/``oneOf`` with one non-null branch.
 
     Declared ``properties`` are trusted: a key not among them (and not matched by a pattern or an
     ``additionalProperties`` schema) is reported missing, so typos are caught before the chain runs.
@@ -78,11 +82,6 @@ def lookup_schema(schema: Mapping[str, Any], path: Sequence[PathSegment]) -> Sch
     return SchemaLookup(current)
 
 
-def schema_at_path(schema: Mapping[str, Any], path: Sequence[PathSegment]) -> Mapping[str, Any] | None:
-    """The subschema at ``path`` when it can be known, else None (see :func:`lookup_schema`)."""
-    return lookup_schema(schema, path).schema
-
-
 def schema_types(schema: Mapping[str, Any]) -> tuple[str, ...]:
     """The JSON types a schema allows, from ``type``, ``const``/``enum`` or its shape; ``()`` when unknown."""
     declared = schema.get("type")
@@ -117,19 +116,26 @@ def value_type(value: Any) -> str:
 
 
 def _deref(root: Mapping[str, Any], schema: Any) -> Mapping[str, Any] | None:
+    """``schema`` with its ``$ref`` chain followed (``referencing`` resolves them against ``root``); None for a
+    boolean schema, garbage, a reference that does not resolve offline, or a chain longer than ``_MAX_REF_HOPS``."""
+    resolver: Any = None  # referencing's Resolver, made on the first $ref
     for _ in range(_MAX_REF_HOPS):
         if not isinstance(schema, Mapping):
             return None  # a boolean schema or garbage: nothing to learn from it
         ref = schema.get("$ref")
         if not isinstance(ref, str):
             return _single_branch(root, schema)
-        if not ref.startswith("#"):
+        if resolver is None:
+            try:
+                resource = Resource.from_contents(root, default_specification=DRAFT202012)
+            except Exception:  # a root that is not a schema at all
+                return None
+            resolver = Registry().resolver_with_root(resource)
+        try:
+            resolved = resolver.lookup(ref)
+        except Unresolvable:  # a remote reference (never fetched) or a pointer to nowhere
             return None
-        target: Any = root
-        for token in ref[1:].split("/")[1:] if ref != "#" else []:
-            token = token.replace("~1", "/").replace("~0", "~")
-            target = target.get(token) if isinstance(target, Mapping) else None
-        schema = target
+        schema, resolver = resolved.contents, resolved.resolver
     return None
 
 

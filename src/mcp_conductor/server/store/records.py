@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -47,8 +48,13 @@ class StepError(_Model):
     tool: str | None = None
 
 
-class StepRecord(_Model):
-    """One step of one run, as stored (``output`` is the full value, never truncated here)."""
+@dataclass(slots=True)
+class StepRun:
+    """One step of one run: what the executor updates while the step runs, what the store keeps, and what
+    results and the CLI are built from (``output`` is the full value, never truncated here).
+
+    A plain mutable dataclass, not a pydantic model: the executor changes it several times per step, and
+    pydantic validates it only where it crosses a boundary (``RunExport``)."""
 
     run_id: str
     step_id: str
@@ -62,32 +68,6 @@ class StepRecord(_Model):
     error: StepError | None = None
     output: Any = None
     has_output: bool = False  # distinguishes a stored null output from no output
-
-
-@dataclass(slots=True)
-class LiveStep:
-    """A step of a run in progress: the same fields as ``StepRecord``, mutable and cheap to change (the
-    executor updates it several times per step); the store and the results read either kind alike."""
-
-    run_id: str
-    step_id: str
-    tool: str
-    status: StepStatus = StepStatus.PENDING
-    attempts: int = 0
-    arguments: Any = None
-    started_at: str | None = None
-    finished_at: str | None = None
-    duration_ms: float | None = None
-    error: StepError | None = None
-    output: Any = None
-    has_output: bool = False
-
-    @classmethod
-    def of(cls, record: StepRecord) -> LiveStep:
-        return cls(**{name: getattr(record, name) for name in StepRecord.model_fields})
-
-
-Step = StepRecord | LiveStep  # what the store writes and results are built from: the same fields either way
 
 
 class RunRecord(_Model):
@@ -111,5 +91,10 @@ class RunExport(_Model):
 
     format: str = "mcp-conductor.run/1"
     run: RunRecord
-    steps: list[StepRecord]
+    steps: list[StepRun]
     plan: dict[str, Any] | None = None
+
+
+def now_iso() -> str:
+    """The time in UTC as ISO 8601 with milliseconds, e.g. ``2026-11-25T18:00:00.123+00:00``."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")

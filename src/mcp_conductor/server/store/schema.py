@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mcp_conductor.server.discovery.metrics import ToolMetrics
-from mcp_conductor.server.store.records import RunRecord, RunStatus, Step, StepError, StepRecord, StepStatus
+from mcp_conductor.server.store.records import RunRecord, RunStatus, StepError, StepRun, StepStatus
 
 SCHEMA_VERSION = 1
 
@@ -199,7 +199,7 @@ STEP_COLUMNS = (
 )
 
 
-def step_row(step: Step) -> tuple[Any, ...]:
+def step_row(step: StepRun) -> tuple[Any, ...]:
     return (
         step.run_id,
         step.step_id,
@@ -216,9 +216,9 @@ def step_row(step: Step) -> tuple[Any, ...]:
     )
 
 
-def step_from_row(row: sqlite3.Row | tuple[Any, ...]) -> StepRecord:
+def step_from_row(row: sqlite3.Row | tuple[Any, ...]) -> StepRun:
     (run_id, step_id, tool, status, attempts, arguments, started, finished, duration, error, output, has) = row
-    return StepRecord(
+    return StepRun(
         run_id=run_id,
         step_id=step_id,
         tool=tool,
@@ -252,7 +252,7 @@ def run_exists(c: sqlite3.Connection, run_id: str) -> bool:
     return c.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is not None
 
 
-def insert_run(c: sqlite3.Connection, run: RunRecord, steps: Sequence[Step]) -> None:
+def insert_run(c: sqlite3.Connection, run: RunRecord, steps: Sequence[StepRun]) -> None:
     """The run row and its step rows, ``seq`` in list order; inside the caller's transaction."""
     c.execute(f"INSERT INTO runs ({RUN_COLUMNS}) VALUES ({', '.join('?' * 11)})", run_row(run))
     c.executemany(
@@ -272,7 +272,7 @@ def select_runs(c: sqlite3.Connection, limit: int, status: str | None) -> list[R
     return [run_from_row(row) for row in c.execute(sql, params)]
 
 
-def select_steps(c: sqlite3.Connection, run_id: str, step_id: str | None = None) -> list[StepRecord]:
+def select_steps(c: sqlite3.Connection, run_id: str, step_id: str | None = None) -> list[StepRun]:
     if step_id is None:
         rows = c.execute(f"SELECT {STEP_COLUMNS} FROM steps WHERE run_id = ? ORDER BY seq", (run_id,))
     else:
@@ -300,17 +300,18 @@ def update_run(c: sqlite3.Connection, run_id: str, **columns: Any) -> bool:
     return c.execute(f"UPDATE runs SET {sets} WHERE run_id = ?", (*columns.values(), run_id)).rowcount > 0
 
 
-def start_step(c: sqlite3.Connection, run_id: str, step_id: str, arguments_json: str, at: str, tries: int) -> bool:
+def start_step(c: sqlite3.Connection, step: StepRun, arguments_json: str) -> bool:
     """Mark a step running, clearing a previous attempt's end; False if there is no such step."""
     sql = (
         "UPDATE steps SET status = 'running', arguments_json = ?, started_at = ?, attempts = ?,"
         " finished_at = NULL, duration_ms = NULL, error_json = NULL, output_json = 'null', has_output = 0"
         " WHERE run_id = ? AND step_id = ?"
     )
-    return c.execute(sql, (arguments_json, at, tries, run_id, step_id)).rowcount > 0
+    row = (arguments_json, step.started_at, step.attempts, step.run_id, step.step_id)
+    return c.execute(sql, row).rowcount > 0
 
 
-def end_step(c: sqlite3.Connection, step: Step) -> bool:
+def end_step(c: sqlite3.Connection, step: StepRun) -> bool:
     """Write what a step's end changes (its start was written by ``start_step``); False if there is no such step."""
     sql = (
         "UPDATE steps SET status = ?, finished_at = ?, duration_ms = ?, error_json = ?, output_json = ?,"
@@ -343,7 +344,7 @@ def finish_run(
     return None if row is None else run_from_row(row)
 
 
-def upsert_step(c: sqlite3.Connection, step: Step) -> None:
+def upsert_step(c: sqlite3.Connection, step: StepRun) -> None:
     """Write the whole row; a step new to the run goes after its last one. Raises IntegrityError: no run."""
     run_id, step_id, *rest = step_row(step)
     # The row nearly always exists (create_run made it), and a plain UPDATE is the cheap path.

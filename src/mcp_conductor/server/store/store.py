@@ -10,7 +10,8 @@ and a commit survives a killed process. Several processes may share a state dire
 
     async with RunStore.open(resolve_state_dir(None)) as store:
         await store.create_run(run, steps)
-        await store.step_started(run.run_id, "a", {"text": "hi"}, now, attempts=1)
+        journal = store.journal(run.run_id)       # a run's step writes, committed as the journal decides
+        await journal.step_started(steps[0])
 
 Every ``sqlite3`` or file-system failure surfaces as ``StoreError`` with a hint, never as a raw traceback.
 """
@@ -18,8 +19,8 @@ Every ``sqlite3`` or file-system failure surfaces as ``StoreError`` with a hint,
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,10 +31,10 @@ import anyio.to_thread
 from mcp_conductor.errors import ConductorError
 from mcp_conductor.server.discovery.metrics import ToolMetrics
 from mcp_conductor.server.store import schema
-from mcp_conductor.server.store.records import RunExport, RunRecord, RunStatus, Step, StepError, StepRecord
+from mcp_conductor.server.store.records import RunExport, RunRecord, RunStatus, StepError, StepRun, StepStatus
 from mcp_conductor.server.store.state_dir import STATE_DIR_ENV, pid_alive
 
-__all__ = ["DB_FILENAME", "RunStore", "StoreError"]
+__all__ = ["DB_FILENAME", "RunJournal", "RunStore", "StoreError"]
 
 DB_FILENAME = "runs.db"
 DEFAULT_BUSY_TIMEOUT_MS = 5000
@@ -56,32 +57,18 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-@contextmanager
-def _ends_first(c: sqlite3.Connection, ended: Sequence[Step]) -> Iterator[None]:
-    """Write the ends of ``ended``, then the caller's statements, in one transaction (without ``ended``, the
-    caller's lone statement commits by itself)."""
-    if not ended:
-        yield
-        return
-    with schema.transaction(c):
-        _write_ends(c, ended)
-        yield
-
-
-def _write_ends(c: sqlite3.Connection, records: Sequence[Step]) -> None:
-    """One statement per step: with a single one and no transaction around it, it commits by itself."""
-    for record in records:
-        if not schema.end_step(c, record):
-            raise StoreError(f"run {record.run_id!r} has no step {record.step_id!r}")
-
-
 def _metrics_rows(items: Mapping[K, ToolMetrics]) -> list[tuple[Any, ...]]:
     now = _now()
     return [schema.metrics_row(tool_id, metrics, now) for tool_id, metrics in items.items()]
 
 
+def _primary_code(exc: sqlite3.Error) -> int:
+    """SQLite's primary result code of an error (extended codes carry it in their low byte)."""
+    return (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+
+
 def _translate(exc: sqlite3.Error, path: Path) -> StoreError:
-    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF  # the primary code of an extended one
+    code = _primary_code(exc)
     if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
         return StoreError(
             f"the run store {path} is locked by another process ({exc})",
@@ -208,11 +195,9 @@ class RunStore:
             return await self._run(fn)
         try:
             result = fn(conn)
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc):
-                raise _translate(exc, self.path) from exc
-            return await self._run(fn)  # another writer holds the lock: wait for it in the thread
         except sqlite3.Error as exc:
+            if _primary_code(exc) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                return await self._run(fn)  # another writer holds the lock: wait for it in the thread
             raise _translate(exc, self.path) from exc
         self._quick_calls += 1
         if self._quick_calls % CHECKPOINT_EVERY == 0:
@@ -240,7 +225,7 @@ class RunStore:
 
     # -- runs ----------------------------------------------------------------------------------------------
 
-    async def create_run(self, run: RunRecord, steps: Sequence[Step]) -> None:
+    async def create_run(self, run: RunRecord, steps: Sequence[StepRun]) -> None:
         """Store a new run and a row per step (``steps`` in plan order, normally pending) in one transaction.
 
         Raises:
@@ -332,64 +317,38 @@ class RunStore:
 
     # -- steps ---------------------------------------------------------------------------------------------
 
-    async def step_started(
-        self,
-        run_id: str,
-        step_id: str,
-        arguments: Any,
-        started_at: str,
-        attempts: int,
-        *,
-        ended: Sequence[Step] = (),
+    def journal(self, run_id: str) -> RunJournal:
+        """The writer of one run's step records, which decides when they are committed (see ``RunJournal``)."""
+        return RunJournal(self, run_id)
+
+    async def write_steps(
+        self, *, ended: Sequence[StepRun] = (), rows: Sequence[StepRun] = (), started: StepRun | None = None
     ) -> None:
-        """Mark a step running with its substituted arguments (clearing an earlier attempt's end); committed
-        in one transaction with the ends of ``ended`` (steps whose start was stored), if any.
+        """In one transaction: the end columns of ``ended`` (steps whose start row was written), whole rows for
+        ``rows`` (inserted after the run's last step if new), then ``started`` marked running with its
+        arguments (clearing an earlier attempt's end). Committed when it returns.
 
         Raises:
-            StoreError: the run has no such step, or the store cannot be written.
-        """
-        arguments_json = schema.dumps(arguments)
-
-        def start(c: sqlite3.Connection) -> bool:
-            with _ends_first(c, ended):
-                return schema.start_step(c, run_id, step_id, arguments_json, started_at, attempts)
-
-        if not await self._quick(start):
-            raise StoreError(f"run {run_id!r} has no step {step_id!r}")
-
-    async def step_finished(self, record: Step, *, ended: Sequence[Step] = ()) -> None:
-        """Write the whole step row (insert, or replace keeping its place in the plan); committed, in one
-        transaction with the ends of ``ended`` if any.
-
-        Raises:
-            StoreError: there is no such run, or the store cannot be written.
+            StoreError: a step or its run does not exist, or the store cannot be written.
         """
 
-        def upsert(c: sqlite3.Connection) -> None:
-            with _ends_first(c, ended):
-                try:
-                    schema.upsert_step(c, record)
-                except sqlite3.IntegrityError as exc:
-                    raise StoreError(f"no run {record.run_id!r} for step {record.step_id!r}") from exc
+        def write(c: sqlite3.Connection) -> None:
+            with schema.transaction(c):
+                for step in ended:
+                    if not schema.end_step(c, step):
+                        raise StoreError(f"run {step.run_id!r} has no step {step.step_id!r}")
+                for step in rows:
+                    try:
+                        schema.upsert_step(c, step)
+                    except sqlite3.IntegrityError as exc:
+                        raise StoreError(f"no run {step.run_id!r} for step {step.step_id!r}") from exc
+                if started is not None and not schema.start_step(c, started, schema.dumps(started.arguments)):
+                    raise StoreError(f"run {started.run_id!r} has no step {started.step_id!r}")
 
-        await self._quick(upsert)
+        if ended or rows or started is not None:
+            await self._quick(write)
 
-    async def steps_ended(self, records: Sequence[Step]) -> None:
-        """Write the ends (status, finish time, duration, error, output) of steps whose start ``step_started``
-        wrote in this attempt, in one transaction; cheaper than ``step_finished``, which writes whole rows.
-
-        Raises:
-            StoreError: the run has no such step, or the store cannot be written.
-        """
-
-        def end(c: sqlite3.Connection) -> None:
-            with _ends_first(c, records[:-1]):
-                _write_ends(c, records[-1:])
-
-        if records:
-            await self._quick(end)
-
-    async def get_steps(self, run_id: str) -> list[StepRecord]:
+    async def get_steps(self, run_id: str) -> list[StepRun]:
         """The run's steps in plan order (none for an unknown run).
 
         Raises:
@@ -397,7 +356,7 @@ class RunStore:
         """
         return await self._run(lambda c: schema.select_steps(c, run_id))
 
-    async def get_step(self, run_id: str, step_id: str) -> StepRecord | None:
+    async def get_step(self, run_id: str, step_id: str) -> StepRun | None:
         """One step, or None.
 
         Raises:
@@ -407,16 +366,6 @@ class RunStore:
         return found[0] if found else None
 
     # -- metrics -------------------------------------------------------------------------------------------
-
-    async def save_metrics(self, items: Mapping[K, ToolMetrics]) -> None:
-        """Store the given tools' metrics (whole values, replacing the stored ones) in one transaction.
-
-        Raises:
-            StoreError: the store cannot be written.
-        """
-        rows = _metrics_rows(items)
-        if rows:
-            await self._quick(lambda c: schema.upsert_metrics(c, rows))
 
     async def load_metrics(self) -> dict[str, ToolMetrics]:
         """Every tool's stored metrics.
@@ -487,7 +436,68 @@ class RunStore:
         return await self._run(lambda c: schema.prune(c, keep))
 
 
-def _check_steps(run: RunRecord, steps: Sequence[Step]) -> None:
+def _check_steps(run: RunRecord, steps: Sequence[StepRun]) -> None:
     strays = [step.step_id for step in steps if step.run_id != run.run_id]
     if strays:
         raise StoreError(f"steps {strays} belong to another run than {run.run_id!r}")
+
+
+class RunJournal:
+    """The step records of one run, written as the run goes; the journal decides when each is committed.
+
+    The guarantee: a step's start is committed before ``step_started`` returns (so before its downstream call);
+    any end that is not a success is committed before ``step_ended`` returns; a success is committed with the
+    run's next write (in a chain: the next step's start, one transaction instead of two), so before anything
+    that depends on it can start, and at the latest by ``sync()``. The executor calls ``sync()`` before it
+    reports progress, waits for anything or leaves a task, and the run's end is written after a ``sync()``.
+    A write that fails or is cancelled keeps the ends it carried for the next one.
+    """
+
+    def __init__(self, store: RunStore, run_id: str) -> None:
+        self._store = store
+        self.run_id = run_id
+        self._pending: dict[str, StepRun] = {}  # succeeded, end not committed yet
+        self._started: set[str] = set()  # steps whose start row this run wrote (their end writes only its columns)
+
+    @property
+    def pending(self) -> int:
+        """Ends that are not committed yet."""
+        return len(self._pending)
+
+    async def step_started(self, step: StepRun) -> None:
+        """Commit ``step``'s start (status running, arguments, attempts, start time) with the pending ends.
+
+        Raises:
+            StoreError: the store cannot be written.
+        """
+        await self._write(started=step)
+        self._started.add(step.step_id)
+
+    async def step_ended(self, step: StepRun) -> None:
+        """Record ``step``'s end (its status, error, output and times are set).
+
+        Raises:
+            StoreError: the store cannot be written.
+        """
+        if step.status is StepStatus.SUCCEEDED and step.step_id in self._started:
+            self._pending[step.step_id] = step
+            return
+        await self._write(last=step)
+
+    async def sync(self) -> None:
+        """Commit every pending end now.
+
+        Raises:
+            StoreError: the store cannot be written.
+        """
+        if self._pending:
+            await self._write()
+
+    async def _write(self, *, started: StepRun | None = None, last: StepRun | None = None) -> None:
+        ended = list(self._pending.values())
+        rows: list[StepRun] = []
+        if last is not None:
+            (ended if last.step_id in self._started else rows).append(last)
+        await self._store.write_steps(ended=ended, rows=rows, started=started)
+        for step in ended:
+            self._pending.pop(step.step_id, None)

@@ -1,0 +1,100 @@
+"""What ``discover_tools`` answers: the catalog's tools ranked for a query (or listed, page by page), with
+their schemas, measured stats, and the servers that cannot be searched right now."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from mcp_conductor.client_pool.catalog import ToolInfo
+from mcp_conductor.client_pool.pool import ClientPool
+from mcp_conductor.errors import ConductorError
+from mcp_conductor.server.discovery.index import ToolIndex
+from mcp_conductor.server.discovery.metrics import MetricsRegistry, ToolStats
+from mcp_conductor.server.discovery.results import DiscoveredTool, DiscoverResult, ToolStatsOut, UnavailableServer
+
+DEFAULT_TOP_K = 8
+MAX_TOP_K = 50
+
+
+class ToolSearch:
+    """Ranks the pool's current catalog; the index is rebuilt when any server's tool list changes."""
+
+    def __init__(self, pool: ClientPool, metrics: MetricsRegistry) -> None:
+        self._pool = pool
+        self._metrics = metrics
+        self._index: ToolIndex | None = None
+        self._index_version = -1
+
+    def index(self) -> ToolIndex:
+        snap = self._pool.snapshot()
+        if self._index is None or self._index_version != snap.version:
+            self._index = ToolIndex.build(snap.tools.values())
+            self._index_version = snap.version
+        return self._index
+
+    def unavailable(self, servers: Collection[str] | None = None) -> list[UnavailableServer]:
+        return [
+            UnavailableServer(server=s.name, state=s.state.value, error=s.error)
+            for s in self._pool.unavailable()
+            if servers is None or s.name in servers
+        ]
+
+    def discover(
+        self,
+        query: str,
+        *,
+        top_k: int = DEFAULT_TOP_K,
+        servers: Collection[str] | None = None,
+        include_schemas: bool = True,
+        cursor: str | None = None,
+    ) -> DiscoverResult:
+        """Rank (or, for an empty query, list) the catalog's tools.
+
+        Raises:
+            UnknownServerError: a name in ``servers`` is not configured.
+            ConductorError: the cursor is not one this tool returned.
+        """
+        for server in servers or ():
+            self._pool.connection(server)
+        index = self.index()
+        stats = self._metrics.stats()
+        filter_ = set(servers) if servers is not None else None
+        listing = index.list_tools(servers=filter_)
+        next_cursor: str | None = None
+        if query.strip():
+            hits = [(h.tool, h.score) for h in index.search(query, top_k=top_k, servers=filter_, stats=stats)]
+        else:
+            start = _decode_cursor(cursor, len(listing))
+            page = listing[start : start + top_k]
+            hits = [(tool, 0.0) for tool in page]
+            if start + top_k < len(listing):
+                next_cursor = str(start + top_k)
+        return DiscoverResult(
+            tools=[_describe(tool, score, stats.get(tool.id), include_schemas) for tool, score in hits],
+            unavailable_servers=self.unavailable(filter_),
+            total_tools=len(listing),
+            next_cursor=next_cursor,
+        )
+
+
+def _describe(tool: ToolInfo, score: float, stats: ToolStats | None, include_schemas: bool) -> DiscoveredTool:
+    return DiscoveredTool(
+        id=tool.id,
+        server=tool.server,
+        name=tool.name,
+        title=tool.title,
+        description=tool.description,
+        input_schema=dict(tool.input_schema) if include_schemas else None,
+        output_schema=dict(tool.output_schema) if include_schemas and tool.output_schema else None,
+        annotations=dict(tool.annotations) if tool.annotations else None,
+        score=round(score, 4),
+        stats=ToolStatsOut(**stats.public()) if stats is not None and stats.calls else None,
+    )
+
+
+def _decode_cursor(cursor: str | None, total: int) -> int:
+    if cursor is None:
+        return 0
+    if not cursor.isdigit() or int(cursor) > total:
+        raise ConductorError(f"invalid cursor {cursor!r}", hint="pass the next_cursor of the previous result")
+    return int(cursor)
