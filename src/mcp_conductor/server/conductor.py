@@ -24,6 +24,7 @@ import structlog
 from mcp_conductor.client_pool.catalog import ToolId
 from mcp_conductor.client_pool.config import ConductorConfig, load_config
 from mcp_conductor.client_pool.pool import ClientPool
+from mcp_conductor.logs import configure_default
 from mcp_conductor.server.discovery.metrics import MetricsRegistry
 from mcp_conductor.server.discovery.results import DiscoverResult
 from mcp_conductor.server.discovery.search import DEFAULT_TOP_K, ToolSearch
@@ -84,11 +85,12 @@ class Conductor:
         startup_wait_s: float = STARTUP_WAIT_S,
     ) -> AsyncIterator[Conductor]:
         """Start everything for ``config``; ``state_dir`` defaults to ``$MCP_CONDUCTOR_STATE_DIR``, else the
-        user's state directory.
+        user's state directory. If the application has not configured structlog, warnings go to stderr.
 
         Raises:
             StoreError: the state directory or its database cannot be used.
         """
+        configure_default()
         registry = metrics or MetricsRegistry()
         async with RunStore.open(resolve_state_dir(state_dir)) as store:
             interrupted = await store.mark_interrupted()
