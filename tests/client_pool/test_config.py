@@ -279,7 +279,7 @@ def test_an_unknown_conductor_setting_gets_did_you_mean_at_its_own_depth():
     )
     assert 'conductor.servers.fs.timeout: unknown key "timeout" (did you mean "timeout_s"?)' in error.message
     assert 'conductor.servers.fs.tools.alow: unknown key "alow" (did you mean "allow"?)' in error.message
-    assert error.message.startswith("<config>: 3 problem(s) in the config:")
+    assert error.message.startswith("<config>: 3 problems in the config:")
 
 
 def test_args_that_are_not_a_list_name_the_field_and_what_was_expected():
@@ -320,9 +320,25 @@ def test_out_of_range_settings_are_rejected():
     assert "conductor.servers.fs.timeout_s: input should be greater than 0" in error.message
 
 
+def test_a_bad_default_and_an_unknown_server_name_in_the_conductor_section_are_both_reported():
+    error = config_error(
+        servers({"time": {"command": "npx"}}, defaults={"timout_s": 5}, servers={"tiem": {"timeout_s": 3}})
+    )
+    assert error.message == (
+        "<config>: 2 problems in the config:\n"
+        '  - conductor.defaults.timout_s: unknown key "timout_s" (did you mean "timeout_s"?)\n'
+        '  - conductor.servers.tiem: no server "tiem" in mcpServers (did you mean "time"?)'
+    )
+
+
+def test_one_problem_is_counted_in_the_singular():
+    error = config_error(servers({"fs": {"command": "npx", "arg": []}}))
+    assert error.message.startswith("<config>: 1 problem in the config:\n  - mcpServers.fs.arg:")
+
+
 def test_every_problem_is_reported_at_once():
     error = config_error(servers({"a": {"args": []}, "b": {"type": "sse"}, "c/d": {"command": "x"}}))
-    assert error.message.startswith("<config>: 3 problem(s) in the config:")
+    assert error.message.startswith("<config>: 3 problems in the config:")
     assert [line.split(":")[0] for line in error.message.splitlines()[1:]] == [
         "  - mcpServers.a",
         "  - mcpServers.b",

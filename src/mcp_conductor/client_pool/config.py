@@ -242,13 +242,14 @@ def build_config(raw: Any, *, source: str = "<config>", environ: Mapping[str, st
     if not isinstance(entries, dict):
         raise ConfigError(f'{source}: "mcpServers" must be an object mapping server names to entries')
 
-    conductor = _validate(ConductorSection, raw.get("conductor", {}), "conductor", problems)
-    if conductor is not None:
-        for name in conductor.servers:
-            if name not in entries:
-                problems.append(
-                    f'conductor.servers.{name}: no server "{name}" in mcpServers{_did_you_mean(name, entries)}'
-                )
+    section = raw.get("conductor", {})
+    conductor = _validate(ConductorSection, section, "conductor", problems)
+    # Checked even when the section is invalid, so a typo in "defaults" does not hide one in a server name.
+    raw_settings = section.get("servers") if isinstance(section, dict) else None
+    raw_settings = raw_settings if isinstance(raw_settings, dict) else {}
+    for name in raw_settings:
+        if name not in entries:
+            problems.append(f'conductor.servers.{name}: no server "{name}" in mcpServers{_did_you_mean(name, entries)}')
 
     servers: dict[ServerName, ServerConfig] = {}
     skipped: list[str] = []
@@ -271,9 +272,8 @@ def build_config(raw: Any, *, source: str = "<config>", environ: Mapping[str, st
         servers[ServerName(name)] = server
 
     if problems:
-        raise ConfigError(
-            f"{source}: {len(problems)} problem(s) in the config:\n" + "\n".join(f"  - {p}" for p in problems)
-        )
+        count = "1 problem" if len(problems) == 1 else f"{len(problems)} problems"
+        raise ConfigError(f"{source}: {count} in the config:\n" + "\n".join(f"  - {p}" for p in problems))
     return ConductorConfig(
         servers=servers,
         defaults=conductor.defaults if conductor else Defaults(),
