@@ -216,6 +216,58 @@ def test_a_missing_variable_is_an_error_naming_the_server_and_the_field(entry: d
     assert "is not set" in error.message
 
 
+REMOTE = {"type": "http", "url": "https://mcp.example.test/mcp", "headers": {"Authorization": "Bearer ${TOKEN}"}}
+
+
+@pytest.mark.parametrize(
+    ("entry", "settings"),
+    [
+        ({**REMOTE, "disabled": True}, {}),
+        (REMOTE, {"remote": {"disabled": True}}),
+        ({"command": "${NODE_BIN}/npx", "env": {"KEY": "${API_KEY}"}, "disabled": True}, {}),
+    ],
+)
+def test_a_disabled_server_loads_without_its_unset_variables(entry: dict[str, object], settings: dict[str, object]):
+    server = parse(servers({"remote": entry}, servers=settings)).servers["remote"]
+    assert server.settings.disabled is True
+    # it never starts; the unset references stay as written rather than becoming empty strings
+    if isinstance(server, RemoteServer):
+        assert dict(server.headers) == {"Authorization": "Bearer ${TOKEN}"}
+    else:
+        assert isinstance(server, StdioServer)
+        assert (server.command, dict(server.env)) == ("${NODE_BIN}/npx", {"KEY": "${API_KEY}"})
+
+
+def test_a_disabled_server_still_expands_the_variables_that_are_set():
+    server = parse(servers({"remote": {**REMOTE, "disabled": True}}), TOKEN="abc").servers["remote"]
+    assert isinstance(server, RemoteServer)
+    assert dict(server.headers) == {"Authorization": "Bearer abc"}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        servers({"remote": {**REMOTE, "disabled": False}}),
+        servers({"remote": REMOTE}, servers={"remote": {"disabled": False}}),
+    ],
+)
+def test_once_enabled_the_server_needs_its_variables_again(raw: dict[str, object]):
+    error = config_error(raw)
+    assert error.message == (
+        "<config>: 1 problem in the config:\n"
+        "  - mcpServers.remote.headers.Authorization: environment variable ${TOKEN} is not set "
+        "(set it, or write ${TOKEN:-default})"
+    )
+
+
+def test_a_server_disabled_in_the_conductor_section_stays_disabled_when_another_setting_there_is_wrong():
+    raw = servers({"remote": REMOTE}, defaults={"timeout_s": 0}, servers={"remote": {"disabled": True}})
+    error = config_error(raw)
+    assert error.message == (
+        "<config>: 1 problem in the config:\n  - conductor.defaults.timeout_s: input should be greater than 0"
+    )
+
+
 # -- error paths -----------------------------------------------------------------------------------------------
 
 

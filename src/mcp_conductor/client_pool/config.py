@@ -16,8 +16,9 @@ file they already have::
 
 Conductor-only settings live in the top-level ``conductor`` object, which Claude Desktop ignores. ``${VAR}`` and
 ``${VAR:-default}`` expand from the environment in ``command``, ``args``, ``env``, ``cwd``, ``url`` and
-``headers``; ``${CONDUCTOR_PYTHON}`` defaults to the interpreter running mcp-conductor. Secret values (env and
-header values) are kept out of ``repr``, logs and error messages.
+``headers``; ``${CONDUCTOR_PYTHON}`` defaults to the interpreter running mcp-conductor. A disabled server's unset
+variables are left as they are (it never starts, so they are only required once it is enabled). Secret values
+(env and header values) are kept out of ``repr``, logs and error messages.
 """
 
 from __future__ import annotations
@@ -250,6 +251,7 @@ def build_config(raw: Any, *, source: str = "<config>", environ: Mapping[str, st
     for name in raw_settings:
         if name not in entries:
             problems.append(f'conductor.servers.{name}: no server "{name}" in mcpServers{_did_you_mean(name, entries)}')
+    all_settings = conductor.servers if conductor else _valid_settings(raw_settings)
 
     servers: dict[ServerName, ServerConfig] = {}
     skipped: list[str] = []
@@ -261,7 +263,7 @@ def build_config(raw: Any, *, source: str = "<config>", environ: Mapping[str, st
         if not isinstance(entry, dict):
             problems.append(f'{where}: expected an object with "command" (stdio) or "url" (remote)')
             continue
-        settings = conductor.servers.get(name, ServerSettings()) if conductor else ServerSettings()
+        settings = all_settings.get(name, ServerSettings())
         server = _build_server(name, entry, settings, env, problems)
         if server is None:
             continue
@@ -285,6 +287,12 @@ def build_config(raw: Any, *, source: str = "<config>", environ: Mapping[str, st
     )
 
 
+def _valid_settings(raw_settings: dict[str, Any]) -> dict[str, ServerSettings]:
+    """The per-server settings that validate on their own (the section's problems are already listed)."""
+    settings = {name: _validate(ServerSettings, value, "", []) for name, value in raw_settings.items()}
+    return {name: value for name, value in settings.items() if value is not None}
+
+
 def _build_server(
     name: str, entry: dict[str, Any], settings: ServerSettings, env: Mapping[str, str], problems: list[str]
 ) -> ServerConfig | None:
@@ -298,14 +306,13 @@ def _build_server(
         remote = _validate(_RemoteEntry, entry, where, problems)
         if remote is None:
             return None
-        url = _expand(remote.url, env, where, "url", problems)
-        headers = {k: _expand(v, env, where, f"headers.{k}", problems) for k, v in remote.headers.items()}
         disabled = remote.disabled or settings.disabled
+        missing = None if disabled else problems
         return RemoteServer(
             name=name,
-            url=url,
+            url=_expand(remote.url, env, where, "url", missing),
             transport="sse" if remote.type == "sse" else "streamable-http",
-            headers=headers,
+            headers={k: _expand(v, env, where, f"headers.{k}", missing) for k, v in remote.headers.items()},
             settings=settings.model_copy(update={"disabled": disabled}),
         )
     if "command" not in entry:
@@ -316,13 +323,15 @@ def _build_server(
     stdio = _validate(_StdioEntry, entry, where, problems)
     if stdio is None:
         return None
+    disabled = stdio.disabled or settings.disabled
+    missing = None if disabled else problems
     return StdioServer(
         name=name,
-        command=_expand(stdio.command, env, where, "command", problems),
-        args=tuple(_expand(a, env, where, f"args[{i}]", problems) for i, a in enumerate(stdio.args)),
-        env={k: _expand(v, env, where, f"env.{k}", problems) for k, v in stdio.env.items()},
-        cwd=_expand(stdio.cwd, env, where, "cwd", problems) if stdio.cwd else None,
-        settings=settings.model_copy(update={"disabled": stdio.disabled or settings.disabled}),
+        command=_expand(stdio.command, env, where, "command", missing),
+        args=tuple(_expand(a, env, where, f"args[{i}]", missing) for i, a in enumerate(stdio.args)),
+        env={k: _expand(v, env, where, f"env.{k}", missing) for k, v in stdio.env.items()},
+        cwd=_expand(stdio.cwd, env, where, "cwd", missing) if stdio.cwd else None,
+        settings=settings.model_copy(update={"disabled": disabled}),
     )
 
 
@@ -367,13 +376,18 @@ def _expansion_env(environ: Mapping[str, str] | None) -> dict[str, str]:
     return env
 
 
-def _expand(value: str, env: Mapping[str, str], where: str, field: str, problems: list[str]) -> str:
+def _expand(value: str, env: Mapping[str, str], where: str, field: str, problems: list[str] | None) -> str:
+    """``value`` with its variables expanded; an unset one without a default is a problem, or, when ``problems``
+    is None (a disabled server, which never starts), is left as written."""
+
     def sub(m: re.Match[str]) -> str:
         var, default = m.group(1), m.group(2)
         if var in env:
             return env[var]
         if default is not None:
             return default
+        if problems is None:
+            return m.group(0)
         problems.append(
             f"{where}.{field}: environment variable ${{{var}}} is not set (set it, or write ${{{var}:-default}})"
         )
