@@ -3,6 +3,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from mcp_conductor.client_pool.config import (
     DEFAULT_CONNECT_TIMEOUT_S,
@@ -128,12 +129,41 @@ def test_a_real_claude_desktop_file_loads_and_other_top_level_keys_are_ignored(t
         ),
         encoding="utf-8",
     )
-    config = load_config(path, environ={})
+    with capture_logs() as logs:
+        config = load_config(path, environ={})
     assert list(config.servers) == ["filesystem", "github", "time", "linear"]
     assert config.source == str(path)
     assert config.skipped == ()
+    assert config.warnings == ()
+    assert logs == []
     assert isinstance(config.servers["linear"], RemoteServer)
     assert config.servers["linear"].transport == "sse"
+
+
+@pytest.mark.parametrize("key", ["condutor", "Conductor", "conducter"])
+def test_a_near_miss_of_the_conductor_key_is_ignored_with_a_did_you_mean_warning(key: str):
+    raw = {"mcpServers": {"fs": {"command": "npx"}}, key: {"defaults": {"timeout_s": 5}}}
+    with capture_logs() as logs:
+        config = parse(raw)
+    assert config.timeout_s("fs") == DEFAULT_TIMEOUT_S
+    assert config.warnings == (f'<config>: unknown top-level key "{key}" is ignored (did you mean "conductor"?)',)
+    assert logs == [
+        {
+            "event": "config.unknown_top_level_key",
+            "key": key,
+            "suggestion": "conductor",
+            "source": "<config>",
+            "log_level": "warning",
+        }
+    ]
+
+
+def test_a_near_miss_of_the_conductor_key_is_logged_even_when_the_config_fails():
+    raw = {"mcpServers": {"fs": {"command": "${NODE}"}}, "Conductor": {"servers": {"fs": {"disabled": True}}}}
+    with capture_logs() as logs:
+        error = config_error(raw)
+    assert "mcpServers.fs.command: environment variable ${NODE} is not set" in error.message
+    assert [(e["event"], e["key"]) for e in logs] == [("config.unknown_top_level_key", "Conductor")]
 
 
 def test_foreign_per_server_keys_like_auto_approve_are_accepted_and_dropped():

@@ -18,7 +18,8 @@ Conductor-only settings live in the top-level ``conductor`` object, which Claude
 ``${VAR:-default}`` expand from the environment in ``command``, ``args``, ``env``, ``cwd``, ``url`` and
 ``headers``; ``${CONDUCTOR_PYTHON}`` defaults to the interpreter running mcp-conductor. A disabled server's unset
 variables are left as they are (it never starts, so they are only required once it is enabled). Secret values
-(env and header values) are kept out of ``repr``, logs and error messages.
+(env and header values) are kept out of ``repr``, logs and error messages. Claude Desktop's other top-level keys
+are ignored; one that looks like a misspelled ``conductor`` is logged and listed in ``ConductorConfig.warnings``.
 """
 
 from __future__ import annotations
@@ -181,6 +182,7 @@ class ConductorConfig(_Strict):
     output_budget_bytes: int = DEFAULT_OUTPUT_BUDGET_BYTES
     source: str | None = None
     skipped: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
     def timeout_s(self, server: str) -> float:
         return self.servers[ServerName(server)].settings.timeout_s or self.defaults.timeout_s
@@ -243,6 +245,7 @@ def build_config(raw: Any, *, source: str = "<config>", environ: Mapping[str, st
     if not isinstance(entries, dict):
         raise ConfigError(f'{source}: "mcpServers" must be an object mapping server names to entries')
 
+    warnings = _top_level_warnings(raw, source)  # logged even when the config fails: a near miss may explain why
     section = raw.get("conductor", {})
     conductor = _validate(ConductorSection, section, "conductor", problems)
     # Checked even when the section is invalid, so a typo in "defaults" does not hide one in a server name.
@@ -284,6 +287,7 @@ def build_config(raw: Any, *, source: str = "<config>", environ: Mapping[str, st
         output_budget_bytes=conductor.output_budget_bytes if conductor else DEFAULT_OUTPUT_BUDGET_BYTES,
         source=source,
         skipped=tuple(skipped),
+        warnings=warnings,
     )
 
 
@@ -291,6 +295,19 @@ def _valid_settings(raw_settings: dict[str, Any]) -> dict[str, ServerSettings]:
     """The per-server settings that validate on their own (the section's problems are already listed)."""
     settings = {name: _validate(ServerSettings, value, "", []) for name, value in raw_settings.items()}
     return {name: value for name, value in settings.items() if value is not None}
+
+
+def _top_level_warnings(raw: dict[str, Any], source: str) -> tuple[str, ...]:
+    """Warn about a top-level key that looks like a misspelled ``conductor`` (Claude Desktop's own keys, such as
+    ``globalShortcut``, are far from it and stay silent)."""
+    warnings = []
+    for key in raw:
+        near = difflib.get_close_matches(str(key).lower(), ["conductor"], n=1, cutoff=0.8)
+        if key == "conductor" or not near:
+            continue
+        log.warning("config.unknown_top_level_key", key=key, suggestion="conductor", source=source)
+        warnings.append(f'{source}: unknown top-level key "{key}" is ignored (did you mean "conductor"?)')
+    return tuple(warnings)
 
 
 def _build_server(
