@@ -70,6 +70,15 @@ class ToolFilter(_Strict):
     def admits(self, name: str) -> bool:
         return (self.allow is None or name in self.allow) and name not in self.deny
 
+    def hidden_because(self, server: str, name: str) -> str | None:
+        """Why ``server``'s tool ``name`` is hidden, naming the config list that hides it (None when it is shown)."""
+        where = f"conductor.servers.{server}.tools"
+        if name in self.deny:
+            return f'{where}.deny lists "{name}"'
+        if self.allow is not None and name not in self.allow:
+            return f'{where}.allow does not list "{name}"'
+        return None
+
 
 class ServerSettings(_Strict):
     """Conductor-only knobs for one server (all optional; unset means the defaults)."""
