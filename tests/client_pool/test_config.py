@@ -570,3 +570,18 @@ def test_tool_allow_and_deny_lists_filter_by_bare_name():
     fs, gh = config.servers["fs"].settings.tools, config.servers["gh"].settings.tools
     assert [fs.admits(n) for n in ("read_file", "list_dir", "write_file", "search")] == [True, True, False, False]
     assert [gh.admits(n) for n in ("delete_repo", "search")] == [False, True]
+
+
+# -- the shipped example ---------------------------------------------------------------------------------------
+
+
+def test_the_example_config_loads_without_the_remote_token_and_starts_only_python_and_npx():
+    config = load_config(Path(__file__).parents[2] / "mcp-conductor.example.json", environ={"HOME": "/home/ada"})
+    remote = config.servers["remote"]
+    assert isinstance(remote, RemoteServer)
+    assert remote.settings.disabled is True
+    started = [server for server in config.servers.values() if not server.settings.disabled]
+    assert started, "the example should start something"
+    assert all(isinstance(s, StdioServer) and s.command in (sys.executable, "npx") for s in started)
+    assert config.servers["filesystem"].public()["args"][-1] == "/home/ada"
+    assert (config.warnings, config.skipped) == ((), ())
