@@ -4,6 +4,7 @@
     ├── ConfigError                    the config file is unreadable, malformed or inconsistent
     ├── UnknownServerError             a server name that is not in the config
     ├── UnknownToolError               a tool id that is not in the catalog (carries did-you-mean suggestions)
+    │   └── ToolHiddenError            the server offers it, but its tools.allow / tools.deny in the config hide it
     ├── AmbiguousToolError             a bare tool name that more than one server offers
     └── DownstreamError                a call to a downstream server failed
         ├── ServerUnavailableError     the server is not connected (starting, failed, reconnecting, disabled)
@@ -83,6 +84,26 @@ class UnknownToolError(ConductorError):
 
     def describe(self) -> dict[str, Any]:
         return super().describe() | {"tool": self.tool, "suggestions": self.suggestions}
+
+
+class ToolHiddenError(UnknownToolError):
+    """A tool the server offers but the config hides (``conductor.servers.NAME.tools.allow`` / ``deny``)."""
+
+    kind = "tool_hidden"
+
+    def __init__(self, tool: str, reason: str) -> None:
+        # Not UnknownToolError's "unknown tool" message: the tool exists, and near-miss suggestions would mislead.
+        ConductorError.__init__(
+            self,
+            f"{tool} is hidden by the config: {reason}",
+            hint="change that list in the config to use it, or pick another tool (discover_tools lists the shown ones)",
+        )
+        self.tool = tool
+        self.reason = reason
+        self.suggestions: list[str] = []
+
+    def describe(self) -> dict[str, Any]:
+        return super().describe() | {"reason": self.reason}
 
 
 class AmbiguousToolError(ConductorError):

@@ -3,7 +3,8 @@
 The catalog is a plain value store fed by the connections (one ``set_server_tools`` per listing). Readers take
 an immutable ``snapshot()``; its ``version`` changes whenever any server's tool list changes, so indexes built
 from it (discovery) know when to rebuild. Id resolution (full id, unique bare name, did-you-mean) lives here
-because all three meta tools share it.
+because all three meta tools share it. The catalog also remembers the tools a server offers but the config hides
+(``tools.allow`` / ``tools.deny``), so naming one gets "hidden by the config" rather than "unknown tool".
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NewType
 
-from mcp_conductor.errors import AmbiguousToolError, UnknownToolError
+from mcp_conductor.errors import AmbiguousToolError, ToolHiddenError, UnknownToolError
 from mcp_conductor.suggest import close_matches
 
 ServerName = NewType("ServerName", str)
@@ -82,10 +83,11 @@ class ToolInfo:
 
 @dataclass(frozen=True, slots=True)
 class CatalogSnapshot:
-    """An immutable view of the catalog at one version."""
+    """An immutable view of the catalog at one version; ``hidden`` maps the ids the config hides to why."""
 
     version: int
     tools: Mapping[ToolId, ToolInfo]
+    hidden: Mapping[ToolId, str] = field(default_factory=lambda: MappingProxyType({}))
 
     def __len__(self) -> int:
         return len(self.tools)
@@ -97,6 +99,7 @@ class CatalogSnapshot:
         """Resolve a full id or a unique bare tool name.
 
         Raises:
+            ToolHiddenError: a tool the server offers but the config hides (a bare name: when no shown tool has it).
             UnknownToolError: nothing matches; carries up to three suggestions.
             AmbiguousToolError: a bare name offered by several servers.
         """
@@ -109,6 +112,9 @@ class CatalogSnapshot:
                 return matches[0]
             if len(matches) > 1:
                 raise AmbiguousToolError(ref, [t.id for t in matches])
+        hidden = [tid for tid in sorted(self.hidden) if tid == ref or tid.rpartition("/")[2] == ref]
+        if hidden:
+            raise ToolHiddenError(hidden[0] if len(hidden) == 1 else ref, "; ".join(self.hidden[t] for t in hidden))
         raise UnknownToolError(ref, self.suggest(ref))
 
     def suggest(self, ref: str, limit: int = 3) -> list[str]:
@@ -132,6 +138,7 @@ class Catalog:
 
     def __init__(self) -> None:
         self._by_server: dict[ServerName, tuple[ToolInfo, ...]] = {}
+        self._hidden: dict[ServerName, dict[str, str]] = {}
         self._version = 0
         self._snapshot: CatalogSnapshot | None = None
 
@@ -139,21 +146,27 @@ class Catalog:
     def version(self) -> int:
         return self._version
 
-    def set_server_tools(self, server: ServerName, tools: Iterable[ToolInfo]) -> None:
-        new = tuple(tools)
-        if self._by_server.get(server) == new:
+    def set_server_tools(
+        self, server: ServerName, tools: Iterable[ToolInfo], *, hidden: Mapping[str, str] | None = None
+    ) -> None:
+        """Replace ``server``'s tools; ``hidden`` maps the names it offers but the config hides to why."""
+        new, new_hidden = tuple(tools), dict(hidden or {})
+        if self._by_server.get(server) == new and self._hidden.get(server, {}) == new_hidden:
             return
         self._by_server[server] = new
+        self._hidden[server] = new_hidden
         self._bump()
 
     def drop_server(self, server: ServerName) -> None:
+        self._hidden.pop(server, None)
         if self._by_server.pop(server, None) is not None:
             self._bump()
 
     def snapshot(self) -> CatalogSnapshot:
         if self._snapshot is None:
             merged = {t.id: t for tools in self._by_server.values() for t in tools}
-            self._snapshot = CatalogSnapshot(self._version, MappingProxyType(merged))
+            hidden = {tool_id(server, name): why for server, by in self._hidden.items() for name, why in by.items()}
+            self._snapshot = CatalogSnapshot(self._version, MappingProxyType(merged), MappingProxyType(hidden))
         return self._snapshot
 
     def _bump(self) -> None:

@@ -16,13 +16,14 @@ file they already have::
 
 Conductor-only settings live in the top-level ``conductor`` object, which Claude Desktop ignores. ``${VAR}`` and
 ``${VAR:-default}`` expand from the environment in ``command``, ``args``, ``env``, ``cwd``, ``url`` and
-``headers``; ``${CONDUCTOR_PYTHON}`` defaults to the interpreter running mcp-conductor. Secret values (env and
-header values) are kept out of ``repr``, logs and error messages.
+``headers``; ``${CONDUCTOR_PYTHON}`` defaults to the interpreter running mcp-conductor. A disabled server's unset
+variables are left as they are (it never starts, so they are only required once it is enabled). Secret values
+(env and header values) are kept out of ``repr``, logs and error messages. Claude Desktop's other top-level keys
+are ignored; one that looks like a misspelled ``conductor`` is logged and listed in ``ConductorConfig.warnings``.
 """
 
 from __future__ import annotations
 
-import difflib
 import itertools
 import json
 import os
@@ -37,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mcp_conductor.client_pool.catalog import ServerName
 from mcp_conductor.errors import ConfigError
+from mcp_conductor.suggest import close_matches, did_you_mean
 
 log = structlog.get_logger(__name__)
 
@@ -67,6 +69,15 @@ class ToolFilter(_Strict):
 
     def admits(self, name: str) -> bool:
         return (self.allow is None or name in self.allow) and name not in self.deny
+
+    def hidden_because(self, server: str, name: str) -> str | None:
+        """Why ``server``'s tool ``name`` is hidden, naming the config list that hides it (None when it is shown)."""
+        where = f"conductor.servers.{server}.tools"
+        if name in self.deny:
+            return f'{where}.deny lists "{name}"'
+        if self.allow is not None and name not in self.allow:
+            return f'{where}.allow does not list "{name}"'
+        return None
 
 
 class ServerSettings(_Strict):
@@ -180,6 +191,7 @@ class ConductorConfig(_Strict):
     output_budget_bytes: int = DEFAULT_OUTPUT_BUDGET_BYTES
     source: str | None = None
     skipped: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
     def timeout_s(self, server: str) -> float:
         return self.servers[ServerName(server)].settings.timeout_s or self.defaults.timeout_s
@@ -236,19 +248,22 @@ def build_config(raw: Any, *, source: str = "<config>", environ: Mapping[str, st
         raise ConfigError(f'{source}: the config must be a JSON object with an "mcpServers" object')
     entries = raw.get("mcpServers")
     if entries is None:
-        close = difflib.get_close_matches("mcpServers", [str(k) for k in raw], n=1)
+        close = close_matches("mcpServers", raw, n=1)
         hint = f' (found "{close[0]}": did you mean "mcpServers"?)' if close else ""
         raise ConfigError(f'{source}: no "mcpServers" object{hint}', hint='add "mcpServers": {NAME: {...}}')
     if not isinstance(entries, dict):
         raise ConfigError(f'{source}: "mcpServers" must be an object mapping server names to entries')
 
-    conductor = _validate(ConductorSection, raw.get("conductor", {}), "conductor", problems)
-    if conductor is not None:
-        for name in conductor.servers:
-            if name not in entries:
-                problems.append(
-                    f'conductor.servers.{name}: no server "{name}" in mcpServers{_did_you_mean(name, entries)}'
-                )
+    warnings = _top_level_warnings(raw, source)  # logged even when the config fails: a near miss may explain why
+    section = raw.get("conductor", {})
+    conductor = _validate(ConductorSection, section, "conductor", problems)
+    # Checked even when the section is invalid, so a typo in "defaults" does not hide one in a server name.
+    raw_settings = section.get("servers") if isinstance(section, dict) else None
+    raw_settings = raw_settings if isinstance(raw_settings, dict) else {}
+    for name in raw_settings:
+        if name not in entries:
+            problems.append(f'conductor.servers.{name}: no server "{name}" in mcpServers{did_you_mean(name, entries)}')
+    all_settings = conductor.servers if conductor else _valid_settings(raw_settings)
 
     servers: dict[ServerName, ServerConfig] = {}
     skipped: list[str] = []
@@ -260,7 +275,7 @@ def build_config(raw: Any, *, source: str = "<config>", environ: Mapping[str, st
         if not isinstance(entry, dict):
             problems.append(f'{where}: expected an object with "command" (stdio) or "url" (remote)')
             continue
-        settings = conductor.servers.get(name, ServerSettings()) if conductor else ServerSettings()
+        settings = all_settings.get(name, ServerSettings())
         server = _build_server(name, entry, settings, env, problems)
         if server is None:
             continue
@@ -271,9 +286,8 @@ def build_config(raw: Any, *, source: str = "<config>", environ: Mapping[str, st
         servers[ServerName(name)] = server
 
     if problems:
-        raise ConfigError(
-            f"{source}: {len(problems)} problem(s) in the config:\n" + "\n".join(f"  - {p}" for p in problems)
-        )
+        count = "1 problem" if len(problems) == 1 else f"{len(problems)} problems"
+        raise ConfigError(f"{source}: {count} in the config:\n" + "\n".join(f"  - {p}" for p in problems))
     return ConductorConfig(
         servers=servers,
         defaults=conductor.defaults if conductor else Defaults(),
@@ -282,7 +296,26 @@ def build_config(raw: Any, *, source: str = "<config>", environ: Mapping[str, st
         output_budget_bytes=conductor.output_budget_bytes if conductor else DEFAULT_OUTPUT_BUDGET_BYTES,
         source=source,
         skipped=tuple(skipped),
+        warnings=warnings,
     )
+
+
+def _valid_settings(raw_settings: dict[str, Any]) -> dict[str, ServerSettings]:
+    """The per-server settings that validate on their own (the section's problems are already listed)."""
+    settings = {name: _validate(ServerSettings, value, "", []) for name, value in raw_settings.items()}
+    return {name: value for name, value in settings.items() if value is not None}
+
+
+def _top_level_warnings(raw: dict[str, Any], source: str) -> tuple[str, ...]:
+    """Warn about a top-level key that looks like a misspelled ``conductor`` (Claude Desktop's own keys, such as
+    ``globalShortcut``, are far from it and stay silent)."""
+    warnings = []
+    for key in raw:
+        if key == "conductor" or not close_matches(str(key).lower(), ["conductor"], cutoff=0.8):
+            continue
+        log.warning("config.unknown_top_level_key", key=key, suggestion="conductor", source=source)
+        warnings.append(f'{source}: unknown top-level key "{key}" is ignored (did you mean "conductor"?)')
+    return tuple(warnings)
 
 
 def _build_server(
@@ -298,31 +331,32 @@ def _build_server(
         remote = _validate(_RemoteEntry, entry, where, problems)
         if remote is None:
             return None
-        url = _expand(remote.url, env, where, "url", problems)
-        headers = {k: _expand(v, env, where, f"headers.{k}", problems) for k, v in remote.headers.items()}
         disabled = remote.disabled or settings.disabled
+        missing = None if disabled else problems
         return RemoteServer(
             name=name,
-            url=url,
+            url=_expand(remote.url, env, where, "url", missing),
             transport="sse" if remote.type == "sse" else "streamable-http",
-            headers=headers,
+            headers={k: _expand(v, env, where, f"headers.{k}", missing) for k, v in remote.headers.items()},
             settings=settings.model_copy(update={"disabled": disabled}),
         )
     if "command" not in entry:
         known = {*_StdioEntry.model_fields, *_RemoteEntry.model_fields}
-        unknown = "".join(f'; unknown key "{k}"{_did_you_mean(k, known)}' for k in entry if k not in known)
+        unknown = "".join(f'; unknown key "{k}"{did_you_mean(k, known)}' for k in entry if k not in known)
         problems.append(f'{where}: needs "command" (a stdio server) or "url" (a remote server){unknown}')
         return None
     stdio = _validate(_StdioEntry, entry, where, problems)
     if stdio is None:
         return None
+    disabled = stdio.disabled or settings.disabled
+    missing = None if disabled else problems
     return StdioServer(
         name=name,
-        command=_expand(stdio.command, env, where, "command", problems),
-        args=tuple(_expand(a, env, where, f"args[{i}]", problems) for i, a in enumerate(stdio.args)),
-        env={k: _expand(v, env, where, f"env.{k}", problems) for k, v in stdio.env.items()},
-        cwd=_expand(stdio.cwd, env, where, "cwd", problems) if stdio.cwd else None,
-        settings=settings.model_copy(update={"disabled": stdio.disabled or settings.disabled}),
+        command=_expand(stdio.command, env, where, "command", missing),
+        args=tuple(_expand(a, env, where, f"args[{i}]", missing) for i, a in enumerate(stdio.args)),
+        env={k: _expand(v, env, where, f"env.{k}", missing) for k, v in stdio.env.items()},
+        cwd=_expand(stdio.cwd, env, where, "cwd", missing) if stdio.cwd else None,
+        settings=settings.model_copy(update={"disabled": disabled}),
     )
 
 
@@ -335,7 +369,7 @@ def _validate(model: type[M], data: Any, where: str, problems: list[str]) -> M |
             field = f"{where}.{loc}" if loc else where
             if err["type"] == "extra_forbidden":
                 key = str(err["loc"][-1])
-                problems.append(f'{field}: unknown key "{key}"{_did_you_mean(key, _keys(model))}')
+                problems.append(f'{field}: unknown key "{key}"{did_you_mean(key, _keys(model))}')
             elif err["type"] == "missing":
                 problems.append(f"{field}: required but missing")
             else:
@@ -356,24 +390,24 @@ def _keys(model: type[BaseModel]) -> set[str]:
     return keys
 
 
-def _did_you_mean(word: str, options: Any) -> str:
-    close = difflib.get_close_matches(word, [str(o) for o in options], n=1, cutoff=0.6)
-    return f' (did you mean "{close[0]}"?)' if close else ""
-
-
 def _expansion_env(environ: Mapping[str, str] | None) -> dict[str, str]:
     env = dict(os.environ if environ is None else environ)
     env.setdefault("CONDUCTOR_PYTHON", sys.executable)
     return env
 
 
-def _expand(value: str, env: Mapping[str, str], where: str, field: str, problems: list[str]) -> str:
+def _expand(value: str, env: Mapping[str, str], where: str, field: str, problems: list[str] | None) -> str:
+    """``value`` with its variables expanded; an unset one without a default is a problem, or, when ``problems``
+    is None (a disabled server, which never starts), is left as written."""
+
     def sub(m: re.Match[str]) -> str:
         var, default = m.group(1), m.group(2)
         if var in env:
             return env[var]
         if default is not None:
             return default
+        if problems is None:
+            return m.group(0)
         problems.append(
             f"{where}.{field}: environment variable ${{{var}}} is not set (set it, or write ${{{var}:-default}})"
         )

@@ -239,6 +239,7 @@ class Connection:
 
     async def _list_tools(self, client: Client) -> None:
         tools: list[ToolInfo] = []
+        hidden: dict[str, str] = {}
         seen: set[str] = set()
         cursor: str | None = None
         tool_filter = self.config.settings.tools
@@ -249,7 +250,9 @@ class Connection:
                     log.warning("pool.duplicate_tool_name", server=self.name, tool=tool.name)
                     continue
                 seen.add(tool.name)
-                if not tool_filter.admits(tool.name):
+                why_hidden = tool_filter.hidden_because(self.name, tool.name)
+                if why_hidden is not None:
+                    hidden[tool.name] = why_hidden
                     continue
                 wire = tool.model_dump(by_alias=True, mode="json", exclude_none=True)
                 tools.append(
@@ -266,7 +269,7 @@ class Connection:
             cursor = page.next_cursor
             if cursor is None:
                 break
-        self._catalog.set_server_tools(self.name, tools)
+        self._catalog.set_server_tools(self.name, tools, hidden=hidden)
         self._set(tools=len(tools))
 
     # -- calls ---------------------------------------------------------------------------------------------
