@@ -3,7 +3,8 @@ import pytest
 from mcp.server.mcpserver import MCPServer
 
 from mcp_conductor.client_pool.catalog import Catalog, CatalogSnapshot, ServerName, ToolInfo
-from mcp_conductor.client_pool.config import ServerSettings, ToolFilter, in_process_config
+from mcp_conductor.client_pool.config import in_process_config
+from mcp_conductor.client_pool.config_models import ServerSettings, ToolFilter
 from mcp_conductor.client_pool.pool import ClientPool
 from mcp_conductor.errors import ToolHiddenError, UnknownToolError
 

@@ -5,16 +5,14 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from mcp_conductor.client_pool.config import (
+from mcp_conductor.client_pool.config import build_config, load_config, parse_config
+from mcp_conductor.client_pool.config_models import (
     DEFAULT_CONNECT_TIMEOUT_S,
     DEFAULT_SERVER_CONCURRENCY,
     DEFAULT_TIMEOUT_S,
     ConductorConfig,
     RemoteServer,
     StdioServer,
-    build_config,
-    load_config,
-    parse_config,
 )
 from mcp_conductor.errors import ConfigError
 

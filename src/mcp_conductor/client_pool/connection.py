@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from mcp_conductor.backoff import Backoff
 from mcp_conductor.client_pool.catalog import Catalog, ServerName, ToolInfo
-from mcp_conductor.client_pool.config import InProcessServer, ServerConfig
+from mcp_conductor.client_pool.config_models import InProcessServer, ServerConfig
 from mcp_conductor.client_pool.secrets import redact, server_secrets
 from mcp_conductor.client_pool.status import ServerState, ServerStatus, now
 from mcp_conductor.client_pool.transports import StderrTail, open_transport

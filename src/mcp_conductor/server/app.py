@@ -16,7 +16,7 @@ from pathlib import Path
 from mcp.server.mcpserver import MCPServer
 
 from mcp_conductor import __version__
-from mcp_conductor.client_pool.config import ConductorConfig
+from mcp_conductor.client_pool.config_models import ConductorConfig
 from mcp_conductor.server.conductor import Conductor
 from mcp_conductor.server.discovery.metrics import MetricsRegistry
 from mcp_conductor.server.tools_chain import register_chain_tools

@@ -22,7 +22,8 @@ from typing import Any
 import structlog
 
 from mcp_conductor.client_pool.catalog import ToolId
-from mcp_conductor.client_pool.config import ConductorConfig, load_config
+from mcp_conductor.client_pool.config import load_config
+from mcp_conductor.client_pool.config_models import ConductorConfig
 from mcp_conductor.client_pool.pool import ClientPool
 from mcp_conductor.logs import configure_default
 from mcp_conductor.server.discovery.metrics import MetricsRegistry

@@ -15,7 +15,7 @@ from typing import Any
 
 import structlog
 
-from mcp_conductor.client_pool.config import DEFAULT_KEEP_RUNS
+from mcp_conductor.client_pool.config_models import DEFAULT_KEEP_RUNS
 from mcp_conductor.client_pool.pool import ClientPool
 from mcp_conductor.errors import ConductorError
 from mcp_conductor.server.discovery.metrics import MetricsRegistry
