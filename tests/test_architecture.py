@@ -13,7 +13,7 @@ import mcp_conductor
 
 PACKAGE = Path(mcp_conductor.__file__).parent
 
-BASE = {"errors", "limits", "logs", "backoff", "suggest"}
+BASE = {"errors", "limits", "logs", "backoff", "suggest", "schemas", "shapes", "models", "clip"}
 # What each layer may import of the package (besides itself and the base).
 ALLOWED = {
     "client_pool": set(),

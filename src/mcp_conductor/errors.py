@@ -11,6 +11,7 @@
         ├── ConnectionLostError        the connection dropped while the call was in flight
         ├── CallTimeoutError           the call did not finish within its timeout (it was cancelled)
         ├── ToolExecutionError         the tool answered with an error result (isError)
+        ├── InputRequiredError         the tool asked for input from a person (elicitation), nobody to ask
         └── ProtocolError              the server answered with a JSON-RPC error or garbage
 
 Subclasses that belong to one module live there: ``server.store.StoreError`` (store_error),
@@ -162,6 +163,12 @@ class ToolExecutionError(DownstreamError):
     """The tool ran and reported an error (an ``isError`` result)."""
 
     kind = "tool_error"
+
+
+class InputRequiredError(DownstreamError):
+    """The tool asked for input from a person (an elicitation), which no step of a chain can give."""
+
+    kind = "input_required"
 
 
 class ProtocolError(DownstreamError):

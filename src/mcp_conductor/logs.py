@@ -55,7 +55,7 @@ def configure_default() -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=False,  # tests capture logs; the CLI's configure_logging caches
     )
 
 

@@ -1,3 +1,5 @@
+from types import MappingProxyType
+
 import anyio
 import pytest
 from mcp.server.mcpserver import MCPServer
@@ -94,3 +96,17 @@ def test_a_server_that_stops_hiding_a_tool_changes_the_catalog_version():
     catalog.set_server_tools(server, shown)
     assert catalog.version == before + 1
     assert dict(catalog.snapshot().hidden) == {}
+
+
+def test_unknown_tool_suggestions_rank_shared_words_first_and_leave_unrelated_tools_out():
+    tools = [ToolInfo(ServerName("time"), n) for n in ("convert_time", "get_current_time")]
+    tools += [ToolInfo(ServerName("files"), n) for n in ("read_file", "list_directory")]
+    snapshot = CatalogSnapshot(1, MappingProxyType({t.id: t for t in tools}))
+
+    with pytest.raises(UnknownToolError) as caught:
+        snapshot.resolve("time/get_time")
+
+    assert caught.value.suggestions == ["time/get_current_time", "time/convert_time"]
+    assert snapshot.suggest("files/readfile") == ["files/read_file"]
+    assert snapshot.suggest("getCurrentTime") == ["time/get_current_time", "time/convert_time"]
+    assert snapshot.suggest("send_email") == []

@@ -109,7 +109,7 @@ async def _run(config: ConductorConfig, directory: Path, raw: Any, timeout_s: fl
                 view,
                 display,
                 plan_id=checked.plan_id,
-                options=RunOptions(run_id=view.run_id, timeout_s=timeout_s),
+                options=RunOptions(run_id=view.run_id, timeout_s=timeout_s, detail="steps"),
             )
 
 

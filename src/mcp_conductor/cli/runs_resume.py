@@ -70,7 +70,7 @@ async def _resume(
                 view,
                 display,
                 inputs=inputs,
-                options=RunOptions(resume_run_id=run_id, timeout_s=timeout_s),
+                options=RunOptions(resume_run_id=run_id, timeout_s=timeout_s, detail="steps"),
             )
         if outcome.result.status == "invalid":
             checked = PlanResult(valid=False, errors=tuple(outcome.result.errors))

@@ -9,13 +9,14 @@ because all three meta tools share it. The catalog also remembers the tools a se
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from difflib import SequenceMatcher
 from types import MappingProxyType
 from typing import Any, NewType
 
 from mcp_conductor.errors import AmbiguousToolError, ToolHiddenError, UnknownToolError
-from mcp_conductor.suggest import close_matches
 
 ServerName = NewType("ServerName", str)
 ToolId = NewType("ToolId", str)
@@ -118,19 +119,24 @@ class CatalogSnapshot:
         raise UnknownToolError(ref, self.suggest(ref))
 
     def suggest(self, ref: str, limit: int = 3) -> list[str]:
-        """Up to ``limit`` ids close to ``ref`` (by full id, or by bare name when ``ref`` has no server)."""
-        ids: list[str] = sorted(self.tools)
-        close = list(close_matches(ref, ids, n=limit))
-        if len(close) < limit:
-            bare = ref.rpartition("/")[2]
-            names: dict[str, list[str]] = {}
-            for tid in ids:
-                names.setdefault(self.tools[ToolId(tid)].name, []).append(tid)
-            for name in close_matches(bare, names, n=limit):
-                for tid in names[name]:
-                    if tid not in close:
-                        close.append(tid)
-        return close[:limit]
+        """Up to ``limit`` ids like ``ref``, most alike first: by the words their tool names share with it
+        (``get_time`` is nearer ``get_current_time`` than ``convert_time``), then by spelling; a tool on the
+        server ``ref`` names comes before one elsewhere. Only ids that share a word or are spelled alike."""
+        server, _, bare = ref.rpartition("/")
+        words = _words(bare)
+        ranked = []
+        for tool in self.tools.values():
+            shared = len(words & _words(tool.name)) / max(1, len(words | _words(tool.name)))
+            spelled = SequenceMatcher(None, bare.lower(), tool.name.lower()).ratio()
+            if shared > 0 or spelled >= 0.6:
+                ranked.append((-shared, -spelled, tool.server != server, tool.id))
+        return [tool_id for *_, tool_id in sorted(ranked)[:limit]]
+
+
+def _words(name: str) -> set[str]:
+    """The words of a tool name: ``getCurrentTime`` and ``get_current-time`` both give get, current, time."""
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)
+    return {w for w in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if len(w) > 1}
 
 
 class Catalog:

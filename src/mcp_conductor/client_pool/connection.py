@@ -21,7 +21,14 @@ import structlog
 from anyio.abc import TaskStatus
 from mcp import Client, MCPError
 from mcp.client.subscriptions import SubscriptionLost
-from mcp.types import CONNECTION_CLOSED, REQUEST_TIMEOUT, CallToolResult, TextContent, ToolListChangedNotification
+from mcp.types import (
+    CONNECTION_CLOSED,
+    REQUEST_TIMEOUT,
+    CallToolResult,
+    ErrorData,
+    TextContent,
+    ToolListChangedNotification,
+)
 from mcp.types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 
@@ -34,6 +41,7 @@ from mcp_conductor.client_pool.transports import StderrTail, open_transport
 from mcp_conductor.errors import (
     CallTimeoutError,
     ConnectionLostError,
+    InputRequiredError,
     ProtocolError,
     ServerUnavailableError,
     ToolExecutionError,
@@ -157,7 +165,11 @@ class Connection:
                         if isinstance(self.config, InProcessServer)
                         else open_transport(self.config, eof, self._stderr)
                     )
-                    async with Client(target, message_handler=self._on_message) as client:
+                    async with Client(
+                        target,
+                        message_handler=self._on_message,
+                        elicitation_callback=_no_person_to_ask,
+                    ) as client:
                         await self._list_tools(client)
                         reached_ready = True
                         self._client = client
@@ -396,8 +408,27 @@ class Connection:
             self._changed = anyio.Event()
 
 
+# The code of the refusal ``_no_person_to_ask`` answers a tool's request for input with (a server error code of
+# our own: it reaches the downstream server only in the legacy era, where the tool sees it as a failed request).
+INPUT_REQUIRED = -32050
+
+
+async def _no_person_to_ask(context: Any, params: Any) -> ErrorData:
+    """A downstream tool asked for user input (elicitation): nobody can answer inside a chain, so the call ends
+    and its step fails with kind ``input_required`` and the tool's own question."""
+    question = str(getattr(params, "message", "") or "").strip() or "(no message)"
+    return ErrorData(code=INPUT_REQUIRED, message=question[:1000])
+
+
 def _translate(exc: MCPError, server: ServerName, tool: str, secrets: frozenset[str]) -> Exception:
     message = redact(exc.message, secrets)
+    if exc.code == INPUT_REQUIRED:
+        return InputRequiredError(
+            f"{server}/{tool} asked for input from a person: {message}",
+            server=server,
+            tool=tool,
+            hint="give the tool what it asks for in its arguments, or call it directly so the host can ask",
+        )
     if exc.code == CONNECTION_CLOSED:
         return ConnectionLostError(f"{server} closed the connection during the call", server=server, tool=tool)
     if exc.code == REQUEST_TIMEOUT:

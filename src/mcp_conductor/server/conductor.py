@@ -27,7 +27,7 @@ from mcp_conductor.client_pool.config_models import ConductorConfig
 from mcp_conductor.client_pool.pool import ClientPool
 from mcp_conductor.logs import configure_default
 from mcp_conductor.server.discovery.metrics import MetricsRegistry
-from mcp_conductor.server.discovery.results import DiscoverResult
+from mcp_conductor.server.discovery.results import Detail, DiscoverResult
 from mcp_conductor.server.discovery.search import DEFAULT_TOP_K, ToolSearch
 from mcp_conductor.server.execution.chains import ChainService
 from mcp_conductor.server.execution.engine import ProgressFn
@@ -126,6 +126,7 @@ class Conductor:
         servers: Collection[str] | None = None,
         include_schemas: bool = True,
         cursor: str | None = None,
+        detail: Detail = "compact",
     ) -> DiscoverResult:
         """The tools that fit ``query`` best (an empty query lists them all, ``top_k`` per page).
 
@@ -134,7 +135,9 @@ class Conductor:
             ConductorError: the cursor is not one an earlier listing returned.
         """
         await self.wait_for_startup()
-        return self.search.discover(query, top_k=top_k, servers=servers, include_schemas=include_schemas, cursor=cursor)
+        return self.search.discover(
+            query, top_k=top_k, servers=servers, include_schemas=include_schemas, cursor=cursor, detail=detail
+        )
 
     async def plan(self, plan: Mapping[str, Any]) -> PlanResult:
         """Check a plan without running it: every problem at once, or its ``plan_id``, levels and estimate.

@@ -3,46 +3,45 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
-from mcp.types import ToolAnnotations
+from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
 from mcp_conductor.errors import ConductorError
 from mcp_conductor.server.conductor import Conductor
 from mcp_conductor.server.execution.results import ExecuteResult, RunOptions
-from mcp_conductor.server.planning.models import PlanResult
+from mcp_conductor.server.planning.models import PLAN_DETAIL, PlanResult
+from mcp_conductor.server.replies import reply
 
-PLAN_DESCRIPTION = """\
-Check a multi-step tool plan without running anything: tools exist, arguments fit their schemas, references
-resolve, no cycles. Returns the dependency levels (steps in one level can run in parallel), the critical path
-and a latency estimate, or every problem at once (each with a JSON pointer, a hint and suggestions) so you can
-fix the plan in one go. A valid plan gets a plan_id to pass to execute_chain.
-
-Plan: {"inputs": {...}, "steps": [{"id", "tool": "server/tool", "arguments": {...}, "depends_on"?: [ids],
-"timeout_s"?, "retry"?: {"attempts", "backoff_s", "max_backoff_s", "on"}, "on_error"?: "fail"|"continue"}],
-"outputs"?: [step ids]}. In arguments, "${steps.ID}" is a step's whole result, "${steps.ID.field[0]}" a part
-of it, "${inputs.NAME}" a plan input; a reference inside a longer string is inserted as text.
-
-Example: {"plan": {"steps": [
-  {"id": "read", "tool": "files/read_text", "arguments": {"path": "notes/today.md"}},
-  {"id": "stats", "tool": "text/word_stats", "arguments": {"text": "${steps.read.text}"}}]}}
+PLAN_FORMAT = """\
+Plan: {"inputs"?: {NAME: value}, "steps": [{"id", "tool": "server/tool", "arguments", "depends_on"?: [ids],
+"timeout_s"?, "retry"?: {"attempts"}, "on_error"?: "fail"|"continue"}], "outputs"?: [ids]}. In arguments
+"${steps.ID}" is a step's value (its structured content, else its text parsed as JSON, else the text),
+"${steps.ID.key[0]}" a part of it, "${inputs.NAME}" an input; inside longer text a reference becomes text.
+Example: {"steps": [{"id": "a", "tool": "srv/get_item", "arguments": {"key": "k1"}},
+{"id": "b", "tool": "srv/save_note", "arguments": {"text": "${steps.a.title}"}}]}
 """
 
-EXECUTE_DESCRIPTION = """\
-Run a tool plan in one call: steps whose dependencies are done run in parallel, and each step's result feeds
-later steps through ${steps.ID.field} references, with no round trip through you. Pass either a plan_id from
-plan_chain or the plan itself, in plan_chain's format with tool ids written "server/tool" (validated the same
-way; an invalid plan runs nothing and returns its errors).
-Returns the run status, the value of each output step, and per-step status, attempts, timing and errors.
-Large outputs are cut; the full value is the resource conductor://runs/{run_id}/steps/{step_id}.
-Options: timeout_s (whole chain), default_step_timeout_s, max_concurrency, on_error, run_id (an idempotency
-key: repeating it returns the finished run instead of running again), resume_run_id (re-run only the steps of
-an interrupted or failed run that did not succeed).
+EXECUTE_DESCRIPTION = (
+    """\
+Do a whole task in one call: run a plan of tool steps; each starts once the steps it uses are done, in parallel
+where possible, and gets their values directly.
+"""
+    + PLAN_FORMAT
+    + """\
+Returns {run_id, status, outputs (values of plan.outputs, default the last steps), problems (steps that did not
+succeed)}. options: timeout_s, on_error, max_concurrency, run_id (idempotency key), resume_run_id (re-run what
+did not succeed), detail: "steps".
+"""
+)
 
-Example: {"plan_id": "plan_0123456789abcdef", "inputs": {"path": "notes/today.md"}, "options": {"timeout_s": 60}}
+PLAN_DESCRIPTION = """\
+Check a plan (execute_chain's format) without running it: every problem at once, each with a JSON pointer, a
+hint and suggestions; or, when valid, a plan_id for execute_chain, the levels of steps that run in parallel, the
+critical path and a latency estimate. detail: "plan" adds the filled-in plan.
 """
 
 
@@ -56,12 +55,14 @@ def register_chain_tools(server: MCPServer[Conductor]) -> None:
     async def plan_chain(
         ctx: Context[Conductor],
         plan: Annotated[dict[str, Any], Field(description="the plan: inputs, steps, outputs")],
-    ) -> PlanResult:
+        detail: Literal["plan"] | None = None,
+    ) -> Annotated[CallToolResult, PlanResult]:
         conductor = ctx.request_context.lifespan_context
         try:
-            return await conductor.plan(plan)
+            checked = await conductor.plan(plan)
         except ConductorError as exc:
             raise ToolError(exc.summary()) from exc
+        return reply(checked, is_error=not checked.valid, exclude=set() if detail == "plan" else PLAN_DETAIL)
 
     @server.tool(
         name="execute_chain",
@@ -73,20 +74,21 @@ def register_chain_tools(server: MCPServer[Conductor]) -> None:
     )
     async def execute_chain(
         ctx: Context[Conductor],
-        plan_id: Annotated[str | None, Field(description="id returned by plan_chain")] = None,
-        plan: Annotated[dict[str, Any] | None, Field(description="an inline plan instead of plan_id")] = None,
-        inputs: Annotated[dict[str, Any] | None, Field(description="values overriding the plan's inputs")] = None,
-        options: Annotated[RunOptions | None, Field(description="run options")] = None,
-    ) -> ExecuteResult:
+        plan: dict[str, Any] | None = None,
+        plan_id: Annotated[str | None, Field(description="instead of plan: from plan_chain")] = None,
+        inputs: Annotated[dict[str, Any] | None, Field(description="override the plan's inputs")] = None,
+        options: RunOptions | None = None,
+    ) -> Annotated[CallToolResult, ExecuteResult]:
         conductor = ctx.request_context.lifespan_context
 
         async def progress(done: int, total: int, message: str) -> None:
             await ctx.report_progress(done, total, message)
 
         try:
-            return await conductor.execute(plan, plan_id=plan_id, inputs=inputs, options=options, progress=progress)
+            result = await conductor.execute(plan, plan_id=plan_id, inputs=inputs, options=options, progress=progress)
         except ConductorError as exc:
             raise ToolError(exc.summary()) from exc
+        return reply(result, is_error=result.failed)
 
     @server.resource(
         "conductor://runs/{run_id}/steps/{step_id}",

@@ -29,7 +29,7 @@ async def execute(tmp_path: Path, plan: dict[str, Any]) -> tuple[bool, dict[str,
     server = build_server(in_process_config({"latency": latency.build_server()}), state_dir=tmp_path / "state")
     async with Client(server) as client:
         with anyio.fail_after(10):
-            result = await client.call_tool("execute_chain", {"plan": plan})
+            result = await client.call_tool("execute_chain", {"plan": plan, "options": {"detail": "steps"}})
     assert result.structured_content is not None, result.content
     return bool(result.is_error), result.structured_content
 

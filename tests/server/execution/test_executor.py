@@ -167,12 +167,15 @@ async def chains_over(
 
 
 async def execute(client: Client, plan: dict[str, Any] | None = None, **arguments: Any) -> dict[str, Any]:
+    """execute_chain with every step in the result; a run that did not do its job is an isError result."""
     if plan is not None:
         arguments["plan"] = plan
+    arguments["options"] = {"detail": "steps", **arguments.get("options", {})}
     result = await client.call_tool("execute_chain", arguments)
-    assert not result.is_error, result.content
-    assert result.structured_content is not None
-    return result.structured_content
+    assert result.structured_content is not None, result.content
+    run = result.structured_content
+    assert result.is_error == (run["status"] in ("invalid", "failed", "timed_out", "cancelled")), run
+    return run
 
 
 def statuses(run: dict[str, Any]) -> dict[str, str]:
@@ -438,7 +441,7 @@ async def test_a_transient_failure_is_retried_with_exponential_backoff_capped_at
     plan = retry_plan("probe/times_out", 3, attempts=5, backoff_s=0.5, max_backoff_s=1.5)
     async with chains_over(tmp_path, {"probe": probe}, sleep=recording_sleep(delays), rand=lambda: 1.0) as chains:
         with anyio.fail_after(5):
-            run = await chains.execute(plan=plan)
+            run = await chains.execute(plan=plan, options=RunOptions(detail="steps"))
     assert run.status == "succeeded"
     assert run.steps[0].attempts == 4
     assert probe.calls == {"k": 4}
@@ -451,7 +454,7 @@ async def test_retries_stop_after_the_configured_attempts_and_the_step_times_out
     plan = retry_plan("probe/times_out", 10, attempts=3, backoff_s=0.25, max_backoff_s=10)
     async with chains_over(tmp_path, {"probe": probe}, sleep=recording_sleep(delays), rand=lambda: 1.0) as chains:
         with anyio.fail_after(5):
-            run = await chains.execute(plan=plan)
+            run = await chains.execute(plan=plan, options=RunOptions(detail="steps"))
     assert run.status == "failed"
     assert (run.steps[0].status, run.steps[0].attempts) == ("timeout", 3)
     assert run.steps[0].error is not None and run.steps[0].error.kind == "timeout"
@@ -464,7 +467,7 @@ async def test_jitter_scales_each_delay_by_the_random_draw(tmp_path: Path):
     plan = retry_plan("probe/times_out", 2, attempts=3, backoff_s=1.0, max_backoff_s=10)
     async with chains_over(tmp_path, {"probe": probe}, sleep=recording_sleep(delays), rand=lambda: 0.25) as chains:
         with anyio.fail_after(5):
-            run = await chains.execute(plan=plan)
+            run = await chains.execute(plan=plan, options=RunOptions(detail="steps"))
     assert run.status == "succeeded"
     assert delays == [0.25, 0.5]
 
@@ -487,7 +490,7 @@ async def test_only_transient_failures_of_safe_tools_are_retried_unless_retry_on
     plan = retry_plan(tool, 10, attempts=3, backoff_s=0.1, **retry)
     async with chains_over(tmp_path, {"probe": probe}, sleep=recording_sleep(delays), rand=lambda: 1.0) as chains:
         with anyio.fail_after(5):
-            run = await chains.execute(plan=plan)
+            run = await chains.execute(plan=plan, options=RunOptions(detail="steps"))
     assert run.status == "failed"
     assert probe.calls == {"k": calls}
     assert run.steps[0].attempts == calls
@@ -556,8 +559,8 @@ async def test_an_invalid_inline_plan_returns_the_planner_errors_and_runs_nothin
             planned = await client.call_tool("plan_chain", {"plan": plan})
             counts = await counters(client)
     assert run["status"] == "invalid"
-    assert run["run_id"] is None
-    assert run["steps"] == [] and run["outputs"] == {}
+    assert run.get("run_id") is None
+    assert "steps" not in run and "outputs" not in run  # nothing ran: no steps, no outputs
     assert run["errors"] == planned.structured_content["errors"]
     assert [(e["kind"], e["step"], e["suggestions"][0]) for e in run["errors"]] == [
         ("unknown_tool", "b", "latency/echo")
@@ -583,7 +586,7 @@ async def test_a_plan_id_from_plan_chain_runs_with_overridden_inputs(tmp_path: P
     }
     async with Client(conductor(tmp_path, latency=latency.build_server())) as client:
         with anyio.fail_after(5):
-            planned = (await client.call_tool("plan_chain", {"plan": plan})).structured_content
+            planned = (await client.call_tool("plan_chain", {"plan": plan, "detail": "plan"})).structured_content
             run = await execute(client, plan_id=planned["plan_id"], inputs={"word": "two"})
     assert run["status"] == "succeeded"
     assert run["outputs"]["a"]["value"] == "two"
@@ -600,7 +603,7 @@ async def test_the_same_run_id_twice_returns_the_stored_result_without_calling_t
             first = await execute(client, plan, options=options)
             second = await execute(client, plan, options=options)
             counts = await counters(client)
-    assert (first["run_id"], first["status"], first["reused"]) == ("host-key-1", "succeeded", False)
+    assert (first["run_id"], first["status"], first.get("reused", False)) == ("host-key-1", "succeeded", False)
     assert (second["run_id"], second["status"], second["reused"]) == ("host-key-1", "succeeded", True)
     assert second["outputs"] == first["outputs"] == {"a": {"value": "once", "call": 1}}
     assert second["steps"] == first["steps"]
@@ -744,7 +747,7 @@ def city_server(*, works: bool) -> MCPServer:
 
 
 async def test_call_metrics_change_the_discovery_ranking_of_two_otherwise_equal_tools(tmp_path: Path):
-    query = {"query": "look up a city", "top_k": 2, "include_schemas": False}
+    query = {"query": "look up a city", "top_k": 2, "include_schemas": False, "detail": "full"}
     servers = {"alpha": city_server(works=False), "zeta": city_server(works=True)}
     async with Client(conductor(tmp_path, **servers)) as client:
         with anyio.fail_after(5):
@@ -780,10 +783,10 @@ async def test_plan_chain_estimates_from_measured_latency_after_a_run(tmp_path: 
     default_ms = PlannerLimits().default_step_latency_ms
     async with Client(conductor(tmp_path, latency=latency.build_server())) as client:
         with anyio.fail_after(5):
-            before = (await client.call_tool("plan_chain", {"plan": plan})).structured_content
+            before = (await client.call_tool("plan_chain", {"plan": plan, "detail": "plan"})).structured_content
             await execute(client, {"steps": plan["steps"][:1]})
-            after = (await client.call_tool("plan_chain", {"plan": plan})).structured_content
-            found = await client.call_tool("discover_tools", {"query": "echo a value"})
+            after = (await client.call_tool("plan_chain", {"plan": plan, "detail": "plan"})).structured_content
+            found = await client.call_tool("discover_tools", {"query": "echo a value", "detail": "full"})
     stats = {t["id"]: t["stats"] for t in found.structured_content["tools"]}
     assert before["estimate_basis"] == {"a": "default", "b": "default"}
     assert after["estimate_basis"] == {"a": "measured", "b": "default"}
@@ -799,7 +802,7 @@ async def test_metrics_survive_a_restart_of_the_meta_server(tmp_path: Path):
             await execute(client, plan)
     async with Client(conductor(tmp_path, latency=latency.build_server())) as client:
         with anyio.fail_after(5):
-            planned = (await client.call_tool("plan_chain", {"plan": plan})).structured_content
+            planned = (await client.call_tool("plan_chain", {"plan": plan, "detail": "plan"})).structured_content
     assert planned["estimate_basis"] == {"a": "measured"}
 
 

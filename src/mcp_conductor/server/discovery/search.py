@@ -7,10 +7,20 @@ from collections.abc import Collection
 
 from mcp_conductor.client_pool.catalog import ToolInfo
 from mcp_conductor.client_pool.pool import ClientPool
+from mcp_conductor.clip import clip
 from mcp_conductor.errors import ConductorError
+from mcp_conductor.schemas import compact_schema
 from mcp_conductor.server.discovery.index import ToolIndex
 from mcp_conductor.server.discovery.metrics import MetricsRegistry, ToolStats
-from mcp_conductor.server.discovery.results import DiscoveredTool, DiscoverResult, ToolStatsOut, UnavailableServer
+from mcp_conductor.server.discovery.results import (
+    DESCRIPTION_CHARS,
+    Detail,
+    DiscoveredTool,
+    DiscoverResult,
+    ToolStatsOut,
+    UnavailableServer,
+)
+from mcp_conductor.shapes import Shape, schema_shape
 
 DEFAULT_TOP_K = 8
 MAX_TOP_K = 50
@@ -47,6 +57,7 @@ class ToolSearch:
         servers: Collection[str] | None = None,
         include_schemas: bool = True,
         cursor: str | None = None,
+        detail: Detail = "compact",
     ) -> DiscoverResult:
         """Rank (or, for an empty query, list) the catalog's tools.
 
@@ -69,15 +80,30 @@ class ToolSearch:
             hits = [(tool, 0.0) for tool in page]
             if start + top_k < len(listing):
                 next_cursor = str(start + top_k)
+        shapes = self._metrics.shapes()
         return DiscoverResult(
-            tools=[_describe(tool, score, stats.get(tool.id), include_schemas) for tool, score in hits],
+            tools=[
+                _describe(tool, score, stats.get(tool.id), shapes.get(tool.id), include_schemas, detail)
+                for tool, score in hits
+            ],
             unavailable_servers=self.unavailable(filter_),
             total_tools=len(listing),
             next_cursor=next_cursor,
         )
 
 
-def _describe(tool: ToolInfo, score: float, stats: ToolStats | None, include_schemas: bool) -> DiscoveredTool:
+def _describe(
+    tool: ToolInfo, score: float, stats: ToolStats | None, learned: Shape | None, include_schemas: bool, detail: Detail
+) -> DiscoveredTool:
+    returns = schema_shape(tool.output_schema) if tool.output_schema else learned
+    if detail == "compact":
+        return DiscoveredTool(
+            id=tool.id,
+            description=clip(tool.description, DESCRIPTION_CHARS),
+            input_schema=compact_schema(tool.input_schema) if include_schemas else None,
+            returns=returns,
+            score=round(score, 3),
+        )
     return DiscoveredTool(
         id=tool.id,
         server=tool.server,
@@ -86,6 +112,7 @@ def _describe(tool: ToolInfo, score: float, stats: ToolStats | None, include_sch
         description=tool.description,
         input_schema=dict(tool.input_schema) if include_schemas else None,
         output_schema=dict(tool.output_schema) if include_schemas and tool.output_schema else None,
+        returns=returns,
         annotations=dict(tool.annotations) if tool.annotations else None,
         score=round(score, 4),
         stats=ToolStatsOut(**stats.public()) if stats is not None and stats.calls else None,

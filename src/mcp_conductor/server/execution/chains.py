@@ -20,12 +20,12 @@ from mcp_conductor.client_pool.pool import ClientPool
 from mcp_conductor.errors import ConductorError
 from mcp_conductor.server.discovery.metrics import MetricsRegistry
 from mcp_conductor.server.execution.engine import ProgressFn, RunEngine, RunRequest
-from mcp_conductor.server.execution.results import ExecuteResult, RunOptions, StepSummary
+from mcp_conductor.server.execution.results import ExecuteResult, RunOptions, StepProblem, StepSummary
 from mcp_conductor.server.execution.values import DEFAULT_OUTPUT_BUDGET_BYTES, budgeted, step_resource_uri
-from mcp_conductor.server.planning.models import Plan, PlanResult
+from mcp_conductor.server.planning.models import Plan, PlanIssue, PlanResult
 from mcp_conductor.server.planning.planner import PlannerLimits
 from mcp_conductor.server.planning.planner import plan as check_plan
-from mcp_conductor.server.store.records import RunRecord, RunStatus, StepError, StepRun
+from mcp_conductor.server.store.records import RunRecord, RunStatus, StepError, StepRun, StepStatus
 from mcp_conductor.server.store.state_dir import pid_alive
 from mcp_conductor.server.store.store import RunStore
 
@@ -88,6 +88,7 @@ class ChainService:
             stats=self._metrics.stats(),
             unavailable_servers=self._unavailable(),
             limits=self._limits,
+            shapes=self._metrics.shapes(),
         )
         if result.valid and result.plan_id and result.normalized_plan is not None:
             await self.store.save_plan(result.plan_id, stored_form(result.normalized_plan))
@@ -117,7 +118,7 @@ class ChainService:
             existing = await self.store.get_run(options.run_id)
             if existing is not None:
                 if existing.status.finished:
-                    return await self.stored_result(existing, reused=True)
+                    return await self.stored_result(existing, options, reused=True)
                 resume_id = existing.run_id
         if resume_id is not None:
             run = await self.store.get_run(resume_id)
@@ -156,7 +157,7 @@ class ChainService:
             if key is not None:
                 self._active.discard(key)
         await self._maybe_prune()
-        return self._result(outcome.run, outcome.steps, outcome.outputs, options.output_budget_bytes)
+        return self._result(outcome.run, outcome.steps, outcome.outputs, options, warnings=checked.warnings)
 
     async def _maybe_prune(self) -> None:
         """Retention: every ``PRUNE_EVERY`` runs, delete all but the newest ``keep_runs``."""
@@ -165,10 +166,12 @@ class ChainService:
             self._runs_since_prune = 0
             await self.store.prune(self._keep_runs)
 
-    async def stored_result(self, run: RunRecord, *, reused: bool = False) -> ExecuteResult:
+    async def stored_result(
+        self, run: RunRecord, options: RunOptions | None = None, *, reused: bool = False
+    ) -> ExecuteResult:
         steps = await self.store.get_steps(run.run_id)
         outputs = {s.step_id: s.output for s in steps if s.step_id in run.outputs and s.has_output}
-        return self._result(run, steps, outputs, None, reused=reused)
+        return self._result(run, steps, outputs, options or RunOptions(), reused=reused)
 
     async def _checked(
         self, plan_id: str | None, plan: Mapping[str, Any] | None, inputs: Mapping[str, Any]
@@ -220,11 +223,13 @@ class ChainService:
         run: RunRecord,
         steps: Sequence[StepRun],
         outputs: Mapping[str, Any],
-        budget: int | None,
+        options: RunOptions,
         *,
+        warnings: Sequence[PlanIssue] = (),
         reused: bool = False,
     ) -> ExecuteResult:
-        limit = budget or self._budget
+        limit = options.output_budget_bytes or self._budget
+        full = options.detail == "steps"
         return ExecuteResult(
             run_id=run.run_id,
             status=run.status.value,
@@ -232,8 +237,14 @@ class ChainService:
                 sid: budgeted(value, budget_bytes=limit, resource_uri=step_resource_uri(run.run_id, sid))
                 for sid, value in outputs.items()
             },
-            steps=[StepSummary.of(s) for s in steps],
-            duration_ms=run.duration_ms,
+            problems=[
+                StepProblem(id=s.step_id, status=s.status.value, error=s.error)
+                for s in steps
+                if s.status is not StepStatus.SUCCEEDED
+            ],
+            warnings=list(warnings),
+            steps=[StepSummary.of(s) for s in steps] if full else None,
+            duration_ms=run.duration_ms if full else None,
             error=run.error,
             reused=reused,
         )

@@ -238,9 +238,12 @@ class LocalExecutor:
                 await self._end(run, live, status, step_error(exc, server, name), started=t0)
                 return
             elapsed = (time.perf_counter() - t0) * 1000
+            value = step_value(result)
             self._metrics.record(ToolId(step.tool), ok=True, duration_ms=elapsed)
+            if tool is None or tool.output_schema is None:
+                self._metrics.learn(ToolId(step.tool), value)  # what ${steps.x...} may find: see shapes
             run.touched_tools.add(ToolId(step.tool))
-            await self._end(run, live, StepStatus.SUCCEEDED, None, started=t0, output=step_value(result))
+            await self._end(run, live, StepStatus.SUCCEEDED, None, started=t0, output=value)
             return
 
     async def _end(

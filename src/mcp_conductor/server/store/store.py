@@ -57,11 +57,6 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def _metrics_rows(items: Mapping[K, ToolMetrics]) -> list[tuple[Any, ...]]:
-    now = _now()
-    return [schema.metrics_row(tool_id, metrics, now) for tool_id, metrics in items.items()]
-
-
 def _primary_code(exc: sqlite3.Error) -> int:
     """SQLite's primary result code of an error (extended codes carry it in their low byte)."""
     return (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
@@ -281,8 +276,8 @@ class RunStore:
             "duration_ms": duration_ms,
             "error_json": None if error is None else schema.dumps(error.model_dump(mode="json")),
         }
-        rows = _metrics_rows(metrics or {})
-        run = await self._quick(lambda c: schema.finish_run(c, run_id, rows, **columns))
+        items, now = list((metrics or {}).items()), _now()
+        run = await self._quick(lambda c: schema.finish_run(c, run_id, items, now, **columns))
         if run is None:
             raise StoreError(f"no run {run_id!r} in the store {self.path}")
         return run
