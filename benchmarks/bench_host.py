@@ -100,6 +100,25 @@ def compact(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+PRE_COMPACT_HIT = ("id", "server", "name", "title", "description", "input_schema", "output_schema", "annotations")
+
+
+def pre_compact(found: dict[str, Any]) -> str:
+    """A discover_tools answer as the tool printed it before compact answers: every field of every hit, nulls
+    included, the whole pretty-printed (the SDK's indent=2), from the same hits' detail=full entries."""
+    hits = [
+        {**{key: hit.get(key) for key in PRE_COMPACT_HIT}, "score": hit.get("score"), "stats": hit.get("stats")}
+        for hit in found.get("tools", [])
+    ]
+    old = {
+        "tools": hits,
+        "unavailable_servers": found.get("unavailable_servers", []),
+        "total_tools": found.get("total_tools"),
+        "next_cursor": found.get("next_cursor"),
+    }
+    return json.dumps(old, indent=2, ensure_ascii=False)
+
+
 def shown(result: CallToolResult, *, structured_first: bool) -> str:
     """What the model reads of a result: its structured content as JSON (direct calls), else its content."""
     if structured_first and result.structured_content is not None:
@@ -226,8 +245,11 @@ async def run_conductor(sandbox: Sandbox, root: Path, errlog: IO[str]) -> tuple[
             if not front.first_discover:
                 front.first_discover = len(found)
                 if "detail" in discover_options:  # measured for the budget, not read by the model
-                    full = await client.call_tool("discover_tools", {"query": task.query, "detail": "full"})
-                    front.full_discover = len(shown(full, structured_first=False))
+                    # What the same query returned before the compact answers: eight full hits, pretty-printed
+                    # as the SDK printed results (the issue's "today", about 16,000 characters; nulls aside).
+                    baseline = {"query": task.query, "detail": "full", "top_k": 8}
+                    full = await client.call_tool("discover_tools", baseline)
+                    front.full_discover = len(pre_compact(full.structured_content or {}))
             for tool_id in dict.fromkeys(step["tool"] for step in plan["steps"] if "tool" in step):
                 if tool_id in found:
                     continue
@@ -298,7 +320,7 @@ def report(direct: dict[str, Run], conductor: dict[str, Run], downstream: list[T
     seen = tokens(front.instructions) + tokens(as_seen(front.tools))
     full = tokens(compact(definitions(front.tools)))
     base = front.full_discover or ISSUE_DISCOVER_CHARS
-    base_name = f"detail=full, {base:,}" if front.full_discover else f"the issue's {base:,}"
+    base_name = f"the pre-compact answer, {base:,}" if front.full_discover else f"the issue's {base:,}"
     discover_target = int(DISCOVER_SHARE_TARGET * base)
     budgets = [
         budget(

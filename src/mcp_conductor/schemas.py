@@ -10,6 +10,8 @@ from referencing import Registry, Resource
 from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
 
+from mcp_conductor.clip import clip
+
 MAX_REF_HOPS = 32  # "$ref" chains followed before giving up
 
 
@@ -198,3 +200,22 @@ def _collect_refs(schema: Any, found: set[str]) -> None:
     elif isinstance(schema, list):
         for item in schema:
             _collect_refs(item, found)
+
+
+PARAMETER_DESCRIPTION_CHARS = 100
+
+
+def lean_input_schema(schema: Any) -> Any:
+    """A tool's input schema as ``discover_tools`` shows it by default: ``compact_schema`` without the implied
+    ``"type": "object"`` at the top, each parameter's description cut at ``PARAMETER_DESCRIPTION_CHARS``."""
+    compact = compact_schema(schema)
+    if not isinstance(compact, dict):
+        return compact
+    if compact.get("type") == "object":
+        del compact["type"]
+    properties = compact.get("properties")
+    if isinstance(properties, dict):
+        for prop in properties.values():
+            if isinstance(prop, dict) and isinstance(prop.get("description"), str):
+                prop["description"] = clip(prop["description"], PARAMETER_DESCRIPTION_CHARS)
+    return compact

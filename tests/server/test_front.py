@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from mcp_conductor.client_pool.config import in_process_config
 from mcp_conductor.demo import latency
 from mcp_conductor.server.app import build_server
+from mcp_conductor.server.discovery.results import DESCRIPTION_CHARS
 
 
 class Weather(BaseModel):
@@ -64,8 +65,8 @@ async def test_a_compact_hit_has_a_cut_description_a_lean_schema_and_the_shape_o
     (hit,) = found["tools"]
     assert set(hit) == {"id", "description", "input_schema", "returns", "score"}
     assert hit["id"] == "tools/weather"
-    assert len(hit["description"]) <= 300 and hit["description"].endswith("…")
-    assert hit["input_schema"] == {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    assert len(hit["description"]) <= DESCRIPTION_CHARS and hit["description"].endswith("…")
+    assert hit["input_schema"] == {"properties": {"city": {"type": "string"}}, "required": ["city"]}
     assert hit["returns"] == {"city": "string", "celsius": "number", "tags": ["string"]}
     (entry,) = full["tools"]
     assert {"server", "name", "output_schema"} <= set(entry)  # (annotations too, when the tool has some)

@@ -21,7 +21,7 @@ def reply(model: BaseModel, *, is_error: bool = False, exclude: Set[str] = froze
     return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data, is_error=is_error)
 
 
-_KEEP = frozenset({"valid", "tools", "total_tools"})  # false or empty, and still the answer
+_KEEP = frozenset({"valid", "tools", "total_tools", "unavailable_servers"})  # false or empty, and still the answer
 
 
 def argument_errors(tool: str, error: ValidationError) -> str:

@@ -14,7 +14,7 @@ from pydantic import Field
 from mcp_conductor.models import OutModel, detail
 
 Detail = Literal["compact", "full"]
-DESCRIPTION_CHARS = 300
+DESCRIPTION_CHARS = 160
 
 
 class ToolStatsOut(OutModel):
