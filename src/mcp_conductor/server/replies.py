@@ -24,17 +24,18 @@ def reply(model: BaseModel, *, is_error: bool = False, exclude: Set[str] = froze
 _KEEP = frozenset({"valid", "tools", "total_tools", "unavailable_servers"})  # false or empty, and still the answer
 
 
-def argument_errors(tool: str, error: ValidationError) -> str:
-    """One line per call: each wrong argument, what was expected and what was given."""
+def argument_errors(tool: str, error: ValidationError, *, within: str | None = None) -> str:
+    """One line per call: each wrong argument (``within`` an argument such as ``options``), what was expected
+    and what was given."""
     parts = []
     for detail in error.errors(include_url=False):
-        where = ".".join(str(p) for p in detail["loc"]) or "arguments"
+        where = ".".join(str(p) for p in ((within,) if within else ()) + tuple(detail["loc"])) or "arguments"
         given = _given(detail.get("input"))
         expected = str(detail["msg"]).removeprefix("Input should be ").removeprefix("Value error, ")
         if detail["type"] == "missing":
             parts.append(f"{where} is required")
         elif detail["type"] == "extra_forbidden":
-            parts.append(f"{where} is not an argument of {tool}")
+            parts.append(f"{where} is not an argument of {tool}" if not within else f"{where} is not an option")
         else:
             parts.append(f"{where}: expected {expected}, got {given}")
     return f"invalid arguments for {tool}: " + "; ".join(parts)

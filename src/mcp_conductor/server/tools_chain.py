@@ -8,13 +8,15 @@ from typing import Annotated, Any, Literal
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.types import CallToolResult, ToolAnnotations
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from mcp_conductor.errors import ConductorError
 from mcp_conductor.server.conductor import Conductor
 from mcp_conductor.server.execution.results import ExecuteResult, RunOptions
 from mcp_conductor.server.planning.models import PLAN_DETAIL, PlanResult
-from mcp_conductor.server.replies import reply
+from mcp_conductor.server.replies import argument_errors, reply
+
+HOST_WAIT_S = 50.0
 
 PLAN_FORMAT = """\
 Plan: {"inputs"?: {NAME: value}, "steps": [{"id", "tool": "server/tool", "arguments", "depends_on"?: [ids],
@@ -33,8 +35,9 @@ where possible, and gets their values directly.
     + PLAN_FORMAT
     + """\
 Returns {run_id, status, outputs (values of plan.outputs, default the last steps), problems (steps that did not
-succeed)}. options: timeout_s, on_error, max_concurrency, run_id (idempotency key), resume_run_id (re-run what
-did not succeed), detail: "steps".
+succeed)}. options: timeout_s, on_error, max_concurrency, default_step_timeout_s, output_budget_bytes, run_id
+(idempotency key), resume_run_id (re-run what did not succeed), detail: "steps", wait_s (default 50: a run not
+done by then answers status "running" and goes on; call again with options.run_id to wait, or cancel: true).
 """
 )
 
@@ -77,15 +80,21 @@ def register_chain_tools(server: MCPServer[Conductor]) -> None:
         plan: dict[str, Any] | None = None,
         plan_id: Annotated[str | None, Field(description="instead of plan: from plan_chain")] = None,
         inputs: Annotated[dict[str, Any] | None, Field(description="override the plan's inputs")] = None,
-        options: RunOptions | None = None,
+        options: Annotated[dict[str, Any] | None, Field(description="see above")] = None,
     ) -> Annotated[CallToolResult, ExecuteResult]:
         conductor = ctx.request_context.lifespan_context
 
         async def progress(done: int, total: int, message: str) -> None:
             await ctx.report_progress(done, total, message)
 
+        # The options are checked here, not through the tool's schema: the description lists them, and their
+        # schema would cost every conversation ~150 tokens.
         try:
-            result = await conductor.execute(plan, plan_id=plan_id, inputs=inputs, options=options, progress=progress)
+            chosen = RunOptions.model_validate({"wait_s": HOST_WAIT_S, **(options or {})})
+        except ValidationError as exc:  # hosts give up on a call after about a minute: hence the wait_s default
+            raise ToolError(argument_errors("execute_chain", exc, within="options")) from exc
+        try:
+            result = await conductor.execute(plan, plan_id=plan_id, inputs=inputs, options=chosen, progress=progress)
         except ConductorError as exc:
             raise ToolError(exc.summary()) from exc
         return reply(result, is_error=result.failed)

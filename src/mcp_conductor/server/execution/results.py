@@ -29,6 +29,8 @@ class RunOptions(OutModel):
     resume_run_id: str | None = None
     output_budget_bytes: int | None = Field(None, ge=256)
     detail: Literal["steps"] | None = None
+    wait_s: float | None = Field(None, ge=0)  # None: until the run ends (see live_runs)
+    cancel: bool = False  # with run_id: cancel that run
 
     def stored(self) -> dict[str, Any]:
         """What the run record keeps: the options that shaped how the steps ran."""

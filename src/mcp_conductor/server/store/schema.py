@@ -76,6 +76,10 @@ MIGRATIONS: dict[int, str] = {
         shape_json TEXT NOT NULL,
         updated_at TEXT NOT NULL
     );
+    CREATE TABLE IF NOT EXISTS run_cancels (
+        run_id       TEXT PRIMARY KEY REFERENCES runs (run_id) ON DELETE CASCADE,
+        requested_at TEXT NOT NULL
+    );
     """,
 }
 
