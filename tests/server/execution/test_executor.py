@@ -664,7 +664,8 @@ async def test_a_finished_run_exports_and_imports_into_a_fresh_store_losslessly(
 # -- the host ------------------------------------------------------------------------------------------------
 
 
-async def test_cancelling_the_host_request_cancels_downstream_calls_and_records_the_run_cancelled(tmp_path: Path):
+async def test_cancelling_a_request_that_waits_for_the_end_cancels_downstream_calls_and_the_run(tmp_path: Path):
+    # wait_s null: the run belongs to the request (the default, 50 s, detaches it: see test_live_runs).
     probe = Probe()
     plan = {
         "steps": [
@@ -676,7 +677,7 @@ async def test_cancelling_the_host_request_cancels_downstream_calls_and_records_
     async with Client(conductor(tmp_path, probe=probe)) as client:
         with anyio.fail_after(5):
             async with anyio.create_task_group() as tg:
-                tg.start_soon(partial(execute, client, plan, options={"run_id": "cancel-me"}))
+                tg.start_soon(partial(execute, client, plan, options={"run_id": "cancel-me", "wait_s": None}))
                 await probe.started("slow").wait()
                 tg.cancel_scope.cancel()
             await probe.cancelled("slow").wait()
