@@ -12,6 +12,13 @@ from mcp_conductor.server.store.records import RunRecord, RunStatus, now_iso
 from mcp_conductor.server.store.store import RunStore
 
 
+@pytest.fixture(autouse=True)
+def suite_logging_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``main`` in process would point structlog (which caches its loggers) at this test's captured stderr, closed
+    once the test ends: every logger first used later in the session would then fail to write."""
+    monkeypatch.setattr("mcp_conductor.cli.configure_logging", lambda *args, **kwargs: None)
+
+
 async def stored_run(state: Path, status: RunStatus) -> None:
     async with RunStore.open(state) as store:
         run = RunRecord(run_id="r1", plan_id="p", status=status, started_at=now_iso(), owner_pid=os.getpid())

@@ -75,7 +75,8 @@ async def test_a_downstream_killed_mid_chain_reconnects_and_the_retry_succeeds(t
             [first_child] = latency_children()
 
             async def run() -> None:
-                results.append(await conductor.chains.execute(plan=plan, options=RunOptions(timeout_s=25)))
+                options = RunOptions(timeout_s=25, detail="steps")
+                results.append(await conductor.chains.execute(plan=plan, options=options))
 
             async with anyio.create_task_group() as tg:
                 tg.start_soon(run)
@@ -100,7 +101,7 @@ async def test_the_demo_plan_runs_on_the_bundled_demo_servers(tmp_path: Path):
         with anyio.fail_after(60):
             await conductor.wait_for_startup()
             planned = await conductor.chains.plan(DEMO_PLAN)
-            run = await conductor.chains.execute(plan_id=planned.plan_id)
+            run = await conductor.chains.execute(plan_id=planned.plan_id, options=RunOptions(detail="steps"))
     assert planned.valid, planned.errors
     assert run.status == "succeeded", run.steps
     assert [s.status for s in run.steps] == ["succeeded"] * 4

@@ -111,7 +111,7 @@ async def test_inspector_passes_a_plan_object_to_plan_chain_and_gets_its_levels(
     result = await inspect(tmp_path, host_env, wait_gone, *request, "plan_chain")
     planned = result["structuredContent"]
     assert not result["isError"]
-    assert planned["valid"] is True, planned["errors"]
+    assert planned["valid"] is True, planned.get("errors")
     assert planned["levels"] == [["km", "sum"], ["double"]]
     assert planned["critical_path"] == ["km", "double"]
 
@@ -123,5 +123,5 @@ async def test_a_plan_id_from_one_inspector_session_executes_in_the_next(tmp_pat
     result = await inspect(tmp_path, host_env, wait_gone, *running, "execute_chain")
     run = result["structuredContent"]
     assert not result["isError"]
-    assert run["status"] == "succeeded", run["errors"]
+    assert run["status"] == "succeeded", run
     assert run["outputs"] == {"sum": {"result": 3.0}, "double": {"result": 6.21371192238}}

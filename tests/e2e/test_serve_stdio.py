@@ -76,7 +76,11 @@ async def test_initialize_and_tools_list_answer_while_a_downstream_server_is_sti
     for tool in tools.values():
         assert tool.input_schema["type"] == "object"
         assert tool.output_schema is not None and tool.output_schema["type"] == "object"
-        assert tool.description is not None and '"server/tool"' in tool.description
+        assert tool.description is not None
+    # The plan format is described once, in execute_chain's description; plan_chain's points to it.
+    described = {name: tool.description or "" for name, tool in tools.items()}
+    assert '"server/tool"' in described["discover_tools"] and '"server/tool"' in described["execute_chain"]
+    assert "execute_chain's format" in described["plan_chain"]
     assert tools["plan_chain"].input_schema["required"] == ["plan"]
 
 
@@ -85,7 +89,7 @@ async def test_discover_tools_finds_the_tool_a_person_would_pick_for_plain_phras
     with anyio.fail_after(60):
         async with serve_stdio(DEMO_CONFIG_PATH, "--state-dir", str(tmp_path)) as client:
             for query in PHRASINGS:
-                result = await client.call_tool("discover_tools", {"query": query, "top_k": 5})
+                result = await client.call_tool("discover_tools", {"query": query, "top_k": 5, "detail": "full"})
                 assert result.structured_content is not None, text_of(result)
                 found[query] = result.structured_content
     assert {(f["total_tools"], len(f["tools"]) <= 5, str(f["unavailable_servers"])) for f in found.values()} == {
@@ -138,16 +142,16 @@ async def test_plan_chain_levels_the_demo_plan_and_execute_chain_runs_it_by_plan
             planned = await client.call_tool("plan_chain", {"plan": DEMO_PLAN})
             assert planned.structured_content is not None, text_of(planned)
             plan_id = planned.structured_content["plan_id"]
-            executed = await client.call_tool("execute_chain", {"plan_id": plan_id})
+            executed = await client.call_tool("execute_chain", {"plan_id": plan_id, "options": {"detail": "steps"}})
             run = executed.structured_content
             assert run is not None, text_of(executed)
             full = await client.read_resource(f"conductor://runs/{run['run_id']}/steps/stats")
     plan = planned.structured_content
-    assert plan["valid"] is True and plan["errors"] == []
+    assert plan["valid"] is True and "errors" not in plan and not planned.is_error
     assert plan["plan_id"].startswith("plan_")
     assert plan["levels"] == [["read"], ["stats", "kw"], ["save"]]
     assert plan["critical_path"][0] == "read" and plan["critical_path"][-1] == "save"
-    assert run["status"] == "succeeded"
+    assert run["status"] == "succeeded" and not executed.is_error
     assert {s["id"]: (s["status"], s["attempts"]) for s in run["steps"]} == {
         "read": ("succeeded", 1), "stats": ("succeeded", 1), "kw": ("succeeded", 1), "save": ("succeeded", 1),
     }  # fmt: skip
@@ -170,10 +174,10 @@ async def test_plan_chain_reports_every_problem_of_a_broken_plan_at_once(tmp_pat
         async with serve_stdio(DEMO_CONFIG_PATH, "--state-dir", str(tmp_path)) as client:
             result = await client.call_tool("plan_chain", {"plan": broken})
             executed = await client.call_tool("execute_chain", {"plan": broken})
-    assert not result.is_error
+    assert result.is_error is True  # an invalid plan, still structured
     checked = result.structured_content
     assert checked is not None
-    assert checked["valid"] is False and checked["plan_id"] is None
+    assert checked["valid"] is False and "plan_id" not in checked
     errors = {e["kind"]: e for e in checked["errors"]}
     assert set(errors) == {"unknown_tool", "unknown_step_reference", "cycle"}
     assert (errors["unknown_tool"]["step"], errors["unknown_tool"]["field"]) == ("count", "/steps/0/tool")
@@ -186,7 +190,8 @@ async def test_plan_chain_reports_every_problem_of_a_broken_plan_at_once(tmp_pat
     assert "ping -> pong -> ping" in errors["cycle"]["message"] or "pong -> ping -> pong" in errors["cycle"]["message"]
     assert executed.structured_content is not None
     assert executed.structured_content["status"] == "invalid"
-    assert executed.structured_content["run_id"] is None
+    assert "run_id" not in executed.structured_content
+    assert executed.is_error is True
     assert executed.structured_content["errors"] == checked["errors"]
 
 

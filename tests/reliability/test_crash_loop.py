@@ -307,7 +307,9 @@ async def test_a_lock_held_by_another_process_for_a_moment_does_not_fail_the_run
             async def run_chain() -> None:
                 result.append(
                     await client.call_tool(
-                        "execute_chain", {"plan": plan, "options": {"run_id": "locked"}}, progress_callback=on_progress
+                        "execute_chain",
+                        {"plan": plan, "options": {"run_id": "locked", "detail": "steps"}},
+                        progress_callback=on_progress,
                     )
                 )
 

@@ -405,17 +405,26 @@ def call(meta_portal: tuple[BlockingPortal, Client], tool: str, arguments: dict[
     return portal.call(bounded)
 
 
+FAILED_RUNS = {"failed", "timed_out", "cancelled", "invalid"}  # answered with isError, and still structured
+
+
 def assert_structured_answer(tool: str, result: Any) -> None:
-    """A structured result, or an error message that is not a traceback and not the SDK's bare 'unexpected' text."""
-    if not result.is_error:
-        assert result.structured_content is not None
+    """A structured result (``isError`` exactly when the plan is invalid or the run did not do its job), or an
+    error message; an error's text is not a traceback and not the SDK's bare 'unexpected' text."""
+    if result.structured_content is not None:
         if tool == "execute_chain":
             run = ExecuteResult.model_validate(result.structured_content)
             assert run.status in {"succeeded", "failed", "partial", "timed_out", "cancelled", "invalid"}
-            for step in run.steps:
+            assert result.is_error is (run.status in FAILED_RUNS), run
+            for step in [*run.problems, *(run.steps or ())]:
                 assert step.error is None or ("\n" not in step.error.message and step.error.kind)
         else:
-            assert_structured(PlanResult.model_validate(result.structured_content), over_mcp=True)
+            checked = PlanResult.model_validate(result.structured_content)
+            assert_structured(checked, over_mcp=True)
+            assert result.is_error is (not checked.valid), checked
+    else:
+        assert result.is_error
+    if not result.is_error:
         return
     text = " ".join(getattr(block, "text", "") for block in result.content)
     assert text and "Traceback" not in text, text
@@ -434,6 +443,7 @@ OPTIONS = st.fixed_dictionaries(
         "run_id": st.sampled_from(["r1", "r2", "bad id", "x" * 101]) | JSON,
         "resume_run_id": st.sampled_from(["r1", "nope"]) | JSON,
         "output_budget_bytes": st.integers(0, 5000) | JSON,
+        "detail": st.sampled_from(["steps", "all"]) | JSON,
         "surprise": JSON,
     },
 )
@@ -446,6 +456,7 @@ VALID_OPTIONS = st.fixed_dictionaries(
         "on_error": st.sampled_from(["fail", "continue"]),
         "run_id": st.sampled_from(["r1", "r2", "r3"]),  # repeats: the stored run comes back, or is resumed
         "output_budget_bytes": st.integers(256, 5000),
+        "detail": st.just("steps"),
     },
 )
 EXECUTE_ARGUMENTS = st.fixed_dictionaries(  # half runnable, half junk

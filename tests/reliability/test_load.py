@@ -130,7 +130,9 @@ async def load(hosts: list[Client], first: int, calls: int) -> tuple[list[float]
     async def one(i: int) -> None:
         started = time.perf_counter()
         try:
-            result = await hosts[i % len(hosts)].call_tool("execute_chain", {"plan": chain_plan(i)})
+            result = await hosts[i % len(hosts)].call_tool(
+                "execute_chain", {"plan": chain_plan(i), "options": {"detail": "steps"}}
+            )
         except Exception as exc:  # counted, not raised: the test reports every failure at once
             problems.append(f"run {i}: {type(exc).__name__}: {exc}")
             return

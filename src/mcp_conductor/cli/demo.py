@@ -85,7 +85,7 @@ async def _discover(client: Client) -> bool:
             summary = " ".join(tool["description"].split())[:60]
             print(f"  {rank}. {tool['id']:24s} score {tool['score']:6.2f}  {summary}")
         for down in found["unavailable_servers"]:
-            print(f"  (unavailable: {down['server']} {down['state']}: {down['error']})")
+            print(f"  (unavailable: {down['server']} {down['state']}: {down.get('error', 'no error given')})")
             ok = False
     return ok
 
@@ -118,14 +118,14 @@ async def _plan_and_run(client: Client, names: set[str]) -> bool:
     print(f"  critical  {' -> '.join(planned['critical_path'])}  (~{planned['estimated_latency_ms']:.0f} ms)")
     if "execute_chain" not in names:
         return True
-    result = await client.call_tool("execute_chain", {"plan_id": planned["plan_id"]})
+    result = await client.call_tool("execute_chain", {"plan_id": planned["plan_id"], "options": {"detail": "steps"}})
     run = result.structured_content or {}
     _section(f"execute_chain: {run.get('status', 'error')} in {run.get('duration_ms', 0):.0f} ms")
     if result.is_error:
         print(f"  error: {_text(result)}")
         return False
     for step in run["steps"]:
-        print(f"  {step['id']:6s} {step['tool']:18s} {step['status']:10s} {step['duration_ms'] or 0:7.1f} ms")
+        print(f"  {step['id']:6s} {step['tool']:18s} {step['status']:10s} {step.get('duration_ms') or 0:7.1f} ms")
     print("  outputs:")
     for step_id, value in run["outputs"].items():
         print(f"    {step_id}: {json.dumps(value)[:110]}")
@@ -136,15 +136,16 @@ async def _plan_and_run(client: Client, names: set[str]) -> bool:
 
 async def _measured(client: Client) -> None:
     """After a run, the measured latencies flow back into planning and discovery."""
-    again = (await client.call_tool("plan_chain", {"plan": DEMO_PLAN})).structured_content or {}
+    again = (await client.call_tool("plan_chain", {"plan": DEMO_PLAN, "detail": "plan"})).structured_content or {}
     _section("metrics flow back: plan_chain and discover_tools after the run")
     basis = sorted(set((again.get("estimate_basis") or {}).values()))
     print(f"  estimated_latency_ms {again.get('estimated_latency_ms', 0):.1f} (basis: {', '.join(basis)})")
     found = await client.call_tool(
-        "discover_tools", {"query": "count the words in a text", "top_k": 1, "include_schemas": False}
+        "discover_tools",
+        {"query": "count the words in a text", "top_k": 1, "include_schemas": False, "detail": "full"},
     )
     for tool in (found.structured_content or {}).get("tools", []):
-        print(f"  {tool['id']}: stats {json.dumps(tool['stats'])}")
+        print(f"  {tool['id']}: stats {json.dumps(tool.get('stats'))}")
 
 
 def _text(result: Any) -> str:
