@@ -79,8 +79,10 @@ def test_bad_arguments_are_usage_errors(cli, write_json, tmp_path):
 
 
 async def test_ctrl_c_cancels_the_run_records_it_as_cancelled_and_leaves_no_child_process(cli, write_json, tmp_path):
+    """A real process: SIGINT is the point."""
     plan = write_json("long.json", LONG_PLAN)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_CONDUCTOR_")} | {"NO_COLOR": "1"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_CONDUCTOR_")}
+    env |= {"NO_COLOR": "1", "HOME": str(tmp_path)}
     argv = [sys.executable, "-m", "mcp_conductor", "run", str(plan), *CONFIG, "--state-dir", str(tmp_path)]
     async with await anyio.open_process(argv, env=env) as proc:
         assert proc.stderr is not None and proc.stdout is not None
@@ -102,9 +104,10 @@ async def test_ctrl_c_cancels_the_run_records_it_as_cancelled_and_leaves_no_chil
     assert alive == []
     assert "run_" in out.decode() and "cancelled (Ctrl-C)" in out.decode()
 
-    listed = json.loads(cli("runs", "list", "--json", "--state-dir", str(tmp_path)).stdout)
+    state = ("--state-dir", str(tmp_path))
+    listed = json.loads((await anyio.to_thread.run_sync(cli, "runs", "list", "--json", *state)).stdout)
     assert [(r["status"], r["steps"]) for r in listed] == [("cancelled", 3)]
-    shown = cli("runs", "show", listed[0]["run_id"], "--state-dir", str(tmp_path)).stdout
+    shown = (await anyio.to_thread.run_sync(cli, "runs", "show", listed[0]["run_id"], *state)).stdout
     lines = shown.splitlines()
     table = lines[lines.index(next(line for line in lines if line.startswith("step "))) + 1 :][:3]
     states = {line.split()[0]: line.split()[2] for line in table}
@@ -113,7 +116,8 @@ async def test_ctrl_c_cancels_the_run_records_it_as_cancelled_and_leaves_no_chil
 
 @pytest.fixture(autouse=True)
 def _no_stray_processes():
-    """Every CLI subprocess of a test has exited when it ends (subprocess.run waits; open_process is awaited)."""
+    """Every process a test started (the downstream servers of an in-process command, the Ctrl-C test's CLI) has
+    exited when it ends."""
     before = {p.pid for p in psutil.Process().children(recursive=True)}
     yield
     stray = [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
