@@ -81,6 +81,7 @@ async def test_a_host_with_the_token_lists_the_meta_tools_and_discovers_tools(
     assert found.structured_content["unavailable_servers"] == []
     log = await anyio.Path(serve_log).read_text(encoding="utf-8", errors="replace")
     assert "pool.server_connected" in log  # the log is really there, and at debug level
+    assert f"mcp-conductor: serving streamable HTTP at {url}; a bearer token is required\n" in log
     assert token not in log
 
 
