@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
 import sys
+from datetime import UTC, datetime, timedelta
 
 import anyio
 import psutil
 import pytest
 from anyio.streams.buffered import BufferedByteReceiveStream
+from rich.console import Console
 
 from mcp_conductor.cli.demo import DEMO_PLAN
+from mcp_conductor.cli.live import RunView
 from mcp_conductor.demo import DEMO_CONFIG_PATH
 
 CONFIG = ("--config", str(DEMO_CONFIG_PATH))
@@ -124,3 +128,26 @@ def _no_stray_processes():
     for p in stray:
         p.kill()
     assert stray == []
+
+
+def test_the_summary_runs_list_runs_show_and_its_timeline_give_one_duration(cli, write_json, tmp_path):
+    plan = write_json("plan.json", DEMO_PLAN)
+    done = cli("run", str(plan), *CONFIG, "--state-dir", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    headline = next(line for line in done.stdout.splitlines() if line.startswith("run "))
+    run_id, duration = headline.split()[1], headline.split(" in ")[1]
+    shown = cli("runs", "show", run_id, "--state-dir", str(tmp_path)).stdout.splitlines()
+    assert shown[0] == f"run {run_id} succeeded in {duration}"
+    scale = shown[shown.index("timeline:") + 1]
+    assert scale.endswith(duration)
+    listed = cli("runs", "list", "--state-dir", str(tmp_path)).stdout.splitlines()
+    assert f" {duration} " in listed[1]
+
+
+def test_the_live_view_ends_on_the_run_s_recorded_duration():
+    view = RunView([("a", "t/a")], "run_x")
+    console = Console(file=io.StringIO(), width=100)
+    later = datetime.now(UTC) + timedelta(seconds=30)
+    assert "30.0 s" in str(view.progress(console, later))  # still running: the time since the command started it
+    view.finish(1234.5)
+    assert str(view.progress(console, later)) == "0/1 steps  1234 ms  run_x"

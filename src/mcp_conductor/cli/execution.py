@@ -167,13 +167,15 @@ async def execute_live(
                 await anyio.sleep(0.5)
 
     interrupted = await cancel_on_sigint(body, follow)
-    display.show(await conductor.store.get_steps(run_id))
     if results:  # finished before any Ctrl-C took effect
-        return Outcome(results[0], view)
-    run = await conductor.store.get_run(run_id)
-    if run is None:  # interrupted before the run was created
-        return Outcome(ExecuteResult(run_id=None, status="cancelled"), view, interrupted=True)
-    return Outcome(await conductor.chains.stored_result(run), view, interrupted=interrupted)
+        outcome = Outcome(results[0], view)
+    elif (run := await conductor.store.get_run(run_id)) is None:  # interrupted before the run was created
+        outcome = Outcome(ExecuteResult(run_id=None, status="cancelled"), view, interrupted=True)
+    else:
+        outcome = Outcome(await conductor.chains.stored_result(run), view, interrupted=interrupted)
+    view.finish(outcome.result.duration_ms)  # the live view ends on the recorded duration, as the summary
+    display.show(await conductor.store.get_steps(run_id))
+    return outcome
 
 
 def runs_command(state_dir: str | None, *words: str) -> str:
