@@ -317,3 +317,32 @@ async def test_what_time_is_it_in_tokyo_ranks_get_current_time_first() -> None:
     index = ToolIndex.build(CATALOG + time_tools)
     assert ids(index.search("what time is it in Tokyo", top_k=2)) == ["time/get_current_time", "time/convert_time"]
     assert ids(index.search("convert 9:00 from New York time to Tokyo time", top_k=1)) == ["time/convert_time"]
+
+
+def test_only_the_tool_s_own_failures_lower_its_success_rate() -> None:
+    from mcp import MCPError
+
+    from mcp_conductor.errors import CallTimeoutError, ConnectionLostError, ProtocolError, ToolExecutionError
+    from mcp_conductor.server.discovery.metrics import MetricsRegistry, is_caller_error
+
+    invalid = ProtocolError("bad", server="s")
+    invalid.__cause__ = MCPError(-32602, "Invalid params")
+    crashed = ProtocolError("bad", server="s")
+    crashed.__cause__ = MCPError(-32603, "Internal error")
+    assert is_caller_error(ToolExecutionError("path outside allowed directories", server="s"))
+    assert is_caller_error(invalid)
+    assert not any(
+        is_caller_error(e)
+        for e in (crashed, CallTimeoutError("t", server="s"), ConnectionLostError("c", server="s"), None)
+    )
+
+    registry = MetricsRegistry()
+    tool = ToolId("s/t")
+    registry.record(tool, ok=True, duration_ms=10)
+    registry.record(tool, ok=False, duration_ms=1, error=ToolExecutionError("no such file", server="s"))
+    registry.record(tool, ok=False, duration_ms=1, error=invalid)
+    one = registry.stats()[tool]
+    assert (one.calls, one.failures, one.caller_errors, one.success_rate, one.p50_ms) == (3, 2, 2, 1.0, one.p95_ms)
+    assert stats_factor(one) == stats_factor(registry.stats()[tool]) > stats_factor(None)
+    registry.record(tool, ok=False, duration_ms=5000, timed_out=True, error=CallTimeoutError("t", server="s"))
+    assert registry.stats()[tool].success_rate == 0.5

@@ -125,11 +125,12 @@ def stats_factor(stats: ToolStats | None) -> float:
     """A multiplier in [0.97, 1.0] from call metrics; 0.995 (neutral) when nothing is known.
 
     Reliability is a smoothed success rate (two pseudo-calls at 90%), so one lucky call is not a perfect
-    record and an untried tool sits between a reliable and a flaky one. Latency is a mild, log-scaled nudge.
+    record and an untried tool sits between a reliable and a flaky one; the caller's own mistakes (bad
+    arguments) do not count against it. Latency is a mild, log-scaled nudge.
     At most 3% apart, it reorders only near-ties: a clearly better text match is never buried.
     """
     prior_calls, prior_rate = 2.0, 0.9
-    calls = stats.calls if stats is not None else 0
+    calls = stats.rated_calls if stats is not None else 0
     successes = stats.successes if stats is not None else 0
     reliability = (successes + prior_calls * prior_rate) / (calls + prior_calls)
     p50 = stats.p50_ms if stats is not None and calls else None

@@ -17,11 +17,23 @@ from typing import Any, Literal
 from mcp_conductor.server.discovery.metrics import ToolMetrics
 from mcp_conductor.server.store.records import RunRecord, RunStatus, StepError, StepRun, StepStatus
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
-# Migration N brings a database from version N-1 to N. Every statement is idempotent, so a migration that a
+
+def migration_tool_metrics_caller_errors(conn: sqlite3.Connection) -> None:
+    """tool_metrics.caller_errors: failed calls that were the caller's mistake (see ``metrics.is_caller_error``).
+
+    (Another branch may also add a migration 2; whichever merges second renumbers its migration.)
+    """
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(tool_metrics)")}
+    if "caller_errors" not in columns:
+        conn.execute("ALTER TABLE tool_metrics ADD COLUMN caller_errors INTEGER NOT NULL DEFAULT 0")
+
+
+# Migration N brings a database from version N-1 to N: SQL statements, or a function for a step SQL cannot
+# make idempotent (SQLite has no ADD COLUMN IF NOT EXISTS). Every step is idempotent, so a migration that a
 # killed process left half done simply runs again.
-MIGRATIONS: dict[int, str] = {
+MIGRATIONS: dict[int, str | Callable[[sqlite3.Connection], None]] = {
     1: """
     CREATE TABLE IF NOT EXISTS plans (
         plan_id    TEXT PRIMARY KEY,
@@ -70,6 +82,7 @@ MIGRATIONS: dict[int, str] = {
         updated_at     TEXT NOT NULL
     );
     """,
+    2: migration_tool_metrics_caller_errors,
 }
 
 
@@ -124,9 +137,13 @@ def migrate(conn: sqlite3.Connection) -> int:
         conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TEXT)")
         found = _version(conn)  # another process may have migrated while we waited for the lock
         for version in range(found + 1, SCHEMA_VERSION + 1):
-            for statement in MIGRATIONS[version].split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            migration = MIGRATIONS[version]
+            if callable(migration):
+                migration(conn)
+            else:
+                for statement in migration.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
             conn.execute("INSERT INTO schema_version VALUES (?, datetime('now'))", (version,))
     return found
 
@@ -236,13 +253,13 @@ def step_from_row(row: sqlite3.Row | tuple[Any, ...]) -> StepRun:
 
 def metrics_row(tool_id: str, m: ToolMetrics, updated_at: str) -> tuple[Any, ...]:
     histogram = {str(bucket): count for bucket, count in sorted(m.histogram.items())}
-    return (tool_id, m.calls, m.successes, m.failures, m.timeouts, dumps(histogram), updated_at)
+    return (tool_id, m.calls, m.successes, m.failures, m.timeouts, m.caller_errors, dumps(histogram), updated_at)
 
 
 def metrics_from_row(row: sqlite3.Row | tuple[Any, ...]) -> tuple[str, ToolMetrics]:
-    tool_id, calls, successes, failures, timeouts, histogram = row
+    tool_id, calls, successes, failures, timeouts, caller_errors, histogram = row
     buckets = {int(bucket): int(count) for bucket, count in loads(histogram).items()}
-    return tool_id, ToolMetrics(calls, successes, failures, timeouts, buckets)
+    return tool_id, ToolMetrics(calls, successes, failures, timeouts, buckets, caller_errors)
 
 
 # -- statements ------------------------------------------------------------------------------------
@@ -412,11 +429,12 @@ def _upsert_metrics(c: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
     c.executemany(
         """
             INSERT INTO tool_metrics
-                (tool_id, calls, successes, failures, timeouts, histogram_json, updated_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?)
+                (tool_id, calls, successes, failures, timeouts, caller_errors, histogram_json, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (tool_id) DO UPDATE SET
                 calls = excluded.calls, successes = excluded.successes, failures = excluded.failures,
-                timeouts = excluded.timeouts, histogram_json = excluded.histogram_json,
+                timeouts = excluded.timeouts, caller_errors = excluded.caller_errors,
+                histogram_json = excluded.histogram_json,
                 updated_at = excluded.updated_at
             """,
         rows,
@@ -424,5 +442,5 @@ def _upsert_metrics(c: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
 
 
 def select_metrics(c: sqlite3.Connection) -> dict[str, ToolMetrics]:
-    sql = "SELECT tool_id, calls, successes, failures, timeouts, histogram_json FROM tool_metrics"
+    sql = "SELECT tool_id, calls, successes, failures, timeouts, caller_errors, histogram_json FROM tool_metrics"
     return dict(metrics_from_row(row) for row in c.execute(sql))
