@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import platformdirs
 import pytest
 
 from mcp_conductor.cli import build_parser, log_level
@@ -126,3 +127,12 @@ def test_help_imports_neither_the_sdk_nor_numpy_rich_or_pydantic():
 
 COMMANDS = ("serve", "demo", "tools", "discover", "doctor", "plan", "run", "runs", "runs list", "runs show",
             "runs resume", "runs export", "runs import")  # fmt: skip
+
+
+def test_help_says_where_state_is_kept(cli, cli_home: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("HOME", str(cli_home))  # the CLI tests' HOME
+    monkeypatch.delenv("XDG_STATE_HOME", raising=False)
+    done = cli("runs", "list", "--help")
+    assert done.returncode == 0
+    said = "".join(done.stdout.split())  # argparse wraps the path anywhere
+    assert "".join(f"else {platformdirs.user_state_dir('mcp-conductor')})".split()) in said

@@ -90,12 +90,18 @@ def add_config_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def default_state_dir() -> Path:
+    """Where runs, plans and metrics live when neither ``--state-dir`` nor ``$MCP_CONDUCTOR_STATE_DIR`` is
+    given (``server.store.state_dir.resolve_state_dir`` uses the same)."""
+    return Path(platformdirs.user_state_dir("mcp-conductor"))
+
+
 def add_state_dir_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--state-dir",
         metavar="DIR",
-        help="where runs, plans and metrics are stored (default: $MCP_CONDUCTOR_STATE_DIR, else the user "
-        "state directory)",
+        help="where runs, plans and metrics are stored, in runs.db (default: $MCP_CONDUCTOR_STATE_DIR, else "
+        f"{default_state_dir()})",
     )
 
 
