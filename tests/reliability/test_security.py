@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
@@ -25,6 +26,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
+from fixtures.cli import run_main
 from fixtures.env import host_env
 from fixtures.net import free_port, wait_for_port
 from mcp_conductor.cli import build_parser
@@ -108,17 +110,15 @@ def test_a_non_loopback_bind_without_a_token_is_refused(host: str, token: str | 
         check_bind(HttpOptions(host=host, auth_token=token))
 
 
-async def test_serve_on_all_ipv6_addresses_without_a_token_exits_2_before_binding(tmp_path: Path) -> None:
-    # Only the refusal runs: nothing here may listen beyond loopback.
-    port = free_port()
-    command = [
-        sys.executable, "-m", "mcp_conductor", "serve", "--http", "--host", "::", "--port", str(port),
-        "--config", str(DEMO_CONFIG_PATH), "--state-dir", str(tmp_path / "state"),
-    ]  # fmt: skip
-    with anyio.fail_after(30):
-        refused = await anyio.run_process(command, env=host_env(tmp_path / "home"), check=False)
+def test_serve_on_all_ipv6_addresses_without_a_token_exits_2_before_binding(tmp_path: Path) -> None:
+    # Only the refusal runs (in this process: it comes before any bind): nothing here may listen beyond loopback.
+    refused = run_main(
+        tmp_path / "home",
+        *("serve", "--http", "--host", "::", "--port", str(free_port())),
+        *("--config", str(DEMO_CONFIG_PATH), "--state-dir", str(tmp_path / "state")),
+    )
     assert refused.returncode == 2
-    assert refused.stderr.decode().splitlines() == [
+    assert refused.stderr.splitlines() == [
         "error: refusing to serve on :: without a bearer token",
         "hint: pass --auth-token or set MCP_CONDUCTOR_AUTH_TOKEN, or bind 127.0.0.1",
     ]
@@ -306,11 +306,11 @@ async def test_no_secret_from_the_config_shows_up_in_any_output_log_error_export
     plan.write_text(json.dumps({"steps": [{"id": "check", "tool": "leaky/check_api_key"}]}), encoding="utf-8")
     outputs: dict[str, bytes] = {}
 
-    async def cli(name: str, *args: str) -> None:
-        argv = [sys.executable, "-m", "mcp_conductor", "--log-level", "debug", *args]
+    async def cli(name: str, *args: str) -> None:  # in this process: what the commands print is the point
+        argv = ["--log-level", "debug", *args]
         with anyio.fail_after(60):
-            done = await anyio.run_process(argv, env=env, check=False)
-        outputs[f"{name} stdout"], outputs[f"{name} stderr"] = done.stdout, done.stderr
+            done = await anyio.to_thread.run_sync(partial(run_main, tmp_path / "home", *argv, env=env))
+        outputs[f"{name} stdout"], outputs[f"{name} stderr"] = done.stdout.encode(), done.stderr.encode()
 
     with anyio.fail_after(60):
         answers = await serve_session(config, state, env, errlog)

@@ -12,6 +12,7 @@ import json
 import shlex
 import signal
 import sys
+import threading
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -123,7 +124,9 @@ async def cancel_on_sigint(
                     tg.cancel_scope.cancel()
                     return
 
-        if sys.platform != "win32":  # no signal receivers there; Ctrl-C raises KeyboardInterrupt instead
+        # No signal receivers on Windows (Ctrl-C raises KeyboardInterrupt instead), nor outside the main thread
+        # (a caller running the command in a worker thread keeps its own SIGINT handling).
+        if sys.platform != "win32" and threading.current_thread() is threading.main_thread():
             await tg.start(watch)
         for task in background:
             tg.start_soon(task)
