@@ -61,7 +61,7 @@ def errlog(tmp_path: Path) -> Iterator[IO[str]]:
 
 def serve_params(config: Path, state_dir: Path) -> StdioServerParameters:
     argv = ["-m", "mcp_conductor", "--log-level", "info", "serve", "--config", str(config), "--state-dir", str(state_dir)]  # fmt: skip  # noqa: E501
-    env = host_env(state_dir.parent / "home")
+    env = host_env(config.parent / "home")  # config is in the test's temporary directory
     return StdioServerParameters(command=sys.executable, args=argv, env=env)
 
 

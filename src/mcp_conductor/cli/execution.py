@@ -25,6 +25,7 @@ from rich.text import Text
 from mcp_conductor.cli import console as ui
 from mcp_conductor.cli.common import SERVER_WAIT_MARGIN_S, UsageError, read_json_file
 from mcp_conductor.cli.live import LiveDisplay, RunView, format_ms
+from mcp_conductor.cli.words import shorten
 from mcp_conductor.client_pool.pool import ClientPool
 from mcp_conductor.server.conductor import Conductor
 from mcp_conductor.server.execution.results import ExecuteResult, RunOptions
@@ -196,7 +197,7 @@ def preview(value: Any, limit: int = PREVIEW_CHARS) -> tuple[str, bool]:
     else:
         text = json.dumps(value, ensure_ascii=False)
     if len(text) > limit:
-        text, cut = text[: limit - 3] + "...", True
+        text, cut = shorten(text, limit), True
     return text, cut
 
 
