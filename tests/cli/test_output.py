@@ -54,6 +54,7 @@ def test_run_reports_a_failed_step_in_its_summary_and_logs_it_only_when_verbose(
         (["--verbose", "run", "x.json"], "info"),
         (["--debug", "plan", "x.json"], "debug"),
         (["--log-level", "error", "serve"], "error"),
+        (["--log-file", "x.log", "run", "x.json"], "warning"),
     ],
 )
 def test_serve_logs_warnings_and_the_human_commands_log_nothing_unless_asked(argv: list[str], level: str):

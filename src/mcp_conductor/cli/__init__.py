@@ -91,14 +91,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def log_level(args: argparse.Namespace) -> str:
     """``--debug``, else ``--log-level``, else ``--verbose`` (info), else the command's default: no logs under a
-    command's human output (its table or summary says each fact once), warnings for ``serve`` and ``demo``."""
+    command's human output (its table or summary says each fact once; warnings still go to a ``--log-file``),
+    warnings for ``serve`` and ``demo``."""
     if args.debug:
         return "debug"
     if args.log_level:
         return str(args.log_level)
     if args.verbose:
         return "info"
-    return "critical" if args.command in QUIET_COMMANDS else DEFAULT_LOG_LEVEL
+    quiet = args.command in QUIET_COMMANDS and not args.log_file
+    return "critical" if quiet else DEFAULT_LOG_LEVEL
 
 
 def _conductor_error(exc: BaseException) -> ConductorError | None:
