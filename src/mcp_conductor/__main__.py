@@ -7,7 +7,7 @@ import sys
 
 def main() -> None:
     try:
-        # Importing the CLI takes about a second (the MCP SDK); Ctrl-C then should not print a traceback.
+        # Ctrl-C while the CLI is still importing should not print a traceback either.
         from mcp_conductor.cli import main as cli_main
     except KeyboardInterrupt:
         sys.exit(130)

@@ -1,40 +1,34 @@
-"""Fixtures of the CLI tests: every command runs through the real entry point in a subprocess.
-
+"""Fixtures of the CLI tests: every command runs in this process, through the real entry point ``main(argv)``
+(see ``fixtures.cli``). Tests where a real process is the point (Ctrl-C, ``serve``) start one themselves.
 (Helpers are fixtures, not imports: conftest modules outside a package all share the module name ``conftest``.)
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-Cli = Callable[..., subprocess.CompletedProcess[str]]
+from fixtures.cli import Done, run_main
+
+Cli = Callable[..., Done]
 WriteJson = Callable[[str, Any], Path]
 
 
-def cli_env() -> dict[str, str]:
-    """Our environment without the conductor's own variables, and without colors (stdout is a pipe anyway)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_CONDUCTOR_")}
-    return env | {"NO_COLOR": "1"}
-
-
-def cli_argv(*args: str) -> list[str]:
-    return [sys.executable, "-m", "mcp_conductor", *args]
+@pytest.fixture(scope="session")
+def cli_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("home")
 
 
 @pytest.fixture(scope="session")
-def cli() -> Cli:
-    """``cli(*args)``: run ``python -m mcp_conductor *args`` to completion; returns the CompletedProcess."""
+def cli(cli_home: Path) -> Cli:
+    """``cli(*args)``: run ``mcp-conductor *args`` to completion in this process; returns a ``Done``."""
 
-    def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(cli_argv(*args), capture_output=True, text=True, env=cli_env(), timeout=timeout)
+    def run(*args: str) -> Done:
+        return run_main(cli_home, *args)
 
     return run
 

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
 import sys
+from datetime import UTC, datetime, timedelta
 
 import anyio
 import psutil
 import pytest
 from anyio.streams.buffered import BufferedByteReceiveStream
+from rich.console import Console
 
 from mcp_conductor.cli.demo import DEMO_PLAN
+from mcp_conductor.cli.live import RunView
 from mcp_conductor.demo import DEMO_CONFIG_PATH
 
 CONFIG = ("--config", str(DEMO_CONFIG_PATH))
@@ -79,8 +83,10 @@ def test_bad_arguments_are_usage_errors(cli, write_json, tmp_path):
 
 
 async def test_ctrl_c_cancels_the_run_records_it_as_cancelled_and_leaves_no_child_process(cli, write_json, tmp_path):
+    """A real process: SIGINT is the point."""
     plan = write_json("long.json", LONG_PLAN)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_CONDUCTOR_")} | {"NO_COLOR": "1"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_CONDUCTOR_")}
+    env |= {"NO_COLOR": "1", "HOME": str(tmp_path)}
     argv = [sys.executable, "-m", "mcp_conductor", "run", str(plan), *CONFIG, "--state-dir", str(tmp_path)]
     async with await anyio.open_process(argv, env=env) as proc:
         assert proc.stderr is not None and proc.stdout is not None
@@ -102,9 +108,10 @@ async def test_ctrl_c_cancels_the_run_records_it_as_cancelled_and_leaves_no_chil
     assert alive == []
     assert "run_" in out.decode() and "cancelled (Ctrl-C)" in out.decode()
 
-    listed = json.loads(cli("runs", "list", "--json", "--state-dir", str(tmp_path)).stdout)
+    state = ("--state-dir", str(tmp_path))
+    listed = json.loads((await anyio.to_thread.run_sync(cli, "runs", "list", "--json", *state)).stdout)
     assert [(r["status"], r["steps"]) for r in listed] == [("cancelled", 3)]
-    shown = cli("runs", "show", listed[0]["run_id"], "--state-dir", str(tmp_path)).stdout
+    shown = (await anyio.to_thread.run_sync(cli, "runs", "show", listed[0]["run_id"], *state)).stdout
     lines = shown.splitlines()
     table = lines[lines.index(next(line for line in lines if line.startswith("step "))) + 1 :][:3]
     states = {line.split()[0]: line.split()[2] for line in table}
@@ -113,10 +120,34 @@ async def test_ctrl_c_cancels_the_run_records_it_as_cancelled_and_leaves_no_chil
 
 @pytest.fixture(autouse=True)
 def _no_stray_processes():
-    """Every CLI subprocess of a test has exited when it ends (subprocess.run waits; open_process is awaited)."""
+    """Every process a test started (the downstream servers of an in-process command, the Ctrl-C test's CLI) has
+    exited when it ends."""
     before = {p.pid for p in psutil.Process().children(recursive=True)}
     yield
     stray = [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
     for p in stray:
         p.kill()
     assert stray == []
+
+
+def test_the_summary_runs_list_runs_show_and_its_timeline_give_one_duration(cli, write_json, tmp_path):
+    plan = write_json("plan.json", DEMO_PLAN)
+    done = cli("run", str(plan), *CONFIG, "--state-dir", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    headline = next(line for line in done.stdout.splitlines() if line.startswith("run "))
+    run_id, duration = headline.split()[1], headline.split(" in ")[1]
+    shown = cli("runs", "show", run_id, "--state-dir", str(tmp_path)).stdout.splitlines()
+    assert shown[0] == f"run {run_id} succeeded in {duration}"
+    scale = shown[shown.index("timeline:") + 1]
+    assert scale.endswith(duration)
+    listed = cli("runs", "list", "--state-dir", str(tmp_path)).stdout.splitlines()
+    assert f" {duration} " in listed[1]
+
+
+def test_the_live_view_ends_on_the_run_s_recorded_duration():
+    view = RunView([("a", "t/a")], "run_x")
+    console = Console(file=io.StringIO(), width=100)
+    later = datetime.now(UTC) + timedelta(seconds=30)
+    assert "30.0 s" in str(view.progress(console, later))  # still running: the time since the command started it
+    view.finish(1234.5)
+    assert str(view.progress(console, later)) == "0/1 steps  1234 ms  run_x"

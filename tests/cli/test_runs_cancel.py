@@ -5,18 +5,10 @@ import os
 from pathlib import Path
 
 import anyio
-import pytest
 
-from mcp_conductor.cli import main
+from fixtures.cli import run_main
 from mcp_conductor.server.store.records import RunRecord, RunStatus, now_iso
 from mcp_conductor.server.store.store import RunStore
-
-
-@pytest.fixture(autouse=True)
-def suite_logging_kept(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``main`` in process would point structlog (which caches its loggers) at this test's captured stderr, closed
-    once the test ends: every logger first used later in the session would then fail to write."""
-    monkeypatch.setattr("mcp_conductor.cli.configure_logging", lambda *args, **kwargs: None)
 
 
 async def stored_run(state: Path, status: RunStatus) -> None:
@@ -32,20 +24,20 @@ async def status_and_request(state: Path) -> tuple[RunStatus, bool]:
         return run.status, await store.cancel_requested("r1")
 
 
-def test_cancelling_a_running_run_asks_its_owner(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cancelling_a_running_run_asks_its_owner(tmp_path: Path) -> None:
     anyio.run(stored_run, tmp_path, RunStatus.RUNNING)
-    assert main(["runs", "cancel", "r1", "--state-dir", str(tmp_path)]) == 0
-    assert "cancel requested" in capsys.readouterr().out
+    done = run_main(tmp_path, "runs", "cancel", "r1", "--state-dir", str(tmp_path))
+    assert done.returncode == 0 and "cancel requested" in done.stdout
     assert anyio.run(status_and_request, tmp_path) == (RunStatus.RUNNING, True)
 
 
-def test_cancelling_an_interrupted_run_ends_it_at_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cancelling_an_interrupted_run_ends_it_at_once(tmp_path: Path) -> None:
     anyio.run(stored_run, tmp_path, RunStatus.INTERRUPTED)
-    assert main(["runs", "cancel", "r1", "--state-dir", str(tmp_path)]) == 0
-    assert "now cancelled" in capsys.readouterr().out
+    done = run_main(tmp_path, "runs", "cancel", "r1", "--state-dir", str(tmp_path))
+    assert done.returncode == 0 and "now cancelled" in done.stdout
     assert anyio.run(status_and_request, tmp_path) == (RunStatus.CANCELLED, False)
 
 
-def test_cancelling_an_unknown_run_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["runs", "cancel", "nope", "--state-dir", str(tmp_path)]) == 2
-    assert "no run 'nope'" in capsys.readouterr().err
+def test_cancelling_an_unknown_run_is_a_usage_error(tmp_path: Path) -> None:
+    done = run_main(tmp_path, "runs", "cancel", "nope", "--state-dir", str(tmp_path))
+    assert done.returncode == 2 and "no run 'nope'" in done.stderr

@@ -235,6 +235,8 @@ def test_previews_cut_long_values_and_budget_markers():
     assert preview({"a": 1}) == ('{"a": 1}', False)
     text, cut = preview("x" * 1000, limit=20)
     assert (len(text), cut) == (20, True)
+    words = {"text": "the quick brown fox jumps over the lazy dog"}
+    assert preview(words, limit=28) == ('{"text": "the quick brown…', True)  # cut at a word, with an ellipsis
     marker = {"truncated": True, "preview": '{"big": "xx', "full_value": "conductor://runs/r/steps/s"}
     assert preview(marker) == ('{"big": "xx', True)
 

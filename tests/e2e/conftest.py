@@ -1,15 +1,15 @@
 """Fixtures of the end-to-end tests that run ``mcp-conductor serve`` as a real subprocess.
 
 The meta server always runs as a child process (``python -m mcp_conductor serve``), started the way a host
-starts it, with only PATH and HOME from our environment. Its stderr goes to ``serve_log`` in the test's temporary
-directory, so a test can check what it logged. (Helpers are fixtures, not imports: conftest modules outside a
-package all share the module name ``conftest``.)
+starts it, with only PATH from our environment and a temporary HOME. Its stderr goes to ``serve_log`` in the
+test's temporary directory, so a test can check what it logged. (Helpers are fixtures, not imports: conftest
+modules outside a package all share the module name ``conftest``.)
 """
 
 from __future__ import annotations
 
+import functools
 import json
-import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
@@ -21,6 +21,8 @@ import psutil
 import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
+
+import fixtures.env
 
 ServeStdio = Callable[..., AbstractAsyncContextManager[Client]]
 MakeConfig = Callable[..., Path]
@@ -38,15 +40,11 @@ def serve_argv() -> Callable[..., list[str]]:
     return serve_command
 
 
-def _host_env(**extra: str) -> dict[str, str]:
-    return {k: v for k in ("PATH", "HOME") if (v := os.environ.get(k)) is not None} | extra
-
-
 @pytest.fixture
-def host_env() -> Callable[..., dict[str, str]]:
-    """``host_env(**extra)``: the little a host passes on (PATH, HOME) plus ``extra``; nothing else leaks in
-    from the test process."""
-    return _host_env
+def host_env(tmp_path: Path) -> Callable[..., dict[str, str]]:
+    """``host_env(**extra)``: the little a host passes on (PATH, and HOME: a directory in the test's temporary
+    directory) plus ``extra``; nothing else leaks in from the test process."""
+    return functools.partial(fixtures.env.host_env, tmp_path / "home")
 
 
 @pytest.fixture
@@ -81,7 +79,7 @@ def serve_errlog(serve_log: Path) -> Iterator[IO[str]]:
 
 
 @pytest.fixture
-def serve_stdio(serve_errlog: IO[str]) -> ServeStdio:
+def serve_stdio(serve_errlog: IO[str], tmp_path: Path) -> ServeStdio:
     """``serve_stdio(config, *args, env={...})``: a ``Client`` connected over stdio to a fresh
     ``mcp-conductor serve --config config *args`` child whose environment is ``host_env(**env)``.
 
@@ -92,7 +90,8 @@ def serve_stdio(serve_errlog: IO[str]) -> ServeStdio:
     @asynccontextmanager
     async def serve(config: Path, *args: str, env: Mapping[str, str] | None = None) -> AsyncIterator[Client]:
         command, *argv = serve_command(config, *args)
-        params = StdioServerParameters(command=command, args=argv, env=_host_env(**(env or {})))
+        child_env = fixtures.env.host_env(tmp_path / "home", **(env or {}))
+        params = StdioServerParameters(command=command, args=argv, env=child_env)
         async with Client(stdio_client(params, errlog=serve_errlog)) as client:
             try:
                 yield client

@@ -55,7 +55,7 @@ async def test_a_run_killed_mid_chain_resumes_without_rerunning_the_steps_that_s
         "env": {"LATENCY_COUNTER_FILE": str(counter_file)},
     }
     config = make_config({"latency": latency})
-    env = {"MCP_CONDUCTOR_STATE_DIR": str(state_dir)}
+    env = {"MCP_CONDUCTOR_STATE_DIR": str(state_dir), "HOME": str(tmp_path / "home")}
     progress: list[str] = []
     quick_steps_done = anyio.Event()
     lost: list[MCPError] = []

@@ -17,6 +17,7 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from fixtures.cli import run_main
 from fixtures.net import free_port, wait_for_port
 from mcp_conductor.demo import DEMO_CONFIG_PATH
 
@@ -81,6 +82,7 @@ async def test_a_host_with_the_token_lists_the_meta_tools_and_discovers_tools(
     assert found.structured_content["unavailable_servers"] == []
     log = await anyio.Path(serve_log).read_text(encoding="utf-8", errors="replace")
     assert "pool.server_connected" in log  # the log is really there, and at debug level
+    assert f"mcp-conductor: serving streamable HTTP at {url}; a bearer token is required\n" in log
     assert token not in log
 
 
@@ -114,14 +116,11 @@ async def test_a_missing_or_wrong_token_gets_a_bare_401_and_a_foreign_origin_or_
 
 
 @pytest.mark.parametrize("token_args", [[], ["--auth-token", ""]], ids=["no-token", "empty-token"])
-async def test_serving_on_a_non_loopback_address_without_a_token_refuses_to_start(
-    tmp_path: Path, token_args: list[str], host_env: Any
-):
-    # Only the refusal is tested: nothing here may listen beyond loopback.
-    command = serve_http_command(free_port(), tmp_path / "state", "--host", "0.0.0.0", *token_args)
-    with anyio.fail_after(30):
-        refused = await anyio.run_process(command, env=host_env(), check=False)
-    stderr = refused.stderr.decode()
+def test_serving_on_a_non_loopback_address_without_a_token_refuses_to_start(tmp_path: Path, token_args: list[str]):
+    # Only the refusal is tested (in this process: it comes before any bind): nothing may listen beyond loopback.
+    argv = serve_http_command(free_port(), tmp_path / "state", "--host", "0.0.0.0", *token_args)[3:]
+    refused = run_main(tmp_path / "home", *argv)
+    stderr = refused.stderr
     assert refused.returncode == 2, stderr
     assert "refusing to serve on 0.0.0.0 without a bearer token" in stderr
     assert "--auth-token" in stderr and "MCP_CONDUCTOR_AUTH_TOKEN" in stderr

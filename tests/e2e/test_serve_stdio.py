@@ -196,14 +196,15 @@ async def test_plan_chain_reports_every_problem_of_a_broken_plan_at_once(tmp_pat
 
 
 async def test_a_meta_server_sent_sigterm_stops_its_downstream_servers_before_it_exits(
-    serve_argv, serve_errlog, serve_log: Path, make_config, host_env, wait_gone
+    serve_argv, serve_errlog, serve_log: Path, make_config, host_env, wait_gone, tmp_path: Path
 ):
     # A downstream server started in its own session is out of reach of a kill aimed at the meta server's
     # process group, and "stuck" ignores its stdin closing: only the meta server can stop it.
     stuck = {"command": sys.executable, "args": [str(FAULTY), "hang_init"]}
     config = make_config({"stuck": stuck}, {"servers": {"stuck": {"connect_timeout_s": 600}}})
+    argv = serve_argv(config, "--state-dir", str(tmp_path / "state"))
     meta = await anyio.open_process(
-        serve_argv(config), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=serve_errlog, env=host_env()
+        argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=serve_errlog, env=host_env()
     )
     async with meta:
         with anyio.fail_after(20):

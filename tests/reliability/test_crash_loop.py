@@ -26,6 +26,7 @@ from mcp import Client, MCPError, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.types import CONNECTION_CLOSED
 
+from fixtures.env import host_env
 from mcp_conductor.server.store.records import RunStatus, StepRun, StepStatus
 from mcp_conductor.server.store.store import DB_FILENAME, RunStore
 
@@ -60,7 +61,7 @@ def errlog(tmp_path: Path) -> Iterator[IO[str]]:
 
 def serve_params(config: Path, state_dir: Path) -> StdioServerParameters:
     argv = ["-m", "mcp_conductor", "--log-level", "info", "serve", "--config", str(config), "--state-dir", str(state_dir)]  # fmt: skip  # noqa: E501
-    env = {k: v for k in ("PATH", "HOME") if (v := os.environ.get(k)) is not None}
+    env = host_env(config.parent / "home")  # config is in the test's temporary directory
     return StdioServerParameters(command=sys.executable, args=argv, env=env)
 
 

@@ -8,7 +8,6 @@ equal load must stay close to what it was after the first (no growth per run).
 """
 
 import json
-import os
 import signal
 import statistics
 import subprocess
@@ -27,6 +26,7 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from fixtures.env import host_env
 from fixtures.net import free_port, wait_for_port
 
 pytestmark = pytest.mark.e2e
@@ -89,7 +89,7 @@ async def http_server(tmp_path: Path, errlog: IO[str]) -> AsyncIterator[tuple[st
         sys.executable, "-m", "mcp_conductor", "serve", "--http", "--port", str(port),
         "--config", str(config), "--state-dir", str(tmp_path / "state"),
     ]  # fmt: skip
-    env = {k: v for k in ("PATH", "HOME") if (v := os.environ.get(k)) is not None}
+    env = host_env(tmp_path / "home")
     process = await anyio.open_process(
         command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errlog, env=env
     )

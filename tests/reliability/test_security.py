@@ -7,7 +7,6 @@ fail in the ways that tend to echo them, and greps every output for every secret
 """
 
 import json
-import os
 import re
 import secrets
 import signal
@@ -15,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
@@ -26,11 +26,13 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
+from fixtures.cli import run_main
+from fixtures.env import host_env
 from fixtures.net import free_port, wait_for_port
 from mcp_conductor.cli import build_parser
 from mcp_conductor.demo import DEMO_CONFIG_PATH
 from mcp_conductor.errors import ConfigError
-from mcp_conductor.server.http import MAX_REQUEST_BYTES, HttpOptions, check_bind
+from mcp_conductor.server.http import MAX_REQUEST_BYTES, HttpOptions, check_bind, listening_line
 
 pytestmark = pytest.mark.e2e
 
@@ -41,10 +43,6 @@ INITIALIZE = {
     "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "probe", "version": "0"}},
 }
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-
-
-def host_env(**extra: str) -> dict[str, str]:
-    return {k: v for k in ("PATH", "HOME") if (v := os.environ.get(k)) is not None} | extra
 
 
 @pytest.fixture
@@ -86,9 +84,18 @@ async def http_server(
 async def test_serve_binds_loopback_by_default_and_listens_nowhere_else(tmp_path: Path, errlog: IO[str]) -> None:
     args = build_parser().parse_args(["serve", "--http"])
     assert (args.host, HttpOptions().host) == ("127.0.0.1", "127.0.0.1")
-    async with http_server(tmp_path, errlog, env=host_env()) as (port, server):
+    async with http_server(tmp_path, errlog, env=host_env(tmp_path / "home")) as (port, server):
         listening = [c for c in server.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
     assert [(c.laddr.ip, c.laddr.port) for c in listening] == [("127.0.0.1", port)]
+
+
+def test_serve_says_where_it_listens_and_whether_a_token_is_required() -> None:
+    assert listening_line(HttpOptions(), 8765) == (
+        "mcp-conductor: serving streamable HTTP at http://127.0.0.1:8765/mcp; no token required (loopback only)"
+    )
+    assert listening_line(HttpOptions(host="::", auth_token="t"), 9000) == (
+        "mcp-conductor: serving streamable HTTP at http://[::]:9000/mcp; a bearer token is required"
+    )
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.8.9.10", "::1", "[::1]", "localhost"])
@@ -103,17 +110,15 @@ def test_a_non_loopback_bind_without_a_token_is_refused(host: str, token: str | 
         check_bind(HttpOptions(host=host, auth_token=token))
 
 
-async def test_serve_on_all_ipv6_addresses_without_a_token_exits_2_before_binding(tmp_path: Path) -> None:
-    # Only the refusal runs: nothing here may listen beyond loopback.
-    port = free_port()
-    command = [
-        sys.executable, "-m", "mcp_conductor", "serve", "--http", "--host", "::", "--port", str(port),
-        "--config", str(DEMO_CONFIG_PATH), "--state-dir", str(tmp_path / "state"),
-    ]  # fmt: skip
-    with anyio.fail_after(30):
-        refused = await anyio.run_process(command, env=host_env(), check=False)
+def test_serve_on_all_ipv6_addresses_without_a_token_exits_2_before_binding(tmp_path: Path) -> None:
+    # Only the refusal runs (in this process: it comes before any bind): nothing here may listen beyond loopback.
+    refused = run_main(
+        tmp_path / "home",
+        *("serve", "--http", "--host", "::", "--port", str(free_port())),
+        *("--config", str(DEMO_CONFIG_PATH), "--state-dir", str(tmp_path / "state")),
+    )
     assert refused.returncode == 2
-    assert refused.stderr.decode().splitlines() == [
+    assert refused.stderr.splitlines() == [
         "error: refusing to serve on :: without a bearer token",
         "hint: pass --auth-token or set MCP_CONDUCTOR_AUTH_TOKEN, or bind 127.0.0.1",
     ]
@@ -125,7 +130,10 @@ async def test_serve_on_all_ipv6_addresses_without_a_token_exits_2_before_bindin
 async def test_every_wrong_token_path_and_method_gets_the_same_bare_401(tmp_path: Path, errlog: IO[str]) -> None:
     token = "tok-" + secrets.token_urlsafe(24)
     first, last = ("A" if token[0] != "A" else "B") + token[1:], token[:-1] + ("A" if token[-1] != "A" else "B")
-    async with http_server(tmp_path, errlog, env=host_env(MCP_CONDUCTOR_AUTH_TOKEN=token)) as (port, _):
+    async with http_server(tmp_path, errlog, env=host_env(tmp_path / "home", MCP_CONDUCTOR_AUTH_TOKEN=token)) as (
+        port,
+        _,
+    ):
         url = f"http://127.0.0.1:{port}"
         with anyio.fail_after(30):
             async with httpx2.AsyncClient(headers=MCP_HEADERS, timeout=10) as http:
@@ -155,7 +163,9 @@ async def test_every_wrong_token_path_and_method_gets_the_same_bare_401(tmp_path
 
 
 async def test_only_the_bound_and_the_allowed_origins_get_in(tmp_path: Path, errlog: IO[str]) -> None:
-    async with http_server(tmp_path, errlog, "--allowed-origin", "https://app.example", env=host_env()) as (port, _):
+    async with http_server(
+        tmp_path, errlog, "--allowed-origin", "https://app.example", env=host_env(tmp_path / "home")
+    ) as (port, _):
         with anyio.fail_after(30):
             async with httpx2.AsyncClient(headers=MCP_HEADERS, timeout=10) as http:
 
@@ -207,7 +217,7 @@ async def test_a_body_over_4_mib_gets_413_and_an_unauthenticated_one_is_refused_
         for _ in range(total // 2**20):
             yield b"x" * 2**20
 
-    async with http_server(tmp_path, errlog, "--auth-token", token, env=host_env()) as (port, _):
+    async with http_server(tmp_path, errlog, "--auth-token", token, env=host_env(tmp_path / "home")) as (port, _):
         url = f"http://127.0.0.1:{port}/mcp"
         with anyio.fail_after(60):
             async with httpx2.AsyncClient(headers=MCP_HEADERS, timeout=30) as http:
@@ -268,7 +278,7 @@ def secret_config(tmp_path: Path) -> tuple[Path, dict[str, str], dict[str, str]]
     config = tmp_path / "servers.json"
     conductor = {"defaults": {"connect_timeout_s": 5}}
     config.write_text(json.dumps({"mcpServers": servers, "conductor": conductor}), encoding="utf-8")
-    return config, found, host_env(REMOTE_API_KEY=found["apikey"])
+    return config, found, host_env(tmp_path / "home", REMOTE_API_KEY=found["apikey"])
 
 
 async def serve_session(config: Path, state_dir: Path, env: dict[str, str], errlog: IO[str]) -> list[Any]:
@@ -296,11 +306,11 @@ async def test_no_secret_from_the_config_shows_up_in_any_output_log_error_export
     plan.write_text(json.dumps({"steps": [{"id": "check", "tool": "leaky/check_api_key"}]}), encoding="utf-8")
     outputs: dict[str, bytes] = {}
 
-    async def cli(name: str, *args: str) -> None:
-        argv = [sys.executable, "-m", "mcp_conductor", "--log-level", "debug", *args]
+    async def cli(name: str, *args: str) -> None:  # in this process: what the commands print is the point
+        argv = ["--log-level", "debug", *args]
         with anyio.fail_after(60):
-            done = await anyio.run_process(argv, env=env, check=False)
-        outputs[f"{name} stdout"], outputs[f"{name} stderr"] = done.stdout, done.stderr
+            done = await anyio.to_thread.run_sync(partial(run_main, tmp_path / "home", *argv, env=env))
+        outputs[f"{name} stdout"], outputs[f"{name} stderr"] = done.stdout.encode(), done.stderr.encode()
 
     with anyio.fail_after(60):
         answers = await serve_session(config, state, env, errlog)

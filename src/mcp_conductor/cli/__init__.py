@@ -1,4 +1,12 @@
-"""The ``mcp-conductor`` command line: one program, a subcommand per job."""
+"""The ``mcp-conductor`` command line: one program, a subcommand per job.
+
+Building the parser imports nothing heavy (no MCP SDK, numpy, rich or pydantic), so ``--help`` answers at once:
+each command module imports what its command needs inside the functions that run it.
+
+Logs: ``serve`` and ``demo`` log warnings to stderr. The commands whose output is made for a person (``doctor``,
+``tools``, ``discover``, ``plan``, ``run``, ``runs``) report each failure in their table or summary, so they log
+nothing unless asked (``--verbose``, ``--debug`` or ``--log-level``).
+"""
 
 from __future__ import annotations
 
@@ -12,9 +20,10 @@ from mcp_conductor import __version__
 from mcp_conductor.cli import demo, discover, doctor, plan, run, runs, serve, tools
 from mcp_conductor.cli.common import EXIT_CODES_HELP, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, UsageError
 from mcp_conductor.errors import ConductorError, ConfigError
-from mcp_conductor.logs import configure_logging
 
 COMMANDS = (serve, demo, tools, discover, doctor, plan, run, runs)
+QUIET_COMMANDS = frozenset({"doctor", "tools", "discover", "plan", "run", "runs"})
+DEFAULT_LOG_LEVEL = "warning"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,10 +36,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mcp-conductor {__version__}")
     parser.add_argument("--debug", action="store_true", help="debug logs, and tracebacks on errors")
     parser.add_argument(
+        "--verbose",
+        "-v",
+        action="store_true",
+        help="info logs on stderr (doctor, tools, plan, run and runs log nothing without it)",
+    )
+    parser.add_argument(
         "--log-level",
-        default="warning",
+        default=None,
         choices=["debug", "info", "warning", "error"],
-        help="log level on stderr (default warning)",
+        help=f"log level on stderr (default {DEFAULT_LOG_LEVEL} for serve and demo; none for the other commands)",
     )
     parser.add_argument("--log-json", action="store_true", help="log JSON lines instead of text")
     parser.add_argument("--log-file", metavar="FILE", help="append logs to FILE instead of stderr")
@@ -46,8 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    from mcp_conductor.logs import configure_logging
+
     stream = open(args.log_file, "a", encoding="utf-8") if args.log_file else None  # noqa: SIM115
-    configure_logging("debug" if args.debug else args.log_level, json=args.log_json, stream=stream)
+    configure_logging(log_level(args), json=args.log_json, stream=stream)
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
@@ -70,6 +87,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if stream is not None:
             stream.close()
+
+
+def log_level(args: argparse.Namespace) -> str:
+    """``--debug``, else ``--log-level``, else ``--verbose`` (info), else the command's default: no logs under a
+    command's human output (its table or summary says each fact once; warnings still go to a ``--log-file``),
+    warnings for ``serve`` and ``demo``."""
+    if args.debug:
+        return "debug"
+    if args.log_level:
+        return str(args.log_level)
+    if args.verbose:
+        return "info"
+    quiet = args.command in QUIET_COMMANDS and not args.log_file
+    return "critical" if quiet else DEFAULT_LOG_LEVEL
 
 
 def _conductor_error(exc: BaseException) -> ConductorError | None:

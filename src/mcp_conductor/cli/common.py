@@ -1,4 +1,8 @@
-"""What every subcommand shares: config lookup, exit codes, error reporting."""
+"""What every subcommand shares: config lookup, exit codes, error reporting.
+
+Imported when the parser is built, so it imports nothing heavy at the top (the config loader, pydantic and the
+store load when a command runs).
+"""
 
 from __future__ import annotations
 
@@ -8,14 +12,15 @@ import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import platformdirs
 
-from mcp_conductor.client_pool.config import load_config
-from mcp_conductor.client_pool.config_models import ConductorConfig
-from mcp_conductor.client_pool.secrets import redact_logs, secret_values
+from mcp_conductor.cli.words import plural
 from mcp_conductor.errors import ConductorError, ConfigError
+
+if TYPE_CHECKING:
+    from mcp_conductor.client_pool.config_models import ConductorConfig
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the command ran and something failed (a server, a run)
@@ -31,6 +36,7 @@ exit codes:
 """
 
 CONFIG_NAME = "mcp-conductor.json"
+TOKEN_ENV = "MCP_CONDUCTOR_AUTH_TOKEN"  # also server.http.TOKEN_ENV (a test pins them equal)
 
 
 class UsageError(ConductorError):
@@ -64,6 +70,9 @@ def load(args: argparse.Namespace, *, announce: bool = True) -> ConductorConfig:
     """Raises:
     ConfigError: as ``find_config`` and ``load_config``.
     """
+    from mcp_conductor.client_pool.config import load_config
+    from mcp_conductor.client_pool.secrets import redact_logs, secret_values
+
     path = find_config(getattr(args, "config", None))
     if announce and not getattr(args, "config", None):
         print(f"using config {path}", file=sys.stderr)
@@ -81,12 +90,18 @@ def add_config_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def default_state_dir() -> Path:
+    """Where runs, plans and metrics live when neither ``--state-dir`` nor ``$MCP_CONDUCTOR_STATE_DIR`` is
+    given (``server.store.state_dir.resolve_state_dir`` uses the same)."""
+    return Path(platformdirs.user_state_dir("mcp-conductor"))
+
+
 def add_state_dir_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--state-dir",
         metavar="DIR",
-        help="where runs, plans and metrics are stored (default: $MCP_CONDUCTOR_STATE_DIR, else the user "
-        "state directory)",
+        help="where runs, plans and metrics are stored, in runs.db (default: $MCP_CONDUCTOR_STATE_DIR, else "
+        f"{default_state_dir()})",
     )
 
 
@@ -145,3 +160,10 @@ def settle_wait(args: argparse.Namespace, config: ConductorConfig, servers: Iter
         return float(args.wait)
     names = list(config.servers) if servers is None else list(servers)
     return max((config.connect_timeout_s(n) for n in names), default=0.0) + SERVER_WAIT_MARGIN_S
+
+
+def announce_connecting(config: ConductorConfig) -> None:
+    """One line on stderr at once, before a command waits for its servers: ``connecting to 3 servers...``."""
+    names = [n for n, s in config.servers.items() if not s.settings.disabled]
+    if names:
+        print(f"connecting to {plural(len(names), 'server')}...", file=sys.stderr, flush=True)

@@ -2,6 +2,10 @@
 
 It starts ``mcp-conductor serve`` over stdio as a host would, connects with a real MCP client, and prints the
 tool list and a few ``discover_tools`` calls (and, where those tools exist, a plan and its execution).
+
+The meta server keeps its state in a fresh temporary directory (deleted at the end) unless ``--state-dir`` is
+given, so the demo shows the same numbers on every run and leaves nothing in the user's state directory. Every
+line fits an 80-column terminal: descriptions and values are cut at a word boundary with "…".
 """
 
 from __future__ import annotations
@@ -10,13 +14,17 @@ import argparse
 import json
 import os
 import sys
-from typing import Any
-
-import anyio
-from mcp import Client, StdioServerParameters
+import tempfile
+import textwrap
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from mcp_conductor.cli.common import EXIT_FAILED, EXIT_OK
+from mcp_conductor.cli.words import shorten
 from mcp_conductor.demo import DEMO_CONFIG_PATH
+
+if TYPE_CHECKING:  # the command imports the MCP SDK when it runs, not when the parser is built
+    from mcp import Client
 
 QUERIES = (
     "count the words in a text",
@@ -25,7 +33,8 @@ QUERIES = (
     "read a markdown file",
 )
 
-PASSED_ENV = ("MCP_CONDUCTOR_STATE_DIR", "LANG", "LC_ALL", "TMPDIR", "NO_COLOR")
+PASSED_ENV = ("LANG", "LC_ALL", "TMPDIR", "NO_COLOR")
+WIDTH = 80  # every line the demo prints fits an 80-column terminal
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -36,23 +45,54 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "host would, and print the tool list, tool discovery, a plan and its execution.",
     )
     p.add_argument("--timeout", type=float, default=120.0, metavar="S", help="give up after S seconds (default 120)")
+    p.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="keep the demo's runs, plans and metrics in DIR (default: a fresh temporary directory, deleted at "
+        "the end, so every demo starts from nothing)",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    return anyio.run(_demo, args.timeout)
+    import anyio
+
+    if args.state_dir:
+        return anyio.run(_demo, args.timeout, Path(args.state_dir), True)
+    with tempfile.TemporaryDirectory(prefix="mcp-conductor-demo-") as temporary:
+        return anyio.run(_demo, args.timeout, Path(temporary), False)
 
 
 def _section(title: str) -> None:
-    print(f"\n== {title} " + "=" * max(0, 70 - len(title)))
+    title = shorten(title, WIDTH - 4)
+    print(f"\n== {title} " + "=" * max(0, WIDTH - 4 - len(title)))
 
 
-async def _demo(limit_s: float) -> int:
+def _say(text: str, indent: str = "  ") -> None:
+    """A paragraph wrapped to the terminal width, continuation lines indented two more spaces (a word longer
+    than a line, such as a long path, stays whole)."""
+    wrapped = textwrap.fill(
+        text,
+        WIDTH,
+        initial_indent=indent,
+        subsequent_indent=indent + "  ",
+        break_on_hyphens=False,
+        break_long_words=False,
+    )
+    print(wrapped)
+
+
+async def _demo(limit_s: float, state_dir: Path, kept: bool) -> int:
+    import anyio
+    from mcp import Client, StdioServerParameters
+
     params = StdioServerParameters(
         command=sys.executable,
-        args=["-m", "mcp_conductor", "serve", "--config", str(DEMO_CONFIG_PATH)],
+        args=["-m", "mcp_conductor", "serve", "--config", str(DEMO_CONFIG_PATH), "--state-dir", str(state_dir)],
         env={k: v for k in PASSED_ENV if (v := os.environ.get(k)) is not None},
     )
+    where = f"in {state_dir}" if kept else "in a fresh temporary directory (deleted at the end; --state-dir keeps it)"
+    _say(f"state: the meta server keeps runs, plans and metrics {where}", indent="")
     with anyio.fail_after(limit_s):
         async with Client(params) as client:
             info = client.server_info
@@ -61,13 +101,14 @@ async def _demo(limit_s: float) -> int:
             )
             listed = await client.list_tools()
             _section(f"tools/list: the host sees {len(listed.tools)} tools")
+            width = max(len(t.name) for t in listed.tools)
             for tool in listed.tools:
                 first_line = (tool.description or "").strip().splitlines()[0]
-                print(f"  {tool.name:16s} {first_line}")
+                print(f"  {tool.name:<{width}}  {shorten(first_line, WIDTH - width - 4)}")
             names = {t.name for t in listed.tools}
             ok = await _discover(client)
             if "plan_chain" in names:
-                ok = await _plan_and_run(client, names) and ok
+                ok = await _plan_and_run(client, names, state_dir if kept else None) and ok
     return EXIT_OK if ok else EXIT_FAILED
 
 
@@ -81,11 +122,12 @@ async def _discover(client: Client) -> bool:
             ok = False
             continue
         found = result.structured_content
+        width = max((len(tool["id"]) for tool in found["tools"]), default=0)
         for rank, tool in enumerate(found["tools"], 1):
-            summary = " ".join(tool["description"].split())[:60]
-            print(f"  {rank}. {tool['id']:24s} score {tool['score']:6.2f}  {summary}")
+            head = f"  {rank}. {tool['id']:<{width}}  {tool['score']:5.2f}  "
+            print(head + shorten(tool["description"], WIDTH - len(head)))
         for down in found["unavailable_servers"]:
-            print(f"  (unavailable: {down['server']} {down['state']}: {down.get('error', 'no error given')})")
+            _say(f"(unavailable: {down['server']} {down['state']}: {down.get('error', 'no error given')})")
             ok = False
     return ok
 
@@ -106,9 +148,9 @@ DEMO_PLAN: dict[str, Any] = {
 }
 
 
-async def _plan_and_run(client: Client, names: set[str]) -> bool:
+async def _plan_and_run(client: Client, names: set[str], state_dir: Path | None) -> bool:
     result = await client.call_tool("plan_chain", {"plan": DEMO_PLAN})
-    _section("plan_chain: read a file, compute stats and keywords in parallel, save a summary")
+    _section("plan_chain: read a file, stats and keywords in parallel, save")
     planned = result.structured_content or {}
     if result.is_error or not planned.get("valid"):
         print(f"  invalid plan: {json.dumps(planned.get('errors') or _text(result), indent=2)}")
@@ -124,12 +166,19 @@ async def _plan_and_run(client: Client, names: set[str]) -> bool:
     if result.is_error:
         print(f"  error: {_text(result)}")
         return False
+    id_width = max(len(step["id"]) for step in run["steps"])
+    tool_width = max(len(step["tool"]) for step in run["steps"])
     for step in run["steps"]:
-        print(f"  {step['id']:6s} {step['tool']:18s} {step['status']:10s} {step.get('duration_ms') or 0:7.1f} ms")
+        duration = f"{step.get('duration_ms') or 0:.1f} ms"
+        print(f"  {step['id']:<{id_width}}  {step['tool']:<{tool_width}}  {step['status']:<9}  {duration:>9}")
     print("  outputs:")
     for step_id, value in run["outputs"].items():
-        print(f"    {step_id}: {json.dumps(value)[:110]}")
-    print(f"  (the run is stored: `mcp-conductor runs show {run['run_id']}`)")
+        head = f"    {step_id}: "
+        print(head + shorten(json.dumps(value), WIDTH - len(head)))
+    if state_dir is not None:
+        _say(f"(stored: mcp-conductor runs show {run['run_id']} --state-dir {state_dir})")
+    else:
+        _say("(stored in the temporary state directory; run the demo with --state-dir DIR to keep it)")
     await _measured(client)
     return bool(run.get("status") == "succeeded")
 
@@ -145,7 +194,7 @@ async def _measured(client: Client) -> None:
         {"query": "count the words in a text", "top_k": 1, "include_schemas": False, "detail": "full"},
     )
     for tool in (found.structured_content or {}).get("tools", []):
-        print(f"  {tool['id']}: stats {json.dumps(tool.get('stats'))}")
+        _say(f"{tool['id']}: stats {json.dumps(tool.get('stats'))}")
 
 
 def _text(result: Any) -> str:

@@ -6,11 +6,16 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mcp_conductor.cli.common import EXIT_OK
-from mcp_conductor.client_pool.catalog import ToolInfo
+from mcp_conductor.cli.words import shorten
 from mcp_conductor.errors import ConfigError
-from mcp_conductor.server.discovery.index import ToolIndex
+
+if TYPE_CHECKING:  # the command imports these when it runs, not when the parser is built
+    from mcp_conductor.client_pool.catalog import ToolInfo
+
+LINE_WIDTH = 100
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -44,6 +49,8 @@ def load_catalog(path: str) -> list[ToolInfo]:
     """Raises:
     ConfigError: the file is missing, not JSON, or not a list of tool records.
     """
+    from mcp_conductor.client_pool.catalog import ToolInfo
+
     try:
         raw = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
@@ -68,6 +75,8 @@ def load_catalog(path: str) -> list[ToolInfo]:
 def run(args: argparse.Namespace) -> int:
     if args.top_k < 1:
         raise ConfigError("--top-k must be at least 1")
+    from mcp_conductor.server.discovery.index import ToolIndex
+
     index = ToolIndex.build(load_catalog(args.catalog))
     if args.batch:
         for line in sys.stdin:
@@ -93,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
             )
         )
     else:
+        width = max((len(h.tool.id) for h in hits), default=0)
         for rank, hit in enumerate(hits, 1):
-            summary = " ".join(hit.tool.description.split())[:90]
-            print(f"{rank:2d}. {hit.tool.id}  ({hit.score:.2f})  {summary}")
+            summary = shorten(hit.tool.description, max(20, LINE_WIDTH - width - 16))
+            print(f"{rank:2d}. {hit.tool.id:<{width}}  {hit.score:6.2f}  {summary}".rstrip())
     return EXIT_OK

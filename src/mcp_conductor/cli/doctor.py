@@ -5,22 +5,24 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import asdict, dataclass, replace
-
-import anyio
-import httpx2
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING
 
 from mcp_conductor import __version__
-from mcp_conductor.cli import console as ui
-from mcp_conductor.cli.common import EXIT_FAILED, EXIT_OK, add_config_option, add_wait_option, load, settle_wait
-from mcp_conductor.cli.hints import Diagnosis, ServerFacts, diagnose
-from mcp_conductor.client_pool.catalog import ServerName
-from mcp_conductor.client_pool.config_models import ConductorConfig, RemoteServer, StdioServer
-from mcp_conductor.client_pool.connection import Connection
-from mcp_conductor.client_pool.pool import ClientPool
-from mcp_conductor.client_pool.secrets import redact, secret_values
-from mcp_conductor.client_pool.status import ServerState, ServerStatus
+from mcp_conductor.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    add_config_option,
+    add_wait_option,
+    announce_connecting,
+    load,
+    settle_wait,
+)
+from mcp_conductor.cli.words import plural
+
+if TYPE_CHECKING:  # the command imports these when it runs, not when the parser is built
+    from mcp_conductor.cli.hints import Diagnosis
+    from mcp_conductor.client_pool.config_models import ConductorConfig, RemoteServer
+    from mcp_conductor.client_pool.status import ServerStatus
 
 PROBE_TIMEOUT_S = 5.0
 
@@ -55,7 +57,12 @@ class Row:
 
 
 def run(args: argparse.Namespace) -> int:
+    import anyio
+
+    from mcp_conductor.client_pool.secrets import redact, secret_values
+
     config = load(args)
+    announce_connecting(config)
     secrets = secret_values(config)
     rows = anyio.run(check, config, settle_wait(args, config))
     rows = [
@@ -70,6 +77,15 @@ def run(args: argparse.Namespace) -> int:
 
 async def check(config: ConductorConfig, wait_s: float) -> list[Row]:
     """Start every server, wait for the first attempts to settle, and diagnose each."""
+    import anyio
+
+    from mcp_conductor.cli.hints import ServerFacts, diagnose
+    from mcp_conductor.client_pool.catalog import ServerName
+    from mcp_conductor.client_pool.config_models import RemoteServer, StdioServer
+    from mcp_conductor.client_pool.connection import Connection
+    from mcp_conductor.client_pool.pool import ClientPool
+    from mcp_conductor.client_pool.status import ServerState
+
     statuses: dict[ServerName, ServerStatus] = {}
     async with ClientPool(config) as pool:
 
@@ -117,6 +133,8 @@ async def check(config: ConductorConfig, wait_s: float) -> list[Row]:
 
 
 def _row(status: ServerStatus, found: Diagnosis) -> Row:
+    from mcp_conductor.client_pool.status import ServerState
+
     ready = status.state is ServerState.READY
     return Row(
         server=status.name,
@@ -132,6 +150,9 @@ def _row(status: ServerStatus, found: Diagnosis) -> Row:
 
 async def probe_http(server: RemoteServer) -> int | None:
     """The HTTP status a plain MCP request to the server's url gets (the SDK's error hides it), or None."""
+    import anyio
+    import httpx2
+
     body = {
         "jsonrpc": "2.0", "id": 1, "method": "initialize",
         "params": {"protocolVersion": "2025-06-18", "capabilities": {},
@@ -154,6 +175,11 @@ async def probe_http(server: RemoteServer) -> int | None:
 
 
 def _print(rows: list[Row], config: ConductorConfig) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    from mcp_conductor.cli import console as ui
+
     console = ui.out()
     if not rows:
         console.print(f"no servers in {config.source}")
@@ -181,9 +207,18 @@ def _print(rows: list[Row], config: ConductorConfig) -> None:
         for row in hinted:
             hints.add_row(Text(f"  {row.server}:", style=ui.style(console, "bold")), Text(row.hint or ""))
         ui.print_table(console, hints)
-    failed = [r for r in rows if not r.ok]
     console.print()
+    console.print(verdict(rows))
+
+
+def verdict(rows: list[Row]) -> str:
+    """The last line: which servers failed, or that all are fine ("all" only when none was skipped)."""
+    failed = [r.server for r in rows if not r.ok]
+    skipped = [r.server for r in rows if r.ok and r.state in ("skipped", "disabled")]
     if failed:
-        console.print(f"{len(failed)} of {len(rows)} servers failed: {', '.join(r.server for r in failed)}")
-    else:
-        console.print(f"all {len(rows)} servers are fine")
+        return f"{len(failed)} of {plural(len(rows), 'server')} failed: {', '.join(failed)}"
+    working = len(rows) - len(skipped)
+    if not skipped:
+        return "the server is fine" if working == 1 else f"all {working} servers are fine"
+    not_checked = ", ".join(f"{r.server} ({r.state})" for r in rows if r.server in skipped)
+    return f"{plural(working, 'server')} {'is' if working == 1 else 'are'} fine; not checked: {not_checked}"

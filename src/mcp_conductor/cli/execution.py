@@ -12,6 +12,7 @@ import json
 import shlex
 import signal
 import sys
+import threading
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,7 @@ from rich.text import Text
 from mcp_conductor.cli import console as ui
 from mcp_conductor.cli.common import SERVER_WAIT_MARGIN_S, UsageError, read_json_file
 from mcp_conductor.cli.live import LiveDisplay, RunView, format_ms
+from mcp_conductor.cli.words import shorten
 from mcp_conductor.client_pool.pool import ClientPool
 from mcp_conductor.server.conductor import Conductor
 from mcp_conductor.server.execution.results import ExecuteResult, RunOptions
@@ -123,7 +125,9 @@ async def cancel_on_sigint(
                     tg.cancel_scope.cancel()
                     return
 
-        if sys.platform != "win32":  # no signal receivers there; Ctrl-C raises KeyboardInterrupt instead
+        # No signal receivers on Windows (Ctrl-C raises KeyboardInterrupt instead), nor outside the main thread
+        # (a caller running the command in a worker thread keeps its own SIGINT handling).
+        if sys.platform != "win32" and threading.current_thread() is threading.main_thread():
             await tg.start(watch)
         for task in background:
             tg.start_soon(task)
@@ -167,13 +171,15 @@ async def execute_live(
                 await anyio.sleep(0.5)
 
     interrupted = await cancel_on_sigint(body, follow)
-    display.show(await conductor.store.get_steps(run_id))
     if results:  # finished before any Ctrl-C took effect
-        return Outcome(results[0], view)
-    run = await conductor.store.get_run(run_id)
-    if run is None:  # interrupted before the run was created
-        return Outcome(ExecuteResult(run_id=None, status="cancelled"), view, interrupted=True)
-    return Outcome(await conductor.chains.stored_result(run, options), view, interrupted=interrupted)
+        outcome = Outcome(results[0], view)
+    elif (run := await conductor.store.get_run(run_id)) is None:  # interrupted before the run was created
+        outcome = Outcome(ExecuteResult(run_id=None, status="cancelled"), view, interrupted=True)
+    else:
+        outcome = Outcome(await conductor.chains.stored_result(run, options), view, interrupted=interrupted)
+    view.finish(outcome.result.duration_ms)  # the live view ends on the recorded duration, as the summary
+    display.show(await conductor.store.get_steps(run_id))
+    return outcome
 
 
 def runs_command(state_dir: str | None, *words: str) -> str:
@@ -191,7 +197,7 @@ def preview(value: Any, limit: int = PREVIEW_CHARS) -> tuple[str, bool]:
     else:
         text = json.dumps(value, ensure_ascii=False)
     if len(text) > limit:
-        text, cut = text[: limit - 3] + "...", True
+        text, cut = shorten(text, limit), True
     return text, cut
 
 

@@ -33,8 +33,12 @@ class Span:
 
 
 def spans(run: RunRecord, steps: Sequence[StepRun], now: datetime | None = None) -> tuple[list[Span], float]:
-    """The steps' spans and the chart's total length in ms (the run's duration, or up to ``now`` / the last
-    step's end for a run still going)."""
+    """The steps' spans and the chart's total length in ms: the run's recorded duration (the number its
+    headline shows; bars are clipped to it), or up to ``now`` / the last step's end for a run still going.
+
+    Offsets come from the wall-clock times in the records; the run's duration from the executor's monotonic
+    clock, which starts a moment after the run's record is created, so a last step may end a little past it.
+    """
     origin = datetime.fromisoformat(run.started_at)
 
     def offset(value: str | None) -> float | None:
@@ -47,10 +51,9 @@ def spans(run: RunRecord, steps: Sequence[StepRun], now: datetime | None = None)
         if start is not None and end is None and now is not None:
             end = (now - origin).total_seconds() * 1000
         out.append(Span(step.step_id, start, end, STATE_WORDS.get(step.status.value, step.status.value)))
-    ends = [s.end_ms for s in out if s.end_ms is not None]
-    total = run.duration_ms if run.duration_ms is not None else max(ends, default=0.0)
-    total = max([total, *ends, 1.0])
-    return out, total
+    if run.duration_ms is not None:
+        return out, max(run.duration_ms, 1.0)
+    return out, max([*(s.end_ms for s in out if s.end_ms is not None), 1.0])
 
 
 def gantt(rows: Sequence[Span], total_ms: float, width: int = DEFAULT_WIDTH) -> list[str]:

@@ -1,8 +1,15 @@
 """The live view of a running chain: one row per step (state, attempts, duration) and the overall progress.
 
 The executor reports only counts, so the view polls the run store (every ``POLL_INTERVAL_S``), which holds
-each step's state as soon as it changes. On a terminal the table redraws in place (rich ``Live``); otherwise
-each change is one line on stderr, and the final table is printed once at the end.
+each step's state as soon as it changes.
+
+Durations: a finished step shows its recorded ``duration_ms``, a running one the wall-clock time since its
+``started_at``. While the run goes on, the progress line shows the time since the command started it; once it
+has ended, the run's recorded ``duration_ms`` (the executor's monotonic clock, from the run's start to its end),
+the same number the summary, ``runs list`` and ``runs show`` print.
+
+On a terminal the table redraws in place (rich ``Live``); otherwise each change is one line on stderr, and the
+final table is printed once at the end.
 """
 
 from __future__ import annotations
@@ -75,6 +82,11 @@ class RunView:
         self.run_id = run_id
         self.rows = {sid: StepRun(run_id, sid, tool) for sid, tool in steps}
         self.started = datetime.now(UTC)
+        self.duration_ms: float | None = None  # the run's recorded duration, once it has ended
+
+    def finish(self, duration_ms: float | None) -> None:
+        """The run has ended and took ``duration_ms`` (as recorded): the progress line shows that from now on."""
+        self.duration_ms = duration_ms
 
     def update(self, records: Sequence[StepRun]) -> list[str]:
         changes = []
@@ -108,7 +120,7 @@ class RunView:
 
     def progress(self, console: Console, now: datetime) -> RenderableType:
         total, done = len(self.rows), self.done()
-        elapsed = (now - self.started).total_seconds() * 1000
+        elapsed = self.duration_ms if self.duration_ms is not None else (now - self.started).total_seconds() * 1000
         line = Text(f"{done}/{total} steps  {format_ms(elapsed)}  {self.run_id}")
         if ui.plain(console):
             return line

@@ -7,26 +7,25 @@ import argparse
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import anyio
-from rich.console import Console
-from rich.text import Text
-
-from mcp_conductor.cli import console as ui
 from mcp_conductor.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
     add_config_option,
     add_state_dir_option,
+    announce_connecting,
     load,
     state_dir,
 )
-from mcp_conductor.cli.execution import read_plan, wait_for_servers
-from mcp_conductor.client_pool.config_models import ConductorConfig
-from mcp_conductor.server.conductor import Conductor
-from mcp_conductor.server.planning.models import PlanIssue, PlanResult
+from mcp_conductor.cli.words import plural
+
+if TYPE_CHECKING:  # the command imports these when it runs, not when the parser is built
+    from rich.console import Console
+
+    from mcp_conductor.client_pool.config_models import ConductorConfig
+    from mcp_conductor.server.planning.models import PlanIssue, PlanResult
 
 PLAN_FILE_HELP = "the plan: a JSON object with steps (and optional inputs, outputs); '-' reads stdin"
 
@@ -51,8 +50,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import anyio
+
+    from mcp_conductor.cli import console as ui
+    from mcp_conductor.cli.execution import read_plan
+
     raw = read_plan(args.file)
     config = load(args)
+    announce_connecting(config)
     result = anyio.run(_plan, config, state_dir(args), raw)
     if args.json:
         print(json.dumps(result.model_dump(mode="json"), indent=2))
@@ -66,6 +71,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _plan(config: ConductorConfig, directory: Path, raw: Any) -> PlanResult:
+    from mcp_conductor.cli.execution import wait_for_servers
+    from mcp_conductor.server.conductor import Conductor
+
     async with Conductor.open(config, directory, startup_wait_s=0) as conductor:
         await wait_for_servers(conductor.pool, raw)
         return await conductor.plan(raw)
@@ -81,10 +89,13 @@ def exit_code(result: PlanResult) -> int:
 
 
 def print_valid(console: Console, result: PlanResult, name: str) -> None:
-    steps = len(result.steps)
+    from rich.text import Text
+
+    from mcp_conductor.cli import console as ui
+
     console.print(
         Text(
-            f"{name}: valid, {steps} step{'s' * (steps != 1)} in {len(result.levels)} levels",
+            f"{name}: valid, {plural(len(result.steps), 'step')} in {plural(len(result.levels), 'level')}",
             style=ui.style(console, "green"),
         )
     )
@@ -97,20 +108,27 @@ def print_valid(console: Console, result: PlanResult, name: str) -> None:
     console.print(f"estimate       {estimate} ({basis})")
     console.print(f"outputs        {', '.join(result.outputs)}", markup=False)
     if result.warnings:
-        console.print(f"{len(result.warnings)} warning(s):")
+        console.print(f"{plural(len(result.warnings), 'warning')}:")
         print_issues(console, result.warnings)
 
 
 def print_invalid(console: Console, result: PlanResult, name: str) -> None:
-    n = len(result.errors)
-    console.print(Text(f"{name}: invalid plan, {n} error{'s' * (n != 1)}", style=ui.style(console, "red")))
+    from rich.text import Text
+
+    from mcp_conductor.cli import console as ui
+
+    console.print(Text(f"{name}: invalid plan, {plural(len(result.errors), 'error')}", style=ui.style(console, "red")))
     print_issues(console, result.errors)
     if result.warnings:
-        console.print(f"{len(result.warnings)} warning(s):")
+        console.print(f"{plural(len(result.warnings), 'warning')}:")
         print_issues(console, result.warnings)
 
 
 def print_issues(console: Console, issues: Sequence[PlanIssue]) -> None:
+    from rich.text import Text
+
+    from mcp_conductor.cli import console as ui
+
     for issue in issues:
         where = issue.field or "/"
         step = f" (step {issue.step})" if issue.step else ""

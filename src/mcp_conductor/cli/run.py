@@ -5,36 +5,23 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import anyio
-
-from mcp_conductor.cli import console as ui
 from mcp_conductor.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
     add_config_option,
     add_state_dir_option,
+    announce_connecting,
     load,
     state_dir,
 )
-from mcp_conductor.cli.execution import (
-    Outcome,
-    execute_live,
-    parse_inputs,
-    print_hint_after,
-    print_summary,
-    read_plan,
-    wait_for_servers,
-    with_inputs,
-)
-from mcp_conductor.cli.live import LiveDisplay, RunView
 from mcp_conductor.cli.plan import PLAN_FILE_HELP, exit_code, print_invalid
-from mcp_conductor.client_pool.config_models import ConductorConfig
-from mcp_conductor.server.conductor import Conductor
-from mcp_conductor.server.execution.engine import new_run_id
-from mcp_conductor.server.execution.results import ExecuteResult, RunOptions
+
+if TYPE_CHECKING:  # the command imports these when it runs, not when the parser is built
+    from mcp_conductor.cli.execution import Outcome
+    from mcp_conductor.client_pool.config_models import ConductorConfig
 
 
 def positive_float(text: str) -> float:
@@ -89,14 +76,26 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import anyio
+
+    from mcp_conductor.cli.execution import parse_inputs, read_plan, with_inputs
+
     raw = read_plan(args.file)
     inputs = parse_inputs(args.input)
     config = load(args)
+    announce_connecting(config)
     outcome = anyio.run(_run, config, state_dir(args), with_inputs(raw, inputs), args.timeout, args.json)
     return report(outcome, args, Path(args.file).name)
 
 
 async def _run(config: ConductorConfig, directory: Path, raw: Any, timeout_s: float | None, quiet: bool) -> Outcome:
+    from mcp_conductor.cli import console as ui
+    from mcp_conductor.cli.execution import Outcome, execute_live, wait_for_servers
+    from mcp_conductor.cli.live import LiveDisplay, RunView
+    from mcp_conductor.server.conductor import Conductor
+    from mcp_conductor.server.execution.engine import new_run_id
+    from mcp_conductor.server.execution.results import ExecuteResult, RunOptions
+
     async with Conductor.open(config, directory, startup_wait_s=0) as conductor:
         await wait_for_servers(conductor.pool, raw)
         checked = await conductor.plan(raw)
@@ -115,6 +114,9 @@ async def _run(config: ConductorConfig, directory: Path, raw: Any, timeout_s: fl
 
 def report(outcome: Outcome, args: argparse.Namespace, name: str) -> int:
     """Print the outcome (JSON or summary) and choose the exit code."""
+    from mcp_conductor.cli import console as ui
+    from mcp_conductor.cli.execution import print_hint_after, print_summary
+
     if outcome.invalid is not None and not args.json:
         print_invalid(ui.err(), outcome.invalid, name)
     if args.json:

@@ -6,13 +6,8 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import anyio
-from pydantic import ValidationError
-from rich.text import Text
-
-from mcp_conductor.cli import console as ui
 from mcp_conductor.cli import runs_cancel, runs_resume, runs_show
 from mcp_conductor.cli.common import (
     EXIT_OK,
@@ -23,12 +18,16 @@ from mcp_conductor.cli.common import (
     state_dir,
     unknown_run,
 )
-from mcp_conductor.cli.live import format_ms
-from mcp_conductor.server.store.records import RunExport, RunStatus
-from mcp_conductor.server.store.store import RunStore
+from mcp_conductor.cli.words import plural
+
+if TYPE_CHECKING:  # the command imports these when it runs, not when the parser is built
+    from mcp_conductor.server.store.records import RunExport
 
 _FORMATTER = argparse.RawDescriptionHelpFormatter
 WIDE_ENOUGH_FOR_PLAN = 110
+# The values of server.store.records.RunStatus (a test pins them), here so that building the parser imports
+# no pydantic.
+RUN_STATUSES = ("running", "succeeded", "failed", "partial", "timed_out", "cancelled", "interrupted")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -58,7 +57,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="print a JSON list of {run_id, status, plan_id, started_at, duration_ms, steps}",
     )
     ls.add_argument("--limit", type=_positive_int, default=20, metavar="N", help="at most N runs (default 20)")
-    ls.add_argument("--status", choices=[s.value for s in RunStatus], help="only runs with this status")
+    ls.add_argument("--status", choices=RUN_STATUSES, help="only runs with this status")
     ls.set_defaults(func=list_runs)
 
     runs_show.register(actions)
@@ -108,6 +107,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def list_runs(args: argparse.Namespace) -> int:
+    import anyio
+    from rich.text import Text
+
+    from mcp_conductor.cli import console as ui
+    from mcp_conductor.cli.live import format_ms
+
     rows = anyio.run(_list, state_dir(args), args.limit, args.status)
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -133,6 +138,9 @@ def list_runs(args: argparse.Namespace) -> int:
 
 
 async def _list(directory: Path, limit: int, status: str | None) -> list[dict[str, Any]]:
+    from mcp_conductor.server.store.records import RunStatus
+    from mcp_conductor.server.store.store import RunStore
+
     async with RunStore.open(directory) as store:
         runs = await store.list_runs(limit, RunStatus(status) if status else None)
         return [
@@ -149,6 +157,8 @@ async def _list(directory: Path, limit: int, status: str | None) -> list[dict[st
 
 
 def export_run(args: argparse.Namespace) -> int:
+    import anyio
+
     exported = anyio.run(_export, state_dir(args), args.run_id)
     text = exported.model_dump_json(indent=2) + "\n"
     if args.output:
@@ -163,6 +173,8 @@ def export_run(args: argparse.Namespace) -> int:
 
 
 async def _export(directory: Path, run_id: str) -> RunExport:
+    from mcp_conductor.server.store.store import RunStore
+
     async with RunStore.open(directory) as store:
         exported = await store.export_run(run_id)
     if exported is None:
@@ -171,6 +183,11 @@ async def _export(directory: Path, run_id: str) -> RunExport:
 
 
 def import_run(args: argparse.Namespace) -> int:
+    import anyio
+    from pydantic import ValidationError
+
+    from mcp_conductor.server.store.records import RunExport
+
     raw = read_json_file(args.file, "run export", hint="make one with `mcp-conductor runs export RUN_ID -o FILE`")
     try:
         exported = RunExport.model_validate(raw)
@@ -184,7 +201,7 @@ def import_run(args: argparse.Namespace) -> int:
     directory = state_dir(args)
     anyio.run(_import, directory, exported, args.replace)
     print(
-        f"imported run {exported.run.run_id} ({exported.run.status.value}, {len(exported.steps)} steps) "
+        f"imported run {exported.run.run_id} ({exported.run.status.value}, {plural(len(exported.steps), 'step')}) "
         f"into {directory}",
         file=sys.stderr,
     )
@@ -192,5 +209,7 @@ def import_run(args: argparse.Namespace) -> int:
 
 
 async def _import(directory: Path, exported: RunExport, replace: bool) -> None:
+    from mcp_conductor.server.store.store import RunStore
+
     async with RunStore.open(directory) as store:
         await store.import_run(exported, replace=replace)

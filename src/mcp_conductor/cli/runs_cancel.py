@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import anyio
-
 from mcp_conductor.cli.common import EXIT_OK, add_state_dir_option, state_dir, unknown_run
 
 
@@ -25,6 +23,8 @@ def register(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 
 def run(args: argparse.Namespace) -> int:
+    import anyio  # the command imports what it needs when it runs (``--help`` stays light)
+
     print(anyio.run(cancel, state_dir(args), args.run_id))
     return EXIT_OK
 

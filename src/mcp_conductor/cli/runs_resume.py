@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import anyio
-
-from mcp_conductor.cli import console as ui
-from mcp_conductor.cli.common import UsageError, load, state_dir, unknown_run
-from mcp_conductor.cli.execution import Outcome, execute_live, parse_inputs, wait_for_servers
-from mcp_conductor.cli.live import LiveDisplay, RunView
+from mcp_conductor.cli.common import UsageError, announce_connecting, load, state_dir, unknown_run
 from mcp_conductor.cli.run import add_run_options, report
-from mcp_conductor.client_pool.config_models import ConductorConfig
-from mcp_conductor.server.conductor import Conductor
-from mcp_conductor.server.execution.results import ExecuteResult, RunOptions
-from mcp_conductor.server.planning.models import PlanResult
+
+if TYPE_CHECKING:  # the command imports these when it runs, not when the parser is built
+    from mcp_conductor.cli.execution import Outcome
+    from mcp_conductor.client_pool.config_models import ConductorConfig
 
 
 def register(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,8 +30,13 @@ def register(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 
 def run(args: argparse.Namespace) -> int:
+    import anyio
+
+    from mcp_conductor.cli.execution import parse_inputs
+
     inputs = parse_inputs(args.input)
     config = load(args)
+    announce_connecting(config)
     outcome = anyio.run(_resume, config, state_dir(args), args.run_id, inputs, args.timeout, args.json)
     return report(outcome, args, args.run_id)
 
@@ -49,6 +49,13 @@ async def _resume(
     timeout_s: float | None,
     quiet: bool,
 ) -> Outcome:
+    from mcp_conductor.cli import console as ui
+    from mcp_conductor.cli.execution import Outcome, execute_live, wait_for_servers
+    from mcp_conductor.cli.live import LiveDisplay, RunView
+    from mcp_conductor.server.conductor import Conductor
+    from mcp_conductor.server.execution.results import ExecuteResult, RunOptions
+    from mcp_conductor.server.planning.models import PlanResult
+
     async with Conductor.open(config, directory, startup_wait_s=0) as conductor:
         store = conductor.store
         record = await store.get_run(run_id)

@@ -6,18 +6,15 @@ import argparse
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import anyio
-from rich.console import Console
-from rich.text import Text
-
-from mcp_conductor.cli import console as ui
 from mcp_conductor.cli.common import EXIT_OK, UsageError, add_state_dir_option, state_dir, unknown_run
-from mcp_conductor.cli.execution import preview, runs_command
-from mcp_conductor.cli.gantt import gantt, spans
-from mcp_conductor.cli.live import STATE_WORDS, format_ms
-from mcp_conductor.server.store.records import RunRecord, RunStatus, StepRun
-from mcp_conductor.server.store.store import RunStore
+from mcp_conductor.cli.words import shorten
+
+if TYPE_CHECKING:  # the command imports these when it runs, not when the parser is built
+    from rich.console import Console
+
+    from mcp_conductor.server.store.records import RunRecord, StepRun
 
 
 def register(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -36,6 +33,10 @@ def register(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 
 def run(args: argparse.Namespace) -> int:
+    import anyio
+
+    from mcp_conductor.cli import console as ui
+
     directory = state_dir(args)
     record, steps = anyio.run(_load, directory, args.run_id)
     if args.output is not None:
@@ -46,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _load(directory: Path, run_id: str) -> tuple[RunRecord, list[StepRun]]:
+    from mcp_conductor.server.store.store import RunStore
+
     async with RunStore.open(directory) as store:
         record = await store.get_run(run_id)
         if record is None:
@@ -68,6 +71,14 @@ def step_output(steps: list[StepRun], step_id: str, run_id: str) -> object:
 
 
 def show(console: Console, record: RunRecord, steps: list[StepRun], state_dir: str | None) -> None:
+    from rich.text import Text
+
+    from mcp_conductor.cli import console as ui
+    from mcp_conductor.cli.execution import preview, runs_command
+    from mcp_conductor.cli.gantt import gantt, spans
+    from mcp_conductor.cli.live import STATE_WORDS, format_ms
+    from mcp_conductor.server.store.records import RunStatus
+
     head = Text(f"run {record.run_id} ")
     head.append(record.status.value, style=ui.style(console, "bold " + ui.STATUS_STYLES.get(record.status.value, "")))
     if record.duration_ms is not None:
@@ -75,7 +86,7 @@ def show(console: Console, record: RunRecord, steps: list[StepRun], state_dir: s
     console.print(head)
     console.print(Text(f"plan {record.plan_id}, started {record.started_at.replace('T', ' ')[:23]} UTC"))
     if record.inputs:
-        console.print(Text(f"inputs {json.dumps(record.inputs, ensure_ascii=False)[:300]}"))
+        console.print(Text(f"inputs {shorten(json.dumps(record.inputs, ensure_ascii=False), 300)}"))
     console.print()
 
     table = ui.table(console, "step", "tool", "state", "attempts", "duration", right=("attempts", "duration"))

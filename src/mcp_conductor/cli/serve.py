@@ -8,18 +8,13 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import anyio
-import structlog
-from mcp.server.mcpserver import MCPServer
+from mcp_conductor.cli.common import EXIT_OK, TOKEN_ENV, add_config_option, add_state_dir_option, load, state_dir
 
-from mcp_conductor.cli.common import EXIT_OK, add_config_option, add_state_dir_option, load, state_dir
-from mcp_conductor.server.app import build_server
-from mcp_conductor.server.http import TOKEN_ENV, HttpOptions, serve_http
-from mcp_conductor.server.store.store import RunStore
-
-log = structlog.get_logger(__name__)
+if TYPE_CHECKING:  # the command imports these when it runs, not when the parser is built
+    import anyio
+    from mcp.server.mcpserver import MCPServer
 
 # The pool stops a downstream server within about 4.5 s (2 s for it to exit on EOF, then SIGTERM, then SIGKILL
 # 2 s later): the most a signalled server waits before it leaves regardless.
@@ -60,6 +55,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import anyio
+
+    from mcp_conductor.server.app import build_server
+    from mcp_conductor.server.http import HttpOptions, serve_http
+
     config = load(args)
     directory = state_dir(args)
     anyio.run(_check_store, directory)  # fail here, with a clear message, not inside the host's handshake
@@ -73,8 +73,12 @@ def run(args: argparse.Namespace) -> int:
         auth_token=args.auth_token or os.environ.get(TOKEN_ENV) or None,
         allowed_origins=tuple(args.allowed_origin),
     )
-    anyio.run(serve_http, server, options)
+    anyio.run(serve_http, server, options, _say_listening)
     return EXIT_OK
+
+
+def _say_listening(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 async def _serve_stdio(server: MCPServer[Any]) -> None:
@@ -85,6 +89,8 @@ async def _serve_stdio(server: MCPServer[Any]) -> None:
     at once on SIGTERM would orphan them, and one that ignores stdin would live forever. On a signal the
     server stops like on EOF: the pool's shutdown terminates every downstream process.
     """
+    import anyio
+
     async with anyio.create_task_group() as tg:
         if sys.platform != "win32":
             tg.start_soon(_stop_on_signal, tg.cancel_scope)
@@ -93,6 +99,10 @@ async def _serve_stdio(server: MCPServer[Any]) -> None:
 
 
 async def _stop_on_signal(scope: anyio.CancelScope) -> None:
+    import anyio
+    import structlog
+
+    log = structlog.get_logger(__name__)
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGHUP) as signals:
         async for signum in signals:
             log.info("serve.stopping", signal=signal.Signals(signum).name)
@@ -109,6 +119,8 @@ async def _check_store(directory: Path) -> None:
     """Raises:
     StoreError: the state directory or its database cannot be used.
     """
+    from mcp_conductor.server.store.store import RunStore
+
     async with RunStore.open(directory) as store:
         # Opening an up-to-date store only reads it; the lifespan's first write would meet another process's
         # lock only after the handshake began (and with stdin open the process cannot leave before the host

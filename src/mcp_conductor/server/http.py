@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-from collections.abc import Sequence
+import socket
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,8 +100,18 @@ def build_http_app(server: MCPServer[Any], options: HttpOptions) -> ASGIApp:
     return app
 
 
-async def serve_http(server: MCPServer[Any], options: HttpOptions) -> None:
-    """Run uvicorn until cancelled.
+def listening_line(options: HttpOptions, port: int) -> str:
+    """What ``serve --http`` says once it listens: the url, and whether a bearer token is required."""
+    host = f"[{options.host}]" if ":" in options.host and not options.host.startswith("[") else options.host
+    token = "a bearer token is required" if options.auth_token else "no token required (loopback only)"
+    return f"mcp-conductor: serving streamable HTTP at http://{host}:{port}{options.path}; {token}"
+
+
+async def serve_http(
+    server: MCPServer[Any], options: HttpOptions, on_listening: Callable[[str], None] | None = None
+) -> None:
+    """Run uvicorn until cancelled; once it accepts connections (after the lifespan started the pool), call
+    ``on_listening`` with ``listening_line``.
 
     Raises:
         ConfigError: a non-loopback bind without a token.
@@ -114,4 +125,22 @@ async def serve_http(server: MCPServer[Any], options: HttpOptions) -> None:
         timeout_graceful_shutdown=3,
         lifespan="on",
     )
-    await uvicorn.Server(config).serve()
+    await _Server(config, options, on_listening).serve()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, saying where it listens once it does."""
+
+    def __init__(
+        self, config: uvicorn.Config, options: HttpOptions, on_listening: Callable[[str], None] | None
+    ) -> None:
+        super().__init__(config)
+        self._options = options
+        self._on_listening = on_listening
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self._on_listening is not None:
+            bound = [sock for server in self.servers for sock in server.sockets]
+            port = bound[0].getsockname()[1] if bound else self._options.port  # the real one for --port 0
+            self._on_listening(listening_line(self._options, port))

@@ -1,10 +1,13 @@
 import random
 from typing import Any
 
+from mcp import Client
+from mcp_server_time.server import create_server as create_time_server
+
 from mcp_conductor.client_pool.catalog import ServerName, ToolId, ToolInfo
 from mcp_conductor.server.discovery.index import ToolIndex, stats_factor
 from mcp_conductor.server.discovery.metrics import ToolStats
-from mcp_conductor.server.discovery.text import split_identifier, stem, tokenize
+from mcp_conductor.server.discovery.text import deprecation, split_identifier, stem, tokenize
 
 
 def tool(tool_id: str, description: str, **params: str) -> ToolInfo:
@@ -252,3 +255,94 @@ def test_an_abbreviated_tool_name_matches_the_spelled_out_word_in_a_query():
         ]
     )
     assert [hit.tool.id for hit in index.search("word statistics", top_k=2)] == ["text/word_stats", "math/statistics"]
+
+
+# server-filesystem's read tools as it lists them today (read_file is kept for old clients, deprecated).
+FILESYSTEM_READ_PARAMS = {
+    "path": {"type": "string"},
+    "tail": {"type": "number", "description": "If provided, returns only the last N lines of the file"},
+    "head": {"type": "number", "description": "If provided, returns only the first N lines of the file"},
+}
+FILESYSTEM = [
+    ToolInfo(
+        server=ServerName("filesystem"),
+        name="read_file",
+        title="Read File (Deprecated)",
+        description="Read the complete contents of a file as text. DEPRECATED: Use read_text_file instead.",
+        input_schema={"type": "object", "properties": FILESYSTEM_READ_PARAMS},
+    ),
+    ToolInfo(
+        server=ServerName("filesystem"),
+        name="read_text_file",
+        title="Read Text File",
+        description="Read the complete contents of a file from the file system as text. Handles various text "
+        "encodings and provides detailed error messages if the file cannot be read. Use this tool when you need "
+        "to examine the contents of a single file. Use the 'head' parameter to read only the first N lines of a "
+        "file, or the 'tail' parameter to read only the last N lines of a file. Operates on the file as text "
+        "regardless of extension. Only works within allowed directories.",
+        input_schema={"type": "object", "properties": FILESYSTEM_READ_PARAMS},
+    ),
+    ToolInfo(
+        server=ServerName("filesystem"),
+        name="read_media_file",
+        title="Read Media File",
+        description="Read an image or audio file. Returns the base64 encoded data and MIME type. Only works within "
+        "allowed directories.",
+        input_schema={"type": "object", "properties": {"path": {"type": "string"}}},
+    ),
+]
+
+
+def test_a_deprecated_tool_ranks_below_the_tool_it_names_as_its_replacement() -> None:
+    index = ToolIndex.build([t for t in CATALOG if t.server != "files"] + FILESYSTEM)
+    ranked = ids(index.search("read a file", top_k=5))
+    assert ranked.index("filesystem/read_text_file") < ranked.index("filesystem/read_file")
+    assert ranked[0] == "filesystem/read_text_file"
+
+
+def test_deprecation_is_read_from_markers_not_from_the_word_in_a_tool_s_purpose() -> None:
+    assert deprecation("Read a file. DEPRECATED: Use read_text_file instead.") == (True, "read_text_file")
+    assert deprecation("Read File (Deprecated)", "Read a file.") == (True, None)
+    assert deprecation("This tool is deprecated in favor of `search_v2`.") == (True, "search_v2")
+    assert deprecation("Check if packages are deprecated") == (False, None)
+
+
+async def test_what_time_is_it_in_tokyo_ranks_get_current_time_first() -> None:
+    async with Client(create_time_server("UTC")) as client:  # mcp-server-time's real tools
+        listed = await client.list_tools()
+    time_tools = [
+        ToolInfo(server=ServerName("time"), name=t.name, description=t.description or "", input_schema=t.input_schema)
+        for t in listed.tools
+    ]
+    index = ToolIndex.build(CATALOG + time_tools)
+    assert ids(index.search("what time is it in Tokyo", top_k=2)) == ["time/get_current_time", "time/convert_time"]
+    assert ids(index.search("convert 9:00 from New York time to Tokyo time", top_k=1)) == ["time/convert_time"]
+
+
+def test_only_the_tool_s_own_failures_lower_its_success_rate() -> None:
+    from mcp import MCPError
+
+    from mcp_conductor.errors import CallTimeoutError, ConnectionLostError, ProtocolError, ToolExecutionError
+    from mcp_conductor.server.discovery.metrics import MetricsRegistry, is_caller_error
+
+    invalid = ProtocolError("bad", server="s")
+    invalid.__cause__ = MCPError(-32602, "Invalid params")
+    crashed = ProtocolError("bad", server="s")
+    crashed.__cause__ = MCPError(-32603, "Internal error")
+    assert is_caller_error(ToolExecutionError("path outside allowed directories", server="s"))
+    assert is_caller_error(invalid)
+    assert not any(
+        is_caller_error(e)
+        for e in (crashed, CallTimeoutError("t", server="s"), ConnectionLostError("c", server="s"), None)
+    )
+
+    registry = MetricsRegistry()
+    tool = ToolId("s/t")
+    registry.record(tool, ok=True, duration_ms=10)
+    registry.record(tool, ok=False, duration_ms=1, error=ToolExecutionError("no such file", server="s"))
+    registry.record(tool, ok=False, duration_ms=1, error=invalid)
+    one = registry.stats()[tool]
+    assert (one.calls, one.failures, one.caller_errors, one.success_rate, one.p50_ms) == (3, 2, 2, 1.0, one.p95_ms)
+    assert stats_factor(one) == stats_factor(registry.stats()[tool]) > stats_factor(None)
+    registry.record(tool, ok=False, duration_ms=5000, timed_out=True, error=CallTimeoutError("t", server="s"))
+    assert registry.stats()[tool].success_rate == 0.5

@@ -740,38 +740,64 @@ def city_server(*, works: bool) -> MCPServer:
     @server.tool(annotations=READ_ONLY)
     async def lookup_city(name: str) -> str:
         """Look up a city by name and return its country."""
+        if not name:
+            raise ToolError("name must not be empty")  # the caller's mistake
         if not works:
-            raise ToolError("the city database is down")
+            await anyio.sleep(60)  # the tool's failure: its database hangs
         return "Norway"
 
     return server
+
+
+async def lookup_both(client: Client, alpha_name: str, *, times: int = 4) -> None:
+    """``times`` runs that call alpha's and zeta's lookup_city (alpha with ``alpha_name``, within 0.2 s)."""
+    for i in range(times):
+        plan = {
+            "steps": [
+                {
+                    "id": "a",
+                    "tool": "alpha/lookup_city",
+                    "arguments": {"name": alpha_name},
+                    "on_error": "continue",
+                    "timeout_s": 0.2,
+                },
+                {"id": "z", "tool": "zeta/lookup_city", "arguments": {"name": f"x{i}"}},
+            ]
+        }
+        assert (await execute(client, plan))["status"] == "partial"
 
 
 async def test_call_metrics_change_the_discovery_ranking_of_two_otherwise_equal_tools(tmp_path: Path):
     query = {"query": "look up a city", "top_k": 2, "include_schemas": False, "detail": "full"}
     servers = {"alpha": city_server(works=False), "zeta": city_server(works=True)}
     async with Client(conductor(tmp_path, **servers)) as client:
-        with anyio.fail_after(5):
+        with anyio.fail_after(10):
             before = (await client.call_tool("discover_tools", query)).structured_content
-            for i in range(4):
-                plan = {
-                    "steps": [
-                        {
-                            "id": "a",
-                            "tool": "alpha/lookup_city",
-                            "arguments": {"name": f"x{i}"},
-                            "on_error": "continue",
-                        },
-                        {"id": "z", "tool": "zeta/lookup_city", "arguments": {"name": f"x{i}"}},
-                    ]
-                }
-                assert (await execute(client, plan))["status"] == "partial"
+            await lookup_both(client, "Oslo")
             after = (await client.call_tool("discover_tools", query)).structured_content
     assert [t["id"] for t in before["tools"]] == ["alpha/lookup_city", "zeta/lookup_city"]  # a tie, by id
     assert [t["id"] for t in after["tools"]] == ["zeta/lookup_city", "alpha/lookup_city"]
     stats = {t["id"]: t["stats"] for t in after["tools"]}
     assert (stats["zeta/lookup_city"]["calls"], stats["zeta/lookup_city"]["success_rate"]) == (4, 1.0)
     assert (stats["alpha/lookup_city"]["calls"], stats["alpha/lookup_city"]["success_rate"]) == (4, 0.0)
+
+
+async def test_the_caller_s_own_mistakes_do_not_lower_a_tool_s_success_rate_or_ranking(tmp_path: Path):
+    query = {"query": "look up a city", "top_k": 2, "include_schemas": False, "detail": "full"}
+    servers = {"alpha": city_server(works=True), "zeta": city_server(works=True)}
+    async with Client(conductor(tmp_path, **servers)) as client:
+        with anyio.fail_after(10):
+            for _ in range(4):  # a bad plan: alpha gets an empty name, which it refuses; zeta is never called
+                bad = {"steps": [{"id": "a", "tool": "alpha/lookup_city", "arguments": {"name": ""}}]}
+                assert (await execute(client, bad))["status"] == "failed"
+            found = await client.call_tool("discover_tools", query)
+            after = found.structured_content
+    assert after is not None, found.content
+    assert [t["id"] for t in after["tools"]] == ["alpha/lookup_city", "zeta/lookup_city"]  # still a tie, by id
+    assert after["tools"][0]["stats"] == {"calls": 4}  # no success rate, no latency: nulls are left out
+    async with RunStore.open(tmp_path / "state") as store:
+        alpha = (await store.load_metrics())["alpha/lookup_city"]
+    assert (alpha.calls, alpha.failures, alpha.caller_errors, alpha.histogram) == (4, 4, 4, {})
 
 
 async def test_plan_chain_estimates_from_measured_latency_after_a_run(tmp_path: Path):

@@ -526,6 +526,29 @@ async def test_saved_metrics_load_back_equal_and_replace_older_values(store: Run
     assert await store.load_metrics() == {"text/a": newer, "text/b": ToolMetrics()}
 
 
+async def test_caller_errors_are_stored_and_a_version_1_database_gains_the_column(tmp_path: Path) -> None:
+    import sqlite3
+
+    from mcp_conductor.server.store import schema
+
+    old = sqlite3.connect(tmp_path / "runs.db", isolation_level=None)
+    old.execute("CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at TEXT)")
+    for statement in str(schema.MIGRATIONS[1]).split(";"):
+        old.execute(statement)
+    old.execute("INSERT INTO schema_version VALUES (1, datetime('now'))")
+    old.execute("INSERT INTO tool_metrics VALUES ('text/a', 2, 1, 1, 0, '{\"3\": 1}', '2025-01-01T00:00:00+00:00')")
+    old.close()
+    async with RunStore.open(tmp_path) as store:
+        assert await store.load_metrics() == {
+            "text/a": ToolMetrics(calls=2, successes=1, failures=1, histogram={3: 1}, caller_errors=0)
+        }
+        await store.create_run(a_run("run_1"), [])
+        metrics = {"text/a": ToolMetrics(calls=3, successes=1, failures=2, histogram={3: 1}, caller_errors=1)}
+        await store.finish_run("run_1", RunStatus.SUCCEEDED, "2025-01-01T00:00:01+00:00", 1.0, metrics=metrics)
+        assert await store.load_metrics() == metrics
+    schema.migration_tool_metrics_caller_errors(sqlite3.connect(tmp_path / "runs.db"))  # idempotent
+
+
 async def test_values_that_are_not_json_are_stored_as_their_repr(store: RunStore) -> None:
     await store.create_run(a_run(), pending("run_1", "a"))
     when = datetime(2025, 1, 1, tzinfo=UTC)

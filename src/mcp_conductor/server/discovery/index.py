@@ -11,6 +11,10 @@ Queries are whole task statements, so the query side is damped: a term counts by
 frequency (saying "file" five times is not five times the evidence), very long queries keep their most
 specific terms, and a few common verbs expand to their synonyms at reduced weight.
 
+A tool that says it is deprecated scores ``deprecated_factor`` of its text score, and stays below the tool it
+names as its replacement whenever that one matches too (server-filesystem's ``read_file`` says "DEPRECATED: Use
+read_text_file instead", and its short description would otherwise win "read a file").
+
 Pure: no I/O, no anyio. Rebuild the index when the catalog snapshot's version changes.
 """
 
@@ -26,7 +30,7 @@ import numpy.typing as npt
 
 from mcp_conductor.client_pool.catalog import ToolId, ToolInfo
 from mcp_conductor.server.discovery.metrics import ToolStats
-from mcp_conductor.server.discovery.text import query_terms, split_identifier, synonym_map, tokenize
+from mcp_conductor.server.discovery.text import deprecation, query_terms, split_identifier, synonym_map, tokenize
 
 __all__ = ["FieldWeights", "ScoredTool", "ToolIndex", "split_identifier", "stats_factor", "tokenize"]
 
@@ -64,6 +68,8 @@ class FieldWeights:
     path_terms: str = "file path"
     # Share of the server's evidence (its tools' summed scores / sqrt(its size)) added to each matching tool.
     server_boost: float = 0.2
+    # A deprecated tool's share of its score (it also stays below its named replacement).
+    deprecated_factor: float = 0.6
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,17 +117,20 @@ def _tool_fields(tool: ToolInfo, weights: list[float]) -> tuple[list[str], ...]:
 
 
 _MIN_STATS_FACTOR = 0.97
+# A deprecated tool at most this share of its replacement's score: below it even after the stats factors.
+_BELOW_REPLACEMENT = _MIN_STATS_FACTOR - 0.02
 
 
 def stats_factor(stats: ToolStats | None) -> float:
     """A multiplier in [0.97, 1.0] from call metrics; 0.995 (neutral) when nothing is known.
 
     Reliability is a smoothed success rate (two pseudo-calls at 90%), so one lucky call is not a perfect
-    record and an untried tool sits between a reliable and a flaky one. Latency is a mild, log-scaled nudge.
+    record and an untried tool sits between a reliable and a flaky one; the caller's own mistakes (bad
+    arguments) do not count against it. Latency is a mild, log-scaled nudge.
     At most 3% apart, it reorders only near-ties: a clearly better text match is never buried.
     """
     prior_calls, prior_rate = 2.0, 0.9
-    calls = stats.calls if stats is not None else 0
+    calls = stats.rated_calls if stats is not None else 0
     successes = stats.successes if stats is not None else 0
     reliability = (successes + prior_calls * prior_rate) / (calls + prior_calls)
     p50 = stats.p50_ms if stats is not None and calls else None
@@ -149,6 +158,7 @@ class ToolIndex:
         postings_impact: FloatArray,
     ) -> None:
         self._tools = tools
+        self._deprecated, self._replaced_by = _deprecations(tools)
         self._weights = weights
         self._vocabulary = vocabulary
         self._idf = idf
@@ -270,6 +280,11 @@ class ToolIndex:
             sid = self._server_of_doc
             per_server = np.bincount(sid, weights=scores, minlength=len(self._server_sizes)) / self._server_sizes
             scores += np.where(scores > 0, self._weights.server_boost * per_server[sid], 0.0)
+        if self._deprecated.size:
+            scores[self._deprecated] *= self._weights.deprecated_factor
+            for old, new in self._replaced_by.items():
+                if scores[new] > 0:
+                    scores[old] = min(scores[old], scores[new] * _BELOW_REPLACEMENT)
         return scores
 
     def search(
@@ -315,6 +330,22 @@ class ToolIndex:
             ScoredTool(self._tools[d], s)
             for d, s in zip(candidates[order].tolist(), cand_scores[order].tolist(), strict=True)
         ]
+
+
+def _deprecations(tools: list[ToolInfo]) -> tuple[IntArray, dict[int, int]]:
+    """The doc numbers of deprecated tools, and deprecated doc -> its replacement's doc (same server)."""
+    doc_of = {(tool.server, tool.name): d for d, tool in enumerate(tools)}
+    deprecated: list[int] = []
+    replaced_by: dict[int, int] = {}
+    for d, tool in enumerate(tools):
+        marked, replacement = deprecation(tool.title or "", tool.description)
+        if not marked:
+            continue
+        deprecated.append(d)
+        new = doc_of.get((tool.server, replacement.rpartition("/")[2])) if replacement else None
+        if new is not None and new != d:
+            replaced_by[d] = new
+    return np.asarray(deprecated, dtype=np.int64), replaced_by
 
 
 def _kth_largest(values: FloatArray, k: int) -> float:

@@ -3,6 +3,12 @@
 The histogram has fixed log-spaced buckets (about 10% wide), so memory per tool is constant however many calls
 are recorded, and two histograms merge by adding their counts. ``ToolStats`` is the read-only summary that
 discovery ranks with and the planner estimates latency from.
+
+A call that fails through the caller's own mistake (``is_caller_error``: the tool's own error result, such as
+invalid arguments or a path outside the allowed folders, or an MCP invalid-params error) is counted in
+``caller_errors``, apart from the tool's own failures (timeouts, lost connections, protocol errors): it counts
+as a call and a failure, but neither in ``success_rate`` (which ranking uses) nor in the latency histogram, so
+one bad plan does not make a good tool look unreliable or fast.
 """
 
 from __future__ import annotations
@@ -12,7 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mcp_conductor.client_pool.catalog import ToolId
+from mcp_conductor.errors import ProtocolError, ToolExecutionError
 from mcp_conductor.shapes import Shape, merge_shapes, value_shape
+
+JSONRPC_INVALID_PARAMS = -32602  # mcp.types.INVALID_PARAMS (this module stays free of the SDK)
 
 _BUCKET_GROWTH = 1.1
 _MIN_MS = 0.1
@@ -29,20 +38,34 @@ def _bucket_upper_ms(index: int) -> float:
     return _MIN_MS * _BUCKET_GROWTH**index
 
 
+def is_caller_error(error: BaseException | None) -> bool:
+    """Whether a failed call was the caller's mistake rather than the tool's: the tool answered with its own
+    error result (``tool_error``), or the server refused the arguments with an MCP invalid-params error."""
+    if isinstance(error, ToolExecutionError):
+        return True
+    return isinstance(error, ProtocolError) and getattr(error.__cause__, "code", None) == JSONRPC_INVALID_PARAMS
+
+
 @dataclass(frozen=True, slots=True)
 class ToolStats:
     """What discovery shows and ranks with: ``{calls, success_rate, p50_ms, p95_ms}``."""
 
     calls: int
     successes: int
-    failures: int
+    failures: int  # every failed call, the caller's mistakes included
     timeouts: int
     p50_ms: float | None
     p95_ms: float | None
+    caller_errors: int = 0  # failed calls that were the caller's mistake (see is_caller_error)
+
+    @property
+    def rated_calls(self) -> int:
+        """The calls that say something about the tool: all but the caller's mistakes."""
+        return self.calls - self.caller_errors
 
     @property
     def success_rate(self) -> float | None:
-        return self.successes / self.calls if self.calls else None
+        return self.successes / self.rated_calls if self.rated_calls else None
 
     def public(self) -> dict[str, float | int | None]:
         return {
@@ -62,6 +85,7 @@ class ToolMetrics:
     failures: int = 0
     timeouts: int = 0
     histogram: dict[int, int] = field(default_factory=dict)
+    caller_errors: int = 0
     shape: Shape | None = None  # learned from successful calls' values (see ``mcp_conductor.shapes``)
 
     def learn(self, value: Any) -> None:
@@ -69,7 +93,7 @@ class ToolMetrics:
         seen = value_shape(value)
         self.shape = seen if self.shape is None else merge_shapes(self.shape, seen)
 
-    def record(self, *, ok: bool, duration_ms: float, timed_out: bool = False) -> None:
+    def record(self, *, ok: bool, duration_ms: float, timed_out: bool = False, caller_error: bool = False) -> None:
         self.calls += 1
         if ok:
             self.successes += 1
@@ -77,6 +101,9 @@ class ToolMetrics:
             self.failures += 1
             if timed_out:
                 self.timeouts += 1
+            if caller_error:
+                self.caller_errors += 1
+                return  # how fast a tool refuses bad arguments says nothing about its latency
         b = _bucket(duration_ms)
         self.histogram[b] = self.histogram.get(b, 0) + 1
 
@@ -100,6 +127,7 @@ class ToolMetrics:
             timeouts=self.timeouts,
             p50_ms=self.quantile(0.5),
             p95_ms=self.quantile(0.95),
+            caller_errors=self.caller_errors,
         )
 
 
@@ -111,8 +139,19 @@ class MetricsRegistry:
         self._by_tool: dict[ToolId, ToolMetrics] = {}
         self.version = 0
 
-    def record(self, tool: ToolId, *, ok: bool, duration_ms: float, timed_out: bool = False) -> None:
-        self._by_tool.setdefault(tool, ToolMetrics()).record(ok=ok, duration_ms=duration_ms, timed_out=timed_out)
+    def record(
+        self,
+        tool: ToolId,
+        *,
+        ok: bool,
+        duration_ms: float,
+        timed_out: bool = False,
+        error: BaseException | None = None,
+    ) -> None:
+        """One call of ``tool``; ``error`` (a failed call's) tells the caller's mistakes apart."""
+        self._by_tool.setdefault(tool, ToolMetrics()).record(
+            ok=ok, duration_ms=duration_ms, timed_out=timed_out, caller_error=is_caller_error(error)
+        )
         self.version += 1
 
     def learn(self, tool: ToolId, value: Any) -> None:

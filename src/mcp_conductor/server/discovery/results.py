@@ -19,9 +19,9 @@ DESCRIPTION_CHARS = 160
 
 class ToolStatsOut(OutModel):
     calls: int
-    success_rate: float | None
-    p50_ms: float | None
-    p95_ms: float | None
+    success_rate: float | None = None  # None (left out): every call failed through the caller's own mistake
+    p50_ms: float | None = None
+    p95_ms: float | None = None
 
 
 class DiscoveredTool(OutModel):

@@ -10,8 +10,11 @@ tell me ..."). One analyzer serves all three so a query word meets the same term
 - long base64/hex blobs (embedded images, hashes) are dropped before splitting, so they cannot flood a query.
 
 Task statements get two more cues (``query_terms``): a file path's folder names count little while its
-extension and the words "file path" count fully, and a web address adds "url website" (plus "domain" for a
-bare domain). Verbs and a few nouns have synonyms (``SYNONYM_GROUPS``) that ``discovery`` adds to queries.
+extension and the words "file path" count fully, a web address adds "url website" (plus "domain" for a
+bare domain), and a question about the present ("what time is it", "right now") adds "current". Verbs and a few
+nouns have synonyms (``SYNONYM_GROUPS``) that ``discovery`` adds to queries.
+
+Tool descriptions get one cue (``deprecation``): a tool that says it is deprecated, and which tool replaces it.
 
 Nothing here is specific to one catalog; ``discovery`` builds the index on top of it.
 """
@@ -198,6 +201,12 @@ _WEB_ADDRESS = re.compile(
 )
 _URL_TERMS = tuple(tokenize("url website"))
 _DOMAIN_TERMS = tuple(tokenize("url website domain"))
+# "What time is it in Tokyo" asks for the current time, not a conversion: the question names the present only
+# through its tense, and "now" is a stop word.
+_PRESENT = re.compile(
+    r"\bwhat\s+(?:time|day|date)\s+is\s+it\b|\bwhat(?:'s|\s+is)\s+the\s+(?:time|date)\b|\bright\s+now\b", re.IGNORECASE
+)
+_PRESENT_TERMS = tuple(tokenize("current"))
 FILE_EXTENSIONS: dict[str, str] = {
     "md": "markdown",
     "markdown": "markdown",
@@ -259,8 +268,38 @@ def query_terms(text: str, *, path_weight: float = 0.3, path_terms: str = "file"
     # A web address asks for web tools, whatever its words; a bare domain may be about the domain itself.
     for match in _WEB_ADDRESS.finditer(prose):
         add(_URL_TERMS if match.group(0).lower().startswith("http") else _DOMAIN_TERMS, 1.0)
+    if _PRESENT.search(prose):
+        add(_PRESENT_TERMS, 1.0)
     add(tokenize(prose), 1.0)
     return counts
+
+
+# A deprecation marker: "DEPRECATED" in capitals, "(Deprecated)", a text that starts with it, or "this tool is
+# deprecated". Not the word in a description of what a tool does ("Check if packages are deprecated").
+_DEPRECATED_MARK = re.compile(r"\bDEPRECATED\b")
+_DEPRECATED_SAID = re.compile(
+    r"\(deprecated\)|^\W*deprecated\b|\b(?:this|tool|it)\s+(?:is\s+)?(?:now\s+)?deprecated\b", re.IGNORECASE
+)
+_REPLACEMENT = re.compile(
+    r"\b(?:use|replaced\s+by|in\s+favou?r\s+of)\s+[`'\"]?([A-Za-z_][\w.:/-]*?)[`'\"]?(?:\s+instead\b|[\s.,;)]|$)",
+    re.IGNORECASE,
+)
+
+
+def deprecation(*texts: str) -> tuple[bool, str | None]:
+    """Whether a tool's texts (title, description) mark it deprecated, and the name of the tool they say
+    replaces it, if any.
+
+    >>> deprecation("Read the complete contents of a file as text. DEPRECATED: Use read_text_file instead.")
+    (True, 'read_text_file')
+    """
+    marked = [t for t in texts if _DEPRECATED_MARK.search(t) or _DEPRECATED_SAID.search(t)]
+    if not marked:
+        return False, None
+    for text in texts:
+        if found := _REPLACEMENT.search(text):
+            return True, found.group(1)
+    return True, None
 
 
 @functools.cache

@@ -224,7 +224,7 @@ class LocalExecutor:
             except DownstreamError as exc:
                 elapsed = (time.perf_counter() - t0) * 1000
                 timed_out = isinstance(exc, CallTimeoutError)
-                self._metrics.record(ToolId(step.tool), ok=False, duration_ms=elapsed, timed_out=timed_out)
+                self._metrics.record(ToolId(step.tool), ok=False, duration_ms=elapsed, timed_out=timed_out, error=exc)
                 run.touched_tools.add(ToolId(step.tool))
                 if should_retry(step.retry, tool, exc.kind, this_run):
                     delay = backoff_delay(step.retry, this_run, self._rand)

@@ -17,11 +17,20 @@ from typing import Any, Literal
 from mcp_conductor.server.discovery.metrics import ToolMetrics
 from mcp_conductor.server.store.records import RunRecord, RunStatus, StepError, StepRun, StepStatus
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
-# Migration N brings a database from version N-1 to N. Every statement is idempotent, so a migration that a
+
+def migration_tool_metrics_caller_errors(conn: sqlite3.Connection) -> None:
+    """tool_metrics.caller_errors: failed calls that were the caller's mistake (see ``metrics.is_caller_error``)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(tool_metrics)")}
+    if "caller_errors" not in columns:
+        conn.execute("ALTER TABLE tool_metrics ADD COLUMN caller_errors INTEGER NOT NULL DEFAULT 0")
+
+
+# Migration N brings a database from version N-1 to N: SQL statements, or a function for a step SQL cannot
+# make idempotent (SQLite has no ADD COLUMN IF NOT EXISTS). Every step is idempotent, so a migration that a
 # killed process left half done simply runs again.
-MIGRATIONS: dict[int, str] = {
+MIGRATIONS: dict[int, str | Callable[[sqlite3.Connection], None]] = {
     1: """
     CREATE TABLE IF NOT EXISTS plans (
         plan_id    TEXT PRIMARY KEY,
@@ -81,6 +90,7 @@ MIGRATIONS: dict[int, str] = {
         requested_at TEXT NOT NULL
     );
     """,
+    3: migration_tool_metrics_caller_errors,
 }
 
 
@@ -135,9 +145,13 @@ def migrate(conn: sqlite3.Connection) -> int:
         conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TEXT)")
         found = _version(conn)  # another process may have migrated while we waited for the lock
         for version in range(found + 1, SCHEMA_VERSION + 1):
-            for statement in MIGRATIONS[version].split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            migration = MIGRATIONS[version]
+            if callable(migration):
+                migration(conn)
+            else:
+                for statement in migration.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
             conn.execute("INSERT INTO schema_version VALUES (?, datetime('now'))", (version,))
     return found
 
@@ -247,13 +261,14 @@ def step_from_row(row: sqlite3.Row | tuple[Any, ...]) -> StepRun:
 
 def metrics_row(tool_id: str, m: ToolMetrics, updated_at: str) -> tuple[Any, ...]:
     histogram = {str(bucket): count for bucket, count in sorted(m.histogram.items())}
-    return (tool_id, m.calls, m.successes, m.failures, m.timeouts, dumps(histogram), updated_at)
+    return (tool_id, m.calls, m.successes, m.failures, m.timeouts, m.caller_errors, dumps(histogram), updated_at)
 
 
 def metrics_from_row(row: sqlite3.Row | tuple[Any, ...]) -> tuple[str, ToolMetrics]:
-    tool_id, calls, successes, failures, timeouts, histogram, shape = row
+    tool_id, calls, successes, failures, timeouts, caller_errors, histogram, shape = row
     buckets = {int(bucket): int(count) for bucket, count in loads(histogram).items()}
-    return tool_id, ToolMetrics(calls, successes, failures, timeouts, buckets, None if shape is None else loads(shape))
+    learned = None if shape is None else loads(shape)
+    return tool_id, ToolMetrics(calls, successes, failures, timeouts, buckets, caller_errors, learned)
 
 
 # -- statements ------------------------------------------------------------------------------------
@@ -418,11 +433,12 @@ def _upsert_metrics(c: sqlite3.Connection, items: Sequence[tuple[str, ToolMetric
     c.executemany(
         """
             INSERT INTO tool_metrics
-                (tool_id, calls, successes, failures, timeouts, histogram_json, updated_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?)
+                (tool_id, calls, successes, failures, timeouts, caller_errors, histogram_json, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (tool_id) DO UPDATE SET
                 calls = excluded.calls, successes = excluded.successes, failures = excluded.failures,
-                timeouts = excluded.timeouts, histogram_json = excluded.histogram_json,
+                timeouts = excluded.timeouts, caller_errors = excluded.caller_errors,
+                histogram_json = excluded.histogram_json,
                 updated_at = excluded.updated_at
             """,
         [metrics_row(tool_id, m, updated_at) for tool_id, m in items],
@@ -436,7 +452,7 @@ def _upsert_metrics(c: sqlite3.Connection, items: Sequence[tuple[str, ToolMetric
 
 def select_metrics(c: sqlite3.Connection) -> dict[str, ToolMetrics]:
     sql = (
-        "SELECT m.tool_id, m.calls, m.successes, m.failures, m.timeouts, m.histogram_json, s.shape_json"
-        " FROM tool_metrics m LEFT JOIN tool_shapes s ON s.tool_id = m.tool_id"
+        "SELECT m.tool_id, m.calls, m.successes, m.failures, m.timeouts, m.caller_errors, m.histogram_json,"
+        " s.shape_json FROM tool_metrics m LEFT JOIN tool_shapes s ON s.tool_id = m.tool_id"
     )
     return dict(metrics_from_row(row) for row in c.execute(sql))
