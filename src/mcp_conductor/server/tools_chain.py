@@ -80,7 +80,7 @@ def register_chain_tools(server: MCPServer[Conductor]) -> None:
     ) -> ExecuteResult:
         conductor = ctx.request_context.lifespan_context
 
-        async def progress(done: int, total: int, message: str) -> None:
+        async def progress(done: float, total: int, message: str) -> None:
             await ctx.report_progress(done, total, message)
 
         try:

@@ -346,15 +346,18 @@ async def test_a_journal_write_that_fails_keeps_its_pending_ends_for_a_later_syn
         assert await reader.get_step("run_1", "a") == a_done
 
 
-async def test_a_journal_writes_a_step_it_never_started_as_a_whole_row_at_once(tmp_path: Path) -> None:
+async def test_a_journal_writes_a_success_it_never_started_as_a_whole_row_with_the_next_write(tmp_path: Path) -> None:
     async with RunStore.open(tmp_path / "state") as store, RunStore.open(tmp_path / "state") as reader:
         await store.create_run(a_run(), pending("run_1", "a"))
         journal = store.journal("run_1")
-        # e.g. a step carried over from an earlier run: its start row was never written by this journal
+        # e.g. a data step, or a step carried over from an earlier run: this journal never wrote its start row
         carried = succeeded(starting("run_1", "a", {"x": 1}, "2025-01-01T00:00:00+00:00"), {"y": 2})
 
         await journal.step_ended(carried)
+        pending_before_sync = journal.pending
+        await journal.sync()
 
+        assert pending_before_sync == 1
         assert journal.pending == 0
         assert await reader.get_step("run_1", "a") == carried  # arguments, attempts, start time included
 

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mcp_conductor.server.discovery.metrics import ToolMetrics
-from mcp_conductor.server.store.records import RunRecord, RunStatus, StepError, StepRun, StepStatus
+from mcp_conductor.server.store.records import ItemRun, RunRecord, RunStatus, StepError, StepRun, StepStatus
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Migration N brings a database from version N-1 to N. Every statement is idempotent, so a migration that a
 # killed process left half done simply runs again.
@@ -68,6 +68,25 @@ MIGRATIONS: dict[int, str] = {
         timeouts       INTEGER NOT NULL,
         histogram_json TEXT NOT NULL,
         updated_at     TEXT NOT NULL
+    );
+    """,
+    2: """
+    CREATE TABLE IF NOT EXISTS step_items (
+        run_id         TEXT NOT NULL,
+        step_id        TEXT NOT NULL,
+        idx            INTEGER NOT NULL,
+        item_json      TEXT NOT NULL,
+        status         TEXT NOT NULL,
+        attempts       INTEGER NOT NULL,
+        arguments_json TEXT NOT NULL,
+        started_at     TEXT,
+        finished_at    TEXT,
+        duration_ms    REAL,
+        error_json     TEXT,
+        output_json    TEXT NOT NULL,
+        has_output     INTEGER NOT NULL,
+        PRIMARY KEY (run_id, step_id, idx),
+        FOREIGN KEY (run_id, step_id) REFERENCES steps (run_id, step_id) ON DELETE CASCADE
     );
     """,
 }
@@ -234,6 +253,52 @@ def step_from_row(row: sqlite3.Row | tuple[Any, ...]) -> StepRun:
     )
 
 
+ITEM_COLUMNS = (
+    "run_id, step_id, idx, item_json, status, attempts, arguments_json, started_at, finished_at, duration_ms, "
+    "error_json, output_json, has_output"
+)
+
+
+def item_row(step: StepRun, item: ItemRun) -> tuple[Any, ...]:
+    return (
+        step.run_id,
+        step.step_id,
+        item.index,
+        dumps(item.item),
+        item.status.value,
+        item.attempts,
+        dumps(item.arguments),
+        item.started_at,
+        item.finished_at,
+        item.duration_ms,
+        _error_json(item.error),
+        dumps(item.output),
+        int(item.has_output),
+    )
+
+
+def item_from_row(row: sqlite3.Row | tuple[Any, ...]) -> ItemRun:
+    (index, item, status, attempts, arguments, started, finished, duration, error, output, has) = row
+    return ItemRun(
+        index=index,
+        item=loads(item),
+        status=StepStatus(status),
+        attempts=attempts,
+        arguments=loads(arguments),
+        started_at=started,
+        finished_at=finished,
+        duration_ms=duration,
+        error=_error(error),
+        output=loads(output),
+        has_output=bool(has),
+    )
+
+
+def upsert_items(c: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Whole item rows (``item_row``), inserted or replaced."""
+    c.executemany(f"INSERT OR REPLACE INTO step_items ({ITEM_COLUMNS}) VALUES ({', '.join('?' * 13)})", rows)
+
+
 def metrics_row(tool_id: str, m: ToolMetrics, updated_at: str) -> tuple[Any, ...]:
     histogram = {str(bucket): count for bucket, count in sorted(m.histogram.items())}
     return (tool_id, m.calls, m.successes, m.failures, m.timeouts, dumps(histogram), updated_at)
@@ -259,6 +324,7 @@ def insert_run(c: sqlite3.Connection, run: RunRecord, steps: Sequence[StepRun]) 
         f"INSERT INTO steps (seq, {STEP_COLUMNS}) VALUES ({', '.join('?' * 13)})",
         [(seq, *step_row(step)) for seq, step in enumerate(steps)],
     )
+    upsert_items(c, [item_row(step, item) for step in steps for item in step.items or ()])
 
 
 def select_run(c: sqlite3.Connection, run_id: str) -> RunRecord | None:
@@ -273,12 +339,28 @@ def select_runs(c: sqlite3.Connection, limit: int, status: str | None) -> list[R
 
 
 def select_steps(c: sqlite3.Connection, run_id: str, step_id: str | None = None) -> list[StepRun]:
+    """Steps in plan order, each with its foreach items (if any) in index order."""
     if step_id is None:
         rows = c.execute(f"SELECT {STEP_COLUMNS} FROM steps WHERE run_id = ? ORDER BY seq", (run_id,))
+        item_rows = c.execute(
+            f"SELECT step_id, {ITEM_COLUMNS.split(', ', 2)[2]} FROM step_items WHERE run_id = ? ORDER BY step_id, idx",
+            (run_id,),
+        )
     else:
         sql = f"SELECT {STEP_COLUMNS} FROM steps WHERE run_id = ? AND step_id = ?"
         rows = c.execute(sql, (run_id, step_id))
-    return [step_from_row(row) for row in rows]
+        item_rows = c.execute(
+            f"SELECT step_id, {ITEM_COLUMNS.split(', ', 2)[2]} FROM step_items WHERE run_id = ? AND step_id = ?"
+            " ORDER BY idx",
+            (run_id, step_id),
+        )
+    steps = [step_from_row(row) for row in rows.fetchall()]
+    items: dict[str, list[ItemRun]] = {}
+    for sid, *rest in item_rows.fetchall():
+        items.setdefault(sid, []).append(item_from_row(rest))
+    for step in steps:
+        step.items = items.get(step.step_id)
+    return steps
 
 
 def select_plan(c: sqlite3.Connection, plan_id: str) -> dict[str, Any] | None:
@@ -385,6 +467,7 @@ def mark_interrupted(c: sqlite3.Connection, alive: Callable[[int], bool]) -> lis
         for run_id in dead:
             c.execute("UPDATE runs SET status = ? WHERE run_id = ?", (RunStatus.INTERRUPTED.value, run_id))
             c.execute("UPDATE steps SET status = 'pending' WHERE run_id = ? AND status = 'running'", (run_id,))
+            c.execute("UPDATE step_items SET status = 'pending' WHERE run_id = ? AND status = 'running'", (run_id,))
     return dead
 
 

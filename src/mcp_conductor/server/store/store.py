@@ -31,7 +31,15 @@ import anyio.to_thread
 from mcp_conductor.errors import ConductorError
 from mcp_conductor.server.discovery.metrics import ToolMetrics
 from mcp_conductor.server.store import schema
-from mcp_conductor.server.store.records import RunExport, RunRecord, RunStatus, StepError, StepRun, StepStatus
+from mcp_conductor.server.store.records import (
+    ItemRun,
+    RunExport,
+    RunRecord,
+    RunStatus,
+    StepError,
+    StepRun,
+    StepStatus,
+)
 from mcp_conductor.server.store.state_dir import STATE_DIR_ENV, pid_alive
 
 __all__ = ["DB_FILENAME", "RunJournal", "RunStore", "StoreError"]
@@ -322,11 +330,17 @@ class RunStore:
         return RunJournal(self, run_id)
 
     async def write_steps(
-        self, *, ended: Sequence[StepRun] = (), rows: Sequence[StepRun] = (), started: StepRun | None = None
+        self,
+        *,
+        ended: Sequence[StepRun] = (),
+        rows: Sequence[StepRun] = (),
+        started: StepRun | None = None,
+        items: Sequence[tuple[StepRun, ItemRun]] = (),
     ) -> None:
         """In one transaction: the end columns of ``ended`` (steps whose start row was written), whole rows for
         ``rows`` (inserted after the run's last step if new), then ``started`` marked running with its
-        arguments (clearing an earlier attempt's end). Committed when it returns.
+        arguments (clearing an earlier attempt's end), then whole rows of foreach ``items``. Committed when it
+        returns.
 
         Raises:
             StoreError: a step or its run does not exist, or the store cannot be written.
@@ -344,8 +358,12 @@ class RunStore:
                         raise StoreError(f"no run {step.run_id!r} for step {step.step_id!r}") from exc
                 if started is not None and not schema.start_step(c, started, schema.dumps(started.arguments)):
                     raise StoreError(f"run {started.run_id!r} has no step {started.step_id!r}")
+                try:
+                    schema.upsert_items(c, [schema.item_row(step, item) for step, item in items])
+                except sqlite3.IntegrityError as exc:
+                    raise StoreError(f"no step {items[0][0].step_id!r} for its foreach items") from exc
 
-        if ended or rows or started is not None:
+        if ended or rows or started is not None or items:
             await self._quick(write)
 
     async def get_steps(self, run_id: str) -> list[StepRun]:
@@ -457,12 +475,13 @@ class RunJournal:
         self._store = store
         self.run_id = run_id
         self._pending: dict[str, StepRun] = {}  # succeeded, end not committed yet
+        self._pending_items: dict[tuple[str, int], tuple[StepRun, ItemRun]] = {}  # likewise, foreach items
         self._started: set[str] = set()  # steps whose start row this run wrote (their end writes only its columns)
 
     @property
     def pending(self) -> int:
         """Ends that are not committed yet."""
-        return len(self._pending)
+        return len(self._pending) + len(self._pending_items)
 
     async def step_started(self, step: StepRun) -> None:
         """Commit ``step``'s start (status running, arguments, attempts, start time) with the pending ends.
@@ -474,15 +493,35 @@ class RunJournal:
         self._started.add(step.step_id)
 
     async def step_ended(self, step: StepRun) -> None:
-        """Record ``step``'s end (its status, error, output and times are set).
+        """Record ``step``'s end (its status, error, output and times are set). A success is committed with the
+        next write, also for a step that never started (a data step: no call to protect).
 
         Raises:
             StoreError: the store cannot be written.
         """
-        if step.status is StepStatus.SUCCEEDED and step.step_id in self._started:
+        if step.status is StepStatus.SUCCEEDED:
             self._pending[step.step_id] = step
             return
         await self._write(last=step)
+
+    async def item_started(self, step: StepRun, item: ItemRun) -> None:
+        """Commit a foreach item's start (before its call), with the pending ends.
+
+        Raises:
+            StoreError: the store cannot be written.
+        """
+        self._pending_items.pop((step.step_id, item.index), None)
+        await self._write(items=[(step, item)])
+
+    async def item_ended(self, step: StepRun, item: ItemRun) -> None:
+        """Record a foreach item's end: a success with the next write, anything else now.
+
+        Raises:
+            StoreError: the store cannot be written.
+        """
+        self._pending_items[(step.step_id, item.index)] = (step, item)
+        if item.status is not StepStatus.SUCCEEDED:
+            await self._write()
 
     async def sync(self) -> None:
         """Commit every pending end now.
@@ -490,14 +529,26 @@ class RunJournal:
         Raises:
             StoreError: the store cannot be written.
         """
-        if self._pending:
+        if self._pending or self._pending_items:
             await self._write()
 
-    async def _write(self, *, started: StepRun | None = None, last: StepRun | None = None) -> None:
-        ended = list(self._pending.values())
-        rows: list[StepRun] = []
+    async def _write(
+        self,
+        *,
+        started: StepRun | None = None,
+        last: StepRun | None = None,
+        items: Sequence[tuple[StepRun, ItemRun]] = (),
+    ) -> None:
+        steps = list(self._pending.values())
+        ended = [step for step in steps if step.step_id in self._started]
+        rows = [step for step in steps if step.step_id not in self._started]
         if last is not None:
             (ended if last.step_id in self._started else rows).append(last)
-        await self._store.write_steps(ended=ended, rows=rows, started=started)
-        for step in ended:
+        pending_items = list(self._pending_items.items())
+        await self._store.write_steps(
+            ended=ended, rows=rows, started=started, items=[*(v for _, v in pending_items), *items]
+        )
+        for step in steps:
             self._pending.pop(step.step_id, None)
+        for key, _ in pending_items:
+            self._pending_items.pop(key, None)
