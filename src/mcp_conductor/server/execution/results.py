@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import MISSING, BaseModel, ConfigDict, Field
 
 from mcp_conductor.server.planning.models import PlanIssue
-from mcp_conductor.server.store.records import StepError, StepRun
+from mcp_conductor.server.store.records import StepError, StepRun, StepStatus
 
 STORED_OPTIONS = frozenset({"max_concurrency", "timeout_s", "default_step_timeout_s", "on_error"})
 
@@ -39,6 +39,20 @@ class RunOptions(BaseModel):
         return self.model_dump(include=set(STORED_OPTIONS), exclude_none=True)
 
 
+MAX_ITEM_ERRORS = 100
+
+
+class ItemError(BaseModel):
+    """A foreach item that did not succeed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    index: int
+    status: str
+    attempts: int
+    error: StepError | None
+
+
 class StepSummary(BaseModel):
     """One step of a run as ``execute_chain`` reports it (a view of the run's ``StepRun``)."""
 
@@ -51,9 +65,24 @@ class StepSummary(BaseModel):
     started_at: str | None
     duration_ms: float | None
     error: StepError | None
+    items: dict[str, int] | MISSING = Field(MISSING, description="a foreach step's items by status")
+    item_errors: list[ItemError] | MISSING = Field(
+        MISSING, description="a foreach step's items that did not succeed (the first 100)"
+    )
 
     @classmethod
     def of(cls, step: StepRun) -> StepSummary:
+        extra: dict[str, Any] = {}
+        if step.items is not None:
+            counts: dict[str, int] = {}
+            errors: list[ItemError] = []
+            for item in step.items:
+                counts[item.status.value] = counts.get(item.status.value, 0) + 1
+                if item.status is not StepStatus.SUCCEEDED and len(errors) < MAX_ITEM_ERRORS:
+                    errors.append(
+                        ItemError(index=item.index, status=item.status.value, attempts=item.attempts, error=item.error)
+                    )
+            extra = {"items": counts, "item_errors": errors}
         return cls.model_construct(  # the fields come typed from the run's records
             id=step.step_id,
             tool=step.tool,
@@ -62,6 +91,7 @@ class StepSummary(BaseModel):
             started_at=step.started_at,
             duration_ms=step.duration_ms,
             error=step.error,
+            **extra,
         )
 
 
