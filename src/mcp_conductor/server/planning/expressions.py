@@ -54,6 +54,9 @@ _TOKEN = re.compile(
 )
 _COMPILE_ERROR = re.compile(r"ERROR: <input>:(\d+):(\d+): (.*)")
 _ESCAPED_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")  # an escape, not the text "\u0000" after a backslash
+_NUL_ENCODER = json.JSONEncoder(default=repr)  # built once: json.dumps with options builds one per call
+_SCALARS = frozenset({int, str, bool, type(None)})
+_ERROR = cel.Type.ERROR
 _QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
 
 
@@ -100,7 +103,7 @@ class Expression:
             result = self.program.eval(data=data)
         except RuntimeError as exc:  # the binding raises (instead of an error value) when a value won't convert
             raise self._failure(_first_line(str(exc)), data) from None
-        if result.type().name() == "ERROR":
+        if result.type() == _ERROR:
             raise self._failure(str(result.value()), data)
         try:
             return to_json(result.plain_value())
@@ -301,6 +304,10 @@ def to_json(value: Any, budget: int = MAX_RESULT_BYTES) -> Any:
     Raises:
         ValueError: the value is not JSON, or its JSON is bigger than ``budget`` bytes (estimated).
     """
+    if type(value) in _SCALARS:  # the common case, without the walk below
+        if type(value) is str and len(value) > budget:
+            raise ValueError(f"the result is larger than {budget} bytes")
+        return value
     left = [budget]
 
     def spend(n: int) -> None:
@@ -354,7 +361,7 @@ def _cel_type_name(value: Any) -> str:
 def _has_nul(data: Any) -> bool:
     """Whether a string (or key) in ``data`` holds U+0000: cel-expr-python 0.1.3 cuts strings there."""
     try:
-        text = json.dumps(data, default=repr)  # C speed; a NUL is always escaped as \\u0000
+        text = _NUL_ENCODER.encode(data)  # C speed; a NUL is always escaped as \\u0000
     except (ValueError, RecursionError):
         return False  # not JSON (a repr'd object) or too deep: the conversion itself reports it
     return "\\u0000" in text and _ESCAPED_NUL.search(text) is not None
