@@ -25,6 +25,11 @@ Plan: {"inputs": {...}, "steps": [{"id", "tool": "server/tool", "arguments": {..
 "timeout_s"?, "retry"?: {"attempts", "backoff_s", "max_backoff_s", "on"}, "on_error"?: "fail"|"continue"}],
 "outputs"?: [step ids]}. In arguments, "${steps.ID}" is a step's whole result, "${steps.ID.field[0]}" a part
 of it, "${inputs.NAME}" a plan input; a reference inside a longer string is inserted as text.
+Step ids: lowercase letters, digits, '_'. CEL expressions (variables inputs, steps, item, index; plus json(),
+lines(), extract(), extract_all()): "expr" instead of "tool" makes a data step (no call); "when" skips the step
+when false; "default" is its value when skipped or failed; "foreach": a list expression runs the step per
+element (${item}, ${item.name}, ${index} in arguments), "foreach_options": {"max_concurrency", "max_items",
+"on_item_error": "fail"|"continue"}.
 
 Example: {"plan": {"steps": [
   {"id": "read", "tool": "files/read_text", "arguments": {"path": "notes/today.md"}},
