@@ -296,6 +296,8 @@ def item_from_row(row: sqlite3.Row | tuple[Any, ...]) -> ItemRun:
 
 def upsert_items(c: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
     """Whole item rows (``item_row``), inserted or replaced."""
+    if not rows:
+        return
     c.executemany(f"INSERT OR REPLACE INTO step_items ({ITEM_COLUMNS}) VALUES ({', '.join('?' * 13)})", rows)
 
 
