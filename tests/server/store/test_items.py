@@ -5,7 +5,7 @@ from pathlib import Path
 
 from test_store import a_run, pending  # type: ignore[import-not-found]
 
-from mcp_conductor.server.store import schema
+from mcp_conductor.server.store import migrations, schema
 from mcp_conductor.server.store.records import ItemRun, RunExport, StepError, StepRun, StepStatus
 from mcp_conductor.server.store.store import DB_FILENAME, RunStore
 
@@ -14,7 +14,7 @@ def version_1_store(state: Path) -> None:
     """A store as mcp-conductor wrote it before foreach items existed, with one run in it."""
     state.mkdir(parents=True)
     conn = sqlite3.connect(state / DB_FILENAME, isolation_level=None)
-    conn.executescript(schema.MIGRATIONS[1])
+    conn.executescript(migrations.MIGRATIONS[1])
     conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at TEXT)")
     conn.execute("INSERT INTO schema_version VALUES (1, datetime('now'))")
     schema.insert_run(conn, a_run(), pending("run_1", "a"))
@@ -36,7 +36,7 @@ async def test_a_version_1_store_migrates_to_version_2_once_and_keeps_its_runs(t
         steps = await store.get_steps("run_1")
     async with RunStore.open(state):
         pass
-    assert schema.SCHEMA_VERSION == 2
+    assert migrations.SCHEMA_VERSION == 2
     assert versions(state) == [1, 2]
     assert [s.step_id for s in steps] == ["a"]
     assert steps[0].items is None
@@ -45,7 +45,7 @@ async def test_a_version_1_store_migrates_to_version_2_once_and_keeps_its_runs(t
 def test_the_items_migration_can_run_again_after_a_crash_halfway(tmp_path: Path):
     conn = sqlite3.connect(tmp_path / "db", isolation_level=None)
     for version in (1, 2, 2):  # the second 2: a process killed before it recorded the version runs it again
-        conn.executescript(schema.MIGRATIONS[version])
+        conn.executescript(migrations.MIGRATIONS[version])
     tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     conn.close()
     assert "step_items" in tables

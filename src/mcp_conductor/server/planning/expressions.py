@@ -24,25 +24,33 @@ Pure: no I/O, no anyio, no logging.
 from __future__ import annotations
 
 import functools
-import json
-import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from typing import Any
 
 from cel_expr_python import cel
 from cel_expr_python.ext import ext_strings
 
 from mcp_conductor.errors import ConductorError
+from mcp_conductor.server.planning import functions
+from mcp_conductor.server.planning.json_values import MAX_RESULT_BYTES, has_nul, preview, to_json
+
+__all__ = [
+    "MAX_NESTING",
+    "MAX_RESULT_BYTES",
+    "MAX_SOURCE_CHARS",
+    "Expression",
+    "ExpressionCompileError",
+    "ExpressionEvalError",
+    "compile_expression",
+    "preview",
+    "to_json",
+]
 
 MAX_SOURCE_CHARS = 2000
 MAX_NESTING = 2
-MAX_RESULT_BYTES = 4_000_000
-PREVIEW_CHARS = 120
 VARIABLES = ("inputs", "steps", "item", "index")
-_INT64 = (-(2**63), 2**63 - 1)
 _MACROS = frozenset({"all", "exists", "exists_one", "map", "filter"})
 _TOKEN = re.compile(
     r"""(?P<str>[rRbB]{0,2}(?:\"\"\"(?:\\.|[^\\])*?\"\"\"|'''(?:\\.|[^\\])*?'''|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*'))
@@ -53,9 +61,6 @@ _TOKEN = re.compile(
     re.VERBOSE | re.DOTALL,
 )
 _COMPILE_ERROR = re.compile(r"ERROR: <input>:(\d+):(\d+): (.*)")
-_ESCAPED_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")  # an escape, not the text "\u0000" after a backslash
-_NUL_ENCODER = json.JSONEncoder(default=repr)  # built once: json.dumps with options builds one per call
-_SCALARS = frozenset({int, str, bool, type(None)})
 _ERROR = cel.Type.ERROR
 _QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
 
@@ -93,7 +98,7 @@ class Expression:
             ExpressionEvalError: CEL reported an error, or the result is not JSON or too big.
         """
         data = self._activation(steps, inputs, item, index)
-        if _has_nul(data):
+        if has_nul(data):
             raise ExpressionEvalError(
                 f"{self.source!r} cannot read its values: a string in them holds a NUL character (\\u0000), "
                 "which the CEL binding would cut off there",
@@ -205,175 +210,18 @@ def _env(loop: bool) -> Any:
     if loop:
         variables |= {"item": cel.Type.DYN, "index": cel.Type.INT}
     S, DYN = cel.Type.STRING, cel.Type.DYN
-    functions = [
-        _function("json", DYN, [S], _json),
-        _function("lines", cel.Type.List(S), [S], _lines),
-        _function("extract", DYN, [S, S], _extract),
-        _function("extract_all", cel.Type.List(S), [S, S], _extract_all),
+    declared = [
+        _function("json", DYN, [S], functions.parse_json),
+        _function("lines", cel.Type.List(S), [S], functions.lines),
+        _function("extract", DYN, [S, S], functions.extract),
+        _function("extract_all", cel.Type.List(S), [S, S], functions.extract_all),
     ]
-    return cel.NewEnv(variables=variables, extensions=[ext_strings.ExtStrings()], functions=functions)
+    return cel.NewEnv(variables=variables, extensions=[ext_strings.ExtStrings()], functions=declared)
 
 
 def _function(name: str, returns: Any, params: list[Any], impl: Callable[..., Any]) -> Any:
     overload_id = "_".join([name, *(p.name().lower() for p in params)])
     return cel.FunctionDecl(name, [cel.Overload(overload_id, returns, params, impl=impl)])
-
-
-def _json(text: str) -> Any:
-    def no_constant(name: str) -> Any:
-        raise ValueError(f"json(): {name} is not JSON")
-
-    value = json.loads(text, parse_constant=no_constant)
-    _check_ints(value)
-    return value
-
-
-def _check_ints(value: Any) -> None:
-    if isinstance(value, bool):
-        return
-    if isinstance(value, int) and not _INT64[0] <= value <= _INT64[1]:
-        raise ValueError(f"json(): the integer {value} does not fit CEL's 64-bit int")
-    if isinstance(value, dict):
-        for item in value.values():
-            _check_ints(item)
-    elif isinstance(value, list):
-        for item in value:
-            _check_ints(item)
-
-
-def _lines(text: str) -> list[str]:
-    parts = text.split("\n")
-    if parts and parts[-1] == "":
-        parts.pop()  # a final newline ends the last line; it does not start another
-    return [part.removesuffix("\r") for part in parts]
-
-
-def _extract(text: str, pattern: str) -> str | None:
-    found = _regex(pattern).search(text)
-    if found is None:
-        return None
-    return found.group(1) if found.re.groups else found.group(0)
-
-
-def _extract_all(text: str, pattern: str) -> list[str]:
-    regex = _regex(pattern)
-    return [m.group(1) if regex.groups else m.group(0) for m in regex.finditer(text)]
-
-
-@functools.lru_cache(maxsize=256)
-def _regex(pattern: str) -> re.Pattern[str]:
-    try:
-        compiled = re.compile(pattern)
-    except re.error as exc:
-        raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
-    if _nested_repeat(pattern):
-        raise ValueError(f"the regular expression {pattern!r} repeats a repeated group (like (a+)+): refused")
-    return compiled
-
-
-def _nested_repeat(pattern: str) -> bool:
-    """A quantified group that holds another unbounded quantifier: the backtracking blow-up shape."""
-    from re import _parser  # type: ignore[attr-defined]  # the stdlib's own parse tree; no public API has it
-
-    repeats = {_parser.MAX_REPEAT, _parser.MIN_REPEAT, _parser.POSSESSIVE_REPEAT}
-
-    def walk(items: Any, inside: bool) -> bool:
-        for op, arg in items:
-            if op in repeats:
-                _low, high, body = arg
-                unbounded = high is _parser.MAXREPEAT or high > 100
-                if (inside and unbounded) or walk(body, inside or unbounded):
-                    return True
-            elif op is _parser.SUBPATTERN:
-                if walk(arg[-1], inside):
-                    return True
-            elif op is _parser.BRANCH and any(walk(branch, inside) for branch in arg[1]):
-                return True
-        return False
-
-    return walk(_parser.parse(pattern), False)
-
-
-# -- values ---------------------------------------------------------------------------------------------
-
-
-def to_json(value: Any, budget: int = MAX_RESULT_BYTES) -> Any:
-    """A CEL plain value as JSON-able Python, exactly: bool, int, float (finite), str, None, list, dict with
-    string keys. Anything else (bytes, durations, timestamps, types, NaN) is an error, not a guess.
-
-    Raises:
-        ValueError: the value is not JSON, or its JSON is bigger than ``budget`` bytes (estimated).
-    """
-    if type(value) in _SCALARS:  # the common case, without the walk below
-        if type(value) is str and len(value) > budget:
-            raise ValueError(f"the result is larger than {budget} bytes")
-        return value
-    left = [budget]
-
-    def spend(n: int) -> None:
-        left[0] -= n
-        if left[0] < 0:
-            raise ValueError(f"the result is larger than {budget} bytes")
-
-    def convert(v: Any) -> Any:
-        if v is None or isinstance(v, bool):
-            spend(5)
-            return v
-        if isinstance(v, int):
-            spend(8)
-            return v
-        if isinstance(v, float):
-            if not math.isfinite(v):
-                raise ValueError(f"the result holds {v}, which JSON cannot represent")
-            spend(8)
-            return v
-        if isinstance(v, str):
-            spend(len(v) + 2)
-            return v
-        if isinstance(v, list | tuple):
-            spend(2)
-            return [convert(x) for x in v]
-        if isinstance(v, dict):
-            spend(2)
-            out = {}
-            for key, item in v.items():
-                if not isinstance(key, str):
-                    raise ValueError(f"map keys must be strings in JSON; found {type(key).__name__} key {key!r}")
-                spend(len(key) + 3)
-                out[key] = convert(item)
-            return out
-        what = _cel_type_name(v)
-        raise ValueError(f"the result holds a {what}, which is not JSON; convert it with string(...)")
-
-    return convert(value)
-
-
-def _cel_type_name(value: Any) -> str:
-    if isinstance(value, bytes | bytearray):
-        return "bytes value"
-    if isinstance(value, timedelta):
-        return "duration"
-    if isinstance(value, datetime):
-        return "timestamp"
-    return f"{type(value).__name__} value"
-
-
-def _has_nul(data: Any) -> bool:
-    """Whether a string (or key) in ``data`` holds U+0000: cel-expr-python 0.1.3 cuts strings there."""
-    try:
-        text = _NUL_ENCODER.encode(data)  # C speed; a NUL is always escaped as \\u0000
-    except (ValueError, RecursionError):
-        return False  # not JSON (a repr'd object) or too deep: the conversion itself reports it
-    return "\\u0000" in text and _ESCAPED_NUL.search(text) is not None
-
-
-def preview(value: Any, limit: int = PREVIEW_CHARS) -> str:
-    """A short JSON preview of a value: ``{"a": 1, ...`` (cut at ``limit`` characters)."""
-    try:
-        text = json.dumps(value, ensure_ascii=False, default=repr)
-    except (TypeError, ValueError, RecursionError):
-        text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # -- locating the failing part of an expression ---------------------------------------------------------

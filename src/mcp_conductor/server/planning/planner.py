@@ -1,6 +1,6 @@
 """The pure planner behind ``plan_chain``: a raw plan and a catalog snapshot in, a ``PlanResult`` out.
 
-No I/O, no anyio, no logging, and networkx lives here only. The planner reads the plan (``parse_plan``),
+No I/O, no anyio, no logging (networkx is behind ``graph``). The planner reads the plan (``parse_plan``),
 resolves tool ids, rewrites ``CHAIN_RESULT`` to ``${steps.<previous id>}``, checks every reference (the step
 exists and is not itself, the path exists in its tool's ``outputSchema``; the input is declared and has the
 path), validates the arguments against each ``inputSchema``, then builds the dependency graph (references ∪
@@ -34,7 +34,6 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import networkx as nx
 from jsonschema.exceptions import SchemaError
 from jsonschema.protocols import Validator
 from pydantic import MISSING
@@ -42,6 +41,7 @@ from pydantic import MISSING
 from mcp_conductor.client_pool.catalog import CatalogSnapshot, ToolId, ToolInfo
 from mcp_conductor.errors import AmbiguousToolError, UnknownToolError
 from mcp_conductor.server.discovery.metrics import ToolStats
+from mcp_conductor.server.planning import graph as dag
 from mcp_conductor.server.planning.arguments import check_arguments, compile_validator
 from mcp_conductor.server.planning.expressions import Expression, ExpressionCompileError, compile_expression
 from mcp_conductor.server.planning.models import (
@@ -167,8 +167,8 @@ class _Checker:
         slot: dict[str, int] = {}
         for position, step in enumerate(normalized):
             slot.setdefault(step.id, position)
-        graph = _graph([[slot[dep] for dep in step.depends_on] for step in normalized])
-        for cycle in _cycles(graph):
+        graph = dag.build_graph([[slot[dep] for dep in step.depends_on] for step in normalized])
+        for cycle in dag.cycles(graph):
             names = [normalized[k].id for k in cycle]
             message = f"steps depend on each other in a cycle: {' -> '.join([*names, names[0]])}"
             hint = "remove one of these references or depends_on entries"
@@ -176,9 +176,9 @@ class _Checker:
         levels: list[list[str]] = []
         critical: list[str] = []
         estimate = None
-        if self.parsed.complete and len(slot) == len(normalized) and nx.is_directed_acyclic_graph(graph):
-            generations = _levels(graph)
-            path, estimate = _critical_path(graph, generations, weights)
+        if self.parsed.complete and len(slot) == len(normalized) and dag.is_acyclic(graph):
+            generations = dag.levels(graph)
+            path, estimate = dag.critical_path(graph, generations, weights)
             levels = [[normalized[k].id for k in level] for level in generations]
             critical = [normalized[k].id for k in path]
         final = None
@@ -418,53 +418,3 @@ class _Checker:
 
 def _at(ref: Reference, missing: int) -> str:
     return format_path(ref.path[:missing]) or "the top"
-
-
-# -- the dependency graph ---------------------------------------------------------------------------------
-
-
-def _graph(deps: Sequence[Sequence[int]]) -> nx.DiGraph[int]:
-    graph: nx.DiGraph[int] = nx.DiGraph()
-    graph.add_nodes_from(range(len(deps)))
-    graph.add_edges_from((dep, node) for node, node_deps in enumerate(deps) for dep in node_deps)
-    return graph
-
-
-def _cycles(graph: nx.DiGraph[int]) -> list[list[int]]:
-    """One cycle per strongly connected component, rotated to start at its earliest step."""
-    cycles = []
-    for component in nx.strongly_connected_components(graph):
-        if len(component) > 1:
-            cycle = [int(edge[0]) for edge in nx.find_cycle(graph.subgraph(component))]
-            start = cycle.index(min(cycle))
-            cycles.append(cycle[start:] + cycle[:start])
-    return sorted(cycles)
-
-
-def _levels(graph: nx.DiGraph[int]) -> list[list[int]]:
-    return [sorted(generation) for generation in nx.topological_generations(graph)]
-
-
-def _critical_path(
-    graph: nx.DiGraph[int], levels: Sequence[Sequence[int]], weight: Sequence[float]
-) -> tuple[list[int], float]:
-    """The heaviest path by summed step latency (ties go to the earlier step), and its length."""
-    finish: dict[int, float] = {}
-    via: dict[int, int | None] = {}
-    for level in levels:
-        for node in level:
-            best = None
-            for pred in graph.predecessors(node):  # in plan order, so the first of equals wins
-                if best is None or finish[pred] > finish[best]:
-                    best = pred
-            via[node] = best
-            finish[node] = weight[node] + (finish[best] if best is not None else 0.0)
-    if not finish:
-        return [], 0.0
-    end = min(finish, key=lambda node: (-finish[node], node))
-    path: list[int] = []
-    at: int | None = end
-    while at is not None:
-        path.append(at)
-        at = via[at]
-    return path[::-1], finish[end]

@@ -1,4 +1,5 @@
-"""The run store's SQLite layer: schema and migrations, rows <-> records, and the statements.
+"""The run store's SQLite layer: connections, rows <-> records, and the statements (the schema and its
+migrations are in ``migrations``).
 
 Everything here is synchronous, takes the connection, and runs in the store's worker thread; ``store.py``
 owns the thread and the connection's lifetime, and turns ``sqlite3`` errors and missing rows into
@@ -16,80 +17,6 @@ from typing import Any, Literal
 
 from mcp_conductor.server.discovery.metrics import ToolMetrics
 from mcp_conductor.server.store.records import ItemRun, RunRecord, RunStatus, StepError, StepRun, StepStatus
-
-SCHEMA_VERSION = 2
-
-# Migration N brings a database from version N-1 to N. Every statement is idempotent, so a migration that a
-# killed process left half done simply runs again.
-MIGRATIONS: dict[int, str] = {
-    1: """
-    CREATE TABLE IF NOT EXISTS plans (
-        plan_id    TEXT PRIMARY KEY,
-        plan_json  TEXT NOT NULL,
-        created_at TEXT NOT NULL
-    );
-    CREATE TABLE IF NOT EXISTS runs (
-        run_id       TEXT PRIMARY KEY,
-        plan_id      TEXT NOT NULL,
-        status       TEXT NOT NULL,
-        inputs_json  TEXT NOT NULL,
-        options_json TEXT NOT NULL,
-        outputs_json TEXT NOT NULL,
-        started_at   TEXT NOT NULL,
-        finished_at  TEXT,
-        duration_ms  REAL,
-        owner_pid    INTEGER,
-        error_json   TEXT
-    );
-    CREATE INDEX IF NOT EXISTS runs_started_at ON runs (started_at);
-    CREATE INDEX IF NOT EXISTS runs_status ON runs (status);
-    CREATE TABLE IF NOT EXISTS steps (
-        run_id         TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
-        step_id        TEXT NOT NULL,
-        seq            INTEGER NOT NULL,
-        tool           TEXT NOT NULL,
-        status         TEXT NOT NULL,
-        attempts       INTEGER NOT NULL,
-        arguments_json TEXT NOT NULL,
-        started_at     TEXT,
-        finished_at    TEXT,
-        duration_ms    REAL,
-        error_json     TEXT,
-        output_json    TEXT NOT NULL,
-        has_output     INTEGER NOT NULL,
-        PRIMARY KEY (run_id, step_id)
-    );
-    CREATE INDEX IF NOT EXISTS steps_run_seq ON steps (run_id, seq);
-    CREATE TABLE IF NOT EXISTS tool_metrics (
-        tool_id        TEXT PRIMARY KEY,
-        calls          INTEGER NOT NULL,
-        successes      INTEGER NOT NULL,
-        failures       INTEGER NOT NULL,
-        timeouts       INTEGER NOT NULL,
-        histogram_json TEXT NOT NULL,
-        updated_at     TEXT NOT NULL
-    );
-    """,
-    2: """
-    CREATE TABLE IF NOT EXISTS step_items (
-        run_id         TEXT NOT NULL,
-        step_id        TEXT NOT NULL,
-        idx            INTEGER NOT NULL,
-        item_json      TEXT NOT NULL,
-        status         TEXT NOT NULL,
-        attempts       INTEGER NOT NULL,
-        arguments_json TEXT NOT NULL,
-        started_at     TEXT,
-        finished_at    TEXT,
-        duration_ms    REAL,
-        error_json     TEXT,
-        output_json    TEXT NOT NULL,
-        has_output     INTEGER NOT NULL,
-        PRIMARY KEY (run_id, step_id, idx),
-        FOREIGN KEY (run_id, step_id) REFERENCES steps (run_id, step_id) ON DELETE CASCADE
-    );
-    """,
-}
 
 
 def connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
@@ -122,32 +49,6 @@ def transaction(conn: sqlite3.Connection, mode: Literal["IMMEDIATE", "DEFERRED"]
         if conn.in_transaction:  # SQLite rolls some failures (disk full, I/O) back by itself
             conn.execute("ROLLBACK")
         raise
-
-
-def _version(conn: sqlite3.Connection) -> int:
-    exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'")
-    if not exists.fetchone():
-        return 0
-    return int(conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0)
-
-
-def migrate(conn: sqlite3.Connection) -> int:
-    """Bring the schema up to ``SCHEMA_VERSION``; returns the version found (a newer one is left alone).
-
-    An up-to-date database is only read, so opening a store does not wait for another process's writer.
-    """
-    found = _version(conn)
-    if found >= SCHEMA_VERSION:
-        return found
-    with transaction(conn):
-        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TEXT)")
-        found = _version(conn)  # another process may have migrated while we waited for the lock
-        for version in range(found + 1, SCHEMA_VERSION + 1):
-            for statement in MIGRATIONS[version].split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute("INSERT INTO schema_version VALUES (?, datetime('now'))", (version,))
-    return found
 
 
 # -- rows <-> records ------------------------------------------------------------------------------------
