@@ -35,7 +35,8 @@ import anyio
 import psutil
 from mcp import Client, StdioServerParameters
 
-from mcp_conductor.client_pool.config import ConductorConfig, build_config
+from mcp_conductor.client_pool.config import build_config
+from mcp_conductor.client_pool.config_models import ConductorConfig
 from mcp_conductor.logs import configure_logging
 from mcp_conductor.server.conductor import Conductor
 from mcp_conductor.server.execution.results import ExecuteResult

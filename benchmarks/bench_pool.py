@@ -27,7 +27,8 @@ import anyio
 import psutil
 from mcp import Client, StdioServerParameters
 
-from mcp_conductor.client_pool.config import ConductorConfig, build_config
+from mcp_conductor.client_pool.config import build_config
+from mcp_conductor.client_pool.config_models import ConductorConfig
 from mcp_conductor.client_pool.pool import ClientPool
 from mcp_conductor.client_pool.status import ServerState
 from mcp_conductor.client_pool.transports import child_environment

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 from mcp_conductor.errors import ConductorError
 
 if TYPE_CHECKING:
-    from mcp_conductor.client_pool.config import ConductorConfig, load_config
+    from mcp_conductor.client_pool.config import load_config
+    from mcp_conductor.client_pool.config_models import ConductorConfig
     from mcp_conductor.server.conductor import Conductor
     from mcp_conductor.server.discovery.results import DiscoverResult
     from mcp_conductor.server.execution.results import ExecuteResult, RunOptions

@@ -4,12 +4,14 @@
     ├── ConfigError                    the config file is unreadable, malformed or inconsistent
     ├── UnknownServerError             a server name that is not in the config
     ├── UnknownToolError               a tool id that is not in the catalog (carries did-you-mean suggestions)
+    │   └── ToolHiddenError            the server offers it, but its tools.allow / tools.deny in the config hide it
     ├── AmbiguousToolError             a bare tool name that more than one server offers
     └── DownstreamError                a call to a downstream server failed
         ├── ServerUnavailableError     the server is not connected (starting, failed, reconnecting, disabled)
         ├── ConnectionLostError        the connection dropped while the call was in flight
         ├── CallTimeoutError           the call did not finish within its timeout (it was cancelled)
         ├── ToolExecutionError         the tool answered with an error result (isError)
+        ├── InputRequiredError         the tool asked for input from a person (elicitation), nobody to ask
         └── ProtocolError              the server answered with a JSON-RPC error or garbage
 
 Subclasses that belong to one module live there: ``server.store.StoreError`` (store_error),
@@ -85,6 +87,26 @@ class UnknownToolError(ConductorError):
         return super().describe() | {"tool": self.tool, "suggestions": self.suggestions}
 
 
+class ToolHiddenError(UnknownToolError):
+    """A tool the server offers but the config hides (``conductor.servers.NAME.tools.allow`` / ``deny``)."""
+
+    kind = "tool_hidden"
+
+    def __init__(self, tool: str, reason: str) -> None:
+        # Not UnknownToolError's "unknown tool" message: the tool exists, and near-miss suggestions would mislead.
+        ConductorError.__init__(
+            self,
+            f"{tool} is hidden by the config: {reason}",
+            hint="change that list in the config to use it, or pick another tool (discover_tools lists the shown ones)",
+        )
+        self.tool = tool
+        self.reason = reason
+        self.suggestions: list[str] = []
+
+    def describe(self) -> dict[str, Any]:
+        return super().describe() | {"reason": self.reason}
+
+
 class AmbiguousToolError(ConductorError):
     """A bare tool name offered by more than one server."""
 
@@ -141,6 +163,12 @@ class ToolExecutionError(DownstreamError):
     """The tool ran and reported an error (an ``isError`` result)."""
 
     kind = "tool_error"
+
+
+class InputRequiredError(DownstreamError):
+    """The tool asked for input from a person (an elicitation), which no step of a chain can give."""
+
+    kind = "input_required"
 
 
 class ProtocolError(DownstreamError):

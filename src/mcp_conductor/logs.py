@@ -40,6 +40,25 @@ def configure_logging(level: str = "info", *, json: bool = False, stream: TextIO
         logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
 
 
+def configure_default() -> None:
+    """For library use: if the application has not configured structlog, send mcp-conductor's warnings and
+    errors to stderr (structlog's own default prints everything to stdout, which may be an MCP transport).
+    The standard library's logging is left as the application set it."""
+    if structlog.is_configured():
+        return
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.dev.ConsoleRenderer(colors=False),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,  # tests capture logs; the CLI's configure_logging caches
+    )
+
+
 def _color_allowed() -> bool:
     import os
 

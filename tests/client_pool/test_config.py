@@ -3,17 +3,16 @@ import sys
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
-from mcp_conductor.client_pool.config import (
+from mcp_conductor.client_pool.config import build_config, load_config, parse_config
+from mcp_conductor.client_pool.config_models import (
     DEFAULT_CONNECT_TIMEOUT_S,
     DEFAULT_SERVER_CONCURRENCY,
     DEFAULT_TIMEOUT_S,
     ConductorConfig,
     RemoteServer,
     StdioServer,
-    build_config,
-    load_config,
-    parse_config,
 )
 from mcp_conductor.errors import ConfigError
 
@@ -128,12 +127,41 @@ def test_a_real_claude_desktop_file_loads_and_other_top_level_keys_are_ignored(t
         ),
         encoding="utf-8",
     )
-    config = load_config(path, environ={})
+    with capture_logs() as logs:
+        config = load_config(path, environ={})
     assert list(config.servers) == ["filesystem", "github", "time", "linear"]
     assert config.source == str(path)
     assert config.skipped == ()
+    assert config.warnings == ()
+    assert logs == []
     assert isinstance(config.servers["linear"], RemoteServer)
     assert config.servers["linear"].transport == "sse"
+
+
+@pytest.mark.parametrize("key", ["condutor", "Conductor", "conducter"])
+def test_a_near_miss_of_the_conductor_key_is_ignored_with_a_did_you_mean_warning(key: str):
+    raw = {"mcpServers": {"fs": {"command": "npx"}}, key: {"defaults": {"timeout_s": 5}}}
+    with capture_logs() as logs:
+        config = parse(raw)
+    assert config.timeout_s("fs") == DEFAULT_TIMEOUT_S
+    assert config.warnings == (f'<config>: unknown top-level key "{key}" is ignored (did you mean "conductor"?)',)
+    assert logs == [
+        {
+            "event": "config.unknown_top_level_key",
+            "key": key,
+            "suggestion": "conductor",
+            "source": "<config>",
+            "log_level": "warning",
+        }
+    ]
+
+
+def test_a_near_miss_of_the_conductor_key_is_logged_even_when_the_config_fails():
+    raw = {"mcpServers": {"fs": {"command": "${NODE}"}}, "Conductor": {"servers": {"fs": {"disabled": True}}}}
+    with capture_logs() as logs:
+        error = config_error(raw)
+    assert "mcpServers.fs.command: environment variable ${NODE} is not set" in error.message
+    assert [(e["event"], e["key"]) for e in logs] == [("config.unknown_top_level_key", "Conductor")]
 
 
 def test_foreign_per_server_keys_like_auto_approve_are_accepted_and_dropped():
@@ -216,6 +244,58 @@ def test_a_missing_variable_is_an_error_naming_the_server_and_the_field(entry: d
     assert "is not set" in error.message
 
 
+REMOTE = {"type": "http", "url": "https://mcp.example.test/mcp", "headers": {"Authorization": "Bearer ${TOKEN}"}}
+
+
+@pytest.mark.parametrize(
+    ("entry", "settings"),
+    [
+        ({**REMOTE, "disabled": True}, {}),
+        (REMOTE, {"remote": {"disabled": True}}),
+        ({"command": "${NODE_BIN}/npx", "env": {"KEY": "${API_KEY}"}, "disabled": True}, {}),
+    ],
+)
+def test_a_disabled_server_loads_without_its_unset_variables(entry: dict[str, object], settings: dict[str, object]):
+    server = parse(servers({"remote": entry}, servers=settings)).servers["remote"]
+    assert server.settings.disabled is True
+    # it never starts; the unset references stay as written rather than becoming empty strings
+    if isinstance(server, RemoteServer):
+        assert dict(server.headers) == {"Authorization": "Bearer ${TOKEN}"}
+    else:
+        assert isinstance(server, StdioServer)
+        assert (server.command, dict(server.env)) == ("${NODE_BIN}/npx", {"KEY": "${API_KEY}"})
+
+
+def test_a_disabled_server_still_expands_the_variables_that_are_set():
+    server = parse(servers({"remote": {**REMOTE, "disabled": True}}), TOKEN="abc").servers["remote"]
+    assert isinstance(server, RemoteServer)
+    assert dict(server.headers) == {"Authorization": "Bearer abc"}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        servers({"remote": {**REMOTE, "disabled": False}}),
+        servers({"remote": REMOTE}, servers={"remote": {"disabled": False}}),
+    ],
+)
+def test_once_enabled_the_server_needs_its_variables_again(raw: dict[str, object]):
+    error = config_error(raw)
+    assert error.message == (
+        "<config>: 1 problem in the config:\n"
+        "  - mcpServers.remote.headers.Authorization: environment variable ${TOKEN} is not set "
+        "(set it, or write ${TOKEN:-default})"
+    )
+
+
+def test_a_server_disabled_in_the_conductor_section_stays_disabled_when_another_setting_there_is_wrong():
+    raw = servers({"remote": REMOTE}, defaults={"timeout_s": 0}, servers={"remote": {"disabled": True}})
+    error = config_error(raw)
+    assert error.message == (
+        "<config>: 1 problem in the config:\n  - conductor.defaults.timeout_s: input should be greater than 0"
+    )
+
+
 # -- error paths -----------------------------------------------------------------------------------------------
 
 
@@ -279,7 +359,7 @@ def test_an_unknown_conductor_setting_gets_did_you_mean_at_its_own_depth():
     )
     assert 'conductor.servers.fs.timeout: unknown key "timeout" (did you mean "timeout_s"?)' in error.message
     assert 'conductor.servers.fs.tools.alow: unknown key "alow" (did you mean "allow"?)' in error.message
-    assert error.message.startswith("<config>: 3 problem(s) in the config:")
+    assert error.message.startswith("<config>: 3 problems in the config:")
 
 
 def test_args_that_are_not_a_list_name_the_field_and_what_was_expected():
@@ -320,9 +400,25 @@ def test_out_of_range_settings_are_rejected():
     assert "conductor.servers.fs.timeout_s: input should be greater than 0" in error.message
 
 
+def test_a_bad_default_and_an_unknown_server_name_in_the_conductor_section_are_both_reported():
+    error = config_error(
+        servers({"time": {"command": "npx"}}, defaults={"timout_s": 5}, servers={"tiem": {"timeout_s": 3}})
+    )
+    assert error.message == (
+        "<config>: 2 problems in the config:\n"
+        '  - conductor.defaults.timout_s: unknown key "timout_s" (did you mean "timeout_s"?)\n'
+        '  - conductor.servers.tiem: no server "tiem" in mcpServers (did you mean "time"?)'
+    )
+
+
+def test_one_problem_is_counted_in_the_singular():
+    error = config_error(servers({"fs": {"command": "npx", "arg": []}}))
+    assert error.message.startswith("<config>: 1 problem in the config:\n  - mcpServers.fs.arg:")
+
+
 def test_every_problem_is_reported_at_once():
     error = config_error(servers({"a": {"args": []}, "b": {"type": "sse"}, "c/d": {"command": "x"}}))
-    assert error.message.startswith("<config>: 3 problem(s) in the config:")
+    assert error.message.startswith("<config>: 3 problems in the config:")
     assert [line.split(":")[0] for line in error.message.splitlines()[1:]] == [
         "  - mcpServers.a",
         "  - mcpServers.b",
@@ -472,3 +568,18 @@ def test_tool_allow_and_deny_lists_filter_by_bare_name():
     fs, gh = config.servers["fs"].settings.tools, config.servers["gh"].settings.tools
     assert [fs.admits(n) for n in ("read_file", "list_dir", "write_file", "search")] == [True, True, False, False]
     assert [gh.admits(n) for n in ("delete_repo", "search")] == [False, True]
+
+
+# -- the shipped example ---------------------------------------------------------------------------------------
+
+
+def test_the_example_config_loads_without_the_remote_token_and_starts_only_python_and_npx():
+    config = load_config(Path(__file__).parents[2] / "mcp-conductor.example.json", environ={"HOME": "/home/ada"})
+    remote = config.servers["remote"]
+    assert isinstance(remote, RemoteServer)
+    assert remote.settings.disabled is True
+    started = [server for server in config.servers.values() if not server.settings.disabled]
+    assert started, "the example should start something"
+    assert all(isinstance(s, StdioServer) and s.command in (sys.executable, "npx") for s in started)
+    assert config.servers["filesystem"].public()["args"][-1] == "/home/ada"
+    assert (config.warnings, config.skipped) == ((), ())

@@ -12,7 +12,8 @@ from mcp.types import INVALID_PARAMS
 from fixtures.catalog import wait_for_tool
 from mcp_conductor.backoff import Backoff
 from mcp_conductor.client_pool.catalog import CatalogSnapshot, ServerName, ToolInfo
-from mcp_conductor.client_pool.config import ConductorConfig, ServerSettings, ToolFilter, in_process_config
+from mcp_conductor.client_pool.config import in_process_config
+from mcp_conductor.client_pool.config_models import ConductorConfig, ServerSettings, ToolFilter
 from mcp_conductor.client_pool.pool import ClientPool
 from mcp_conductor.client_pool.status import ServerState
 from mcp_conductor.errors import (

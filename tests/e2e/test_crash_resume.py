@@ -96,7 +96,8 @@ async def test_a_run_killed_mid_chain_resumes_without_rerunning_the_steps_that_s
 
     with anyio.fail_after(60):
         async with serve_stdio(config, env=env) as client:
-            resumed = await client.call_tool("execute_chain", {"inputs": {"ms": 10}, "options": {resume_with: RUN_ID}})
+            options = {resume_with: RUN_ID, "detail": "steps"}
+            resumed = await client.call_tool("execute_chain", {"inputs": {"ms": 10}, "options": options})
             repeated = await client.call_tool("execute_chain", {"options": {"run_id": RUN_ID}})
     run = resumed.structured_content
     assert run is not None, resumed.content

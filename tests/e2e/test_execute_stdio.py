@@ -13,7 +13,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from mcp_conductor.cli.demo import DEMO_PLAN
-from mcp_conductor.client_pool.config import ConductorConfig, build_config
+from mcp_conductor.client_pool.config import build_config
+from mcp_conductor.client_pool.config_models import ConductorConfig
 from mcp_conductor.demo import DEMO_CONFIG_PATH
 from mcp_conductor.server.conductor import Conductor
 from mcp_conductor.server.execution.results import RunOptions

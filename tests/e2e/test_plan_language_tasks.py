@@ -71,7 +71,7 @@ async def run_task(
     env = {"MCP_CONDUCTOR_STATE_DIR": str(workspace.root / "state")}
     with anyio.fail_after(90):
         async with serve_stdio(config, env=env) as client:
-            result = await client.call_tool("execute_chain", {"plan": plan})
+            result = await client.call_tool("execute_chain", {"plan": plan, "options": {"detail": "steps"}})
     run = result.structured_content
     assert run is not None, result.content
     return run

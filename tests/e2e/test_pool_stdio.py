@@ -9,7 +9,8 @@ from structlog.testing import capture_logs
 
 from fixtures.catalog import wait_for_tool
 from mcp_conductor.backoff import Backoff
-from mcp_conductor.client_pool.config import ConductorConfig, build_config
+from mcp_conductor.client_pool.config import build_config
+from mcp_conductor.client_pool.config_models import ConductorConfig
 from mcp_conductor.client_pool.pool import ClientPool
 from mcp_conductor.client_pool.status import ServerState
 from mcp_conductor.errors import ConnectionLostError

@@ -9,7 +9,7 @@ one-line message, no traceback) within their timeout, and the pool takes ``bad``
 import json
 import resource
 import sys
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -46,8 +46,10 @@ def with_catalog_probe(server: MCPServer[Conductor]) -> MCPServer[Conductor]:
         changed = anyio.Event()
         original = catalog.set_server_tools
 
-        def set_server_tools(server: ServerName, tools: Iterable[ToolInfo]) -> None:
-            original(server, tools)
+        def set_server_tools(
+            server: ServerName, tools: Iterable[ToolInfo], *, hidden: Mapping[str, str] | None = None
+        ) -> None:
+            original(server, tools, hidden=hidden)
             changed.set()
 
         catalog.set_server_tools = set_server_tools  # type: ignore[method-assign]

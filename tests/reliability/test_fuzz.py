@@ -25,7 +25,8 @@ from mcp.server.mcpserver import MCPServer
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 
 from mcp_conductor.client_pool.catalog import Catalog, CatalogSnapshot, ServerName, ToolInfo
-from mcp_conductor.client_pool.config import ConductorConfig, build_config, in_process_config, parse_config
+from mcp_conductor.client_pool.config import build_config, in_process_config, parse_config
+from mcp_conductor.client_pool.config_models import ConductorConfig
 from mcp_conductor.errors import ConfigError
 from mcp_conductor.server.app import build_server
 from mcp_conductor.server.execution.results import ExecuteResult

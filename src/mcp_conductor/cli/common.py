@@ -12,7 +12,8 @@ from typing import Any
 
 import platformdirs
 
-from mcp_conductor.client_pool.config import ConductorConfig, load_config
+from mcp_conductor.client_pool.config import load_config
+from mcp_conductor.client_pool.config_models import ConductorConfig
 from mcp_conductor.client_pool.secrets import redact_logs, secret_values
 from mcp_conductor.errors import ConductorError, ConfigError
 

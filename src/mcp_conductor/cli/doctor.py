@@ -16,7 +16,7 @@ from mcp_conductor.cli import console as ui
 from mcp_conductor.cli.common import EXIT_FAILED, EXIT_OK, add_config_option, add_wait_option, load, settle_wait
 from mcp_conductor.cli.hints import Diagnosis, ServerFacts, diagnose
 from mcp_conductor.client_pool.catalog import ServerName
-from mcp_conductor.client_pool.config import ConductorConfig, RemoteServer, StdioServer
+from mcp_conductor.client_pool.config_models import ConductorConfig, RemoteServer, StdioServer
 from mcp_conductor.client_pool.connection import Connection
 from mcp_conductor.client_pool.pool import ClientPool
 from mcp_conductor.client_pool.secrets import redact, secret_values

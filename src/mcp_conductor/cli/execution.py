@@ -173,7 +173,7 @@ async def execute_live(
     run = await conductor.store.get_run(run_id)
     if run is None:  # interrupted before the run was created
         return Outcome(ExecuteResult(run_id=None, status="cancelled"), view, interrupted=True)
-    return Outcome(await conductor.chains.stored_result(run), view, interrupted=interrupted)
+    return Outcome(await conductor.chains.stored_result(run, options), view, interrupted=interrupted)
 
 
 def runs_command(state_dir: str | None, *words: str) -> str:
@@ -207,7 +207,7 @@ def print_summary(console: Console, outcome: Outcome, state_dir: str | None) -> 
     if result.duration_ms is not None:
         headline.append(f" in {format_ms(result.duration_ms)}")
     console.print(headline)
-    failed = [s for s in result.steps if s.error is not None and s.status not in ("skipped", "succeeded")]
+    failed = [s for s in result.steps or () if s.error is not None and s.status not in ("skipped", "succeeded")]
     if failed:
         console.print("errors:")
         for step in failed:

@@ -24,7 +24,7 @@ from mcp_conductor.cli.common import (
     state_dir,
 )
 from mcp_conductor.cli.execution import read_plan, wait_for_servers
-from mcp_conductor.client_pool.config import ConductorConfig
+from mcp_conductor.client_pool.config_models import ConductorConfig
 from mcp_conductor.server.conductor import Conductor
 from mcp_conductor.server.planning.models import PlanIssue, PlanResult
 

@@ -31,7 +31,7 @@ from mcp_conductor.cli.execution import (
 )
 from mcp_conductor.cli.live import LiveDisplay, RunView
 from mcp_conductor.cli.plan import PLAN_FILE_HELP, exit_code, print_invalid
-from mcp_conductor.client_pool.config import ConductorConfig
+from mcp_conductor.client_pool.config_models import ConductorConfig
 from mcp_conductor.server.conductor import Conductor
 from mcp_conductor.server.execution.engine import new_run_id
 from mcp_conductor.server.execution.results import ExecuteResult, RunOptions
@@ -109,7 +109,7 @@ async def _run(config: ConductorConfig, directory: Path, raw: Any, timeout_s: fl
                 view,
                 display,
                 plan_id=checked.plan_id,
-                options=RunOptions(run_id=view.run_id, timeout_s=timeout_s),
+                options=RunOptions(run_id=view.run_id, timeout_s=timeout_s, detail="steps"),
             )
 
 

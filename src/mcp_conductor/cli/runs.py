@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from rich.text import Text
 
 from mcp_conductor.cli import console as ui
-from mcp_conductor.cli import runs_resume, runs_show
+from mcp_conductor.cli import runs_cancel, runs_resume, runs_show
 from mcp_conductor.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
@@ -63,6 +63,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     runs_show.register(actions)
     runs_resume.register(actions)
+    runs_cancel.register(actions)
 
     ex = actions.add_parser(
         "export",

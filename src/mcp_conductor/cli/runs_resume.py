@@ -13,7 +13,7 @@ from mcp_conductor.cli.common import UsageError, load, state_dir, unknown_run
 from mcp_conductor.cli.execution import Outcome, execute_live, parse_inputs, wait_for_servers
 from mcp_conductor.cli.live import LiveDisplay, RunView
 from mcp_conductor.cli.run import add_run_options, report
-from mcp_conductor.client_pool.config import ConductorConfig
+from mcp_conductor.client_pool.config_models import ConductorConfig
 from mcp_conductor.server.conductor import Conductor
 from mcp_conductor.server.execution.results import ExecuteResult, RunOptions
 from mcp_conductor.server.planning.models import PlanResult
@@ -70,7 +70,7 @@ async def _resume(
                 view,
                 display,
                 inputs=inputs,
-                options=RunOptions(resume_run_id=run_id, timeout_s=timeout_s),
+                options=RunOptions(resume_run_id=run_id, timeout_s=timeout_s, detail="steps"),
             )
         if outcome.result.status == "invalid":
             checked = PlanResult(valid=False, errors=tuple(outcome.result.errors))

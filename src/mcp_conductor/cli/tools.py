@@ -9,7 +9,7 @@ import sys
 import anyio
 
 from mcp_conductor.cli.common import EXIT_FAILED, EXIT_OK, add_config_option, add_wait_option, load, settle_wait
-from mcp_conductor.client_pool.config import ConductorConfig
+from mcp_conductor.client_pool.config_models import ConductorConfig
 from mcp_conductor.client_pool.pool import ClientPool
 from mcp_conductor.client_pool.status import ServerState
 

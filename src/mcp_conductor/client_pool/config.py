@@ -16,13 +16,14 @@ file they already have::
 
 Conductor-only settings live in the top-level ``conductor`` object, which Claude Desktop ignores. ``${VAR}`` and
 ``${VAR:-default}`` expand from the environment in ``command``, ``args``, ``env``, ``cwd``, ``url`` and
-``headers``; ``${CONDUCTOR_PYTHON}`` defaults to the interpreter running mcp-conductor. Secret values (env and
-header values) are kept out of ``repr``, logs and error messages.
+``headers``; ``${CONDUCTOR_PYTHON}`` defaults to the interpreter running mcp-conductor. A disabled server's unset
+variables are left as they are (it never starts, so they are only required once it is enabled). Secret values
+(env and header values) are kept out of ``repr``, logs and error messages. Claude Desktop's other top-level keys
+are ignored; one that looks like a misspelled ``conductor`` is logged and listed in ``ConductorConfig.warnings``.
 """
 
 from __future__ import annotations
 
-import difflib
 import itertools
 import json
 import os
@@ -30,165 +31,36 @@ import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path, PurePath
-from typing import Annotated, Any, Literal, TypeVar, get_args
+from typing import Any, TypeVar, get_args
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from mcp_conductor.client_pool.catalog import ServerName
+from mcp_conductor.client_pool.config_models import (
+    _FOREIGN_SERVER_KEYS,
+    _SERVER_NAME,
+    _VAR,
+    DEFAULT_GLOBAL_CONCURRENCY,
+    DEFAULT_KEEP_RUNS,
+    DEFAULT_OUTPUT_BUDGET_BYTES,
+    ConductorConfig,
+    ConductorSection,
+    Defaults,
+    InProcessServer,
+    RemoteServer,
+    ServerConfig,
+    ServerSettings,
+    StdioServer,
+    _RemoteEntry,
+    _StdioEntry,
+)
 from mcp_conductor.errors import ConfigError
+from mcp_conductor.suggest import close_matches, did_you_mean
 
 log = structlog.get_logger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
-
-DEFAULT_TIMEOUT_S = 60.0
-DEFAULT_CONNECT_TIMEOUT_S = 30.0
-DEFAULT_SERVER_CONCURRENCY = 16
-DEFAULT_GLOBAL_CONCURRENCY = 32
-DEFAULT_KEEP_RUNS = 1000
-DEFAULT_OUTPUT_BUDGET_BYTES = 20_000
-
-# Keys other hosts write into server entries; accepted and ignored so their files load as they are.
-_FOREIGN_SERVER_KEYS = frozenset({"autoApprove", "alwaysAllow", "description", "transportType", "timeout", "icon"})
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_SERVER_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ToolFilter(_Strict):
-    """Which of a server's tools the catalog shows: ``allow`` (if given) then ``deny``, by bare tool name."""
-
-    allow: list[str] | None = None
-    deny: list[str] = Field(default_factory=list)
-
-    def admits(self, name: str) -> bool:
-        return (self.allow is None or name in self.allow) and name not in self.deny
-
-
-class ServerSettings(_Strict):
-    """Conductor-only knobs for one server (all optional; unset means the defaults)."""
-
-    timeout_s: Annotated[float, Field(gt=0)] | None = None
-    connect_timeout_s: Annotated[float, Field(gt=0)] | None = None
-    max_concurrency: Annotated[int, Field(ge=1)] | None = None
-    disabled: bool = False
-    tools: ToolFilter = Field(default_factory=ToolFilter)
-
-
-class Defaults(_Strict):
-    timeout_s: Annotated[float, Field(gt=0)] = DEFAULT_TIMEOUT_S
-    connect_timeout_s: Annotated[float, Field(gt=0)] = DEFAULT_CONNECT_TIMEOUT_S
-    max_concurrency: Annotated[int, Field(ge=1)] = DEFAULT_SERVER_CONCURRENCY
-
-
-class ConductorSection(_Strict):
-    defaults: Defaults = Field(default_factory=Defaults)
-    servers: dict[str, ServerSettings] = Field(default_factory=dict)
-    max_concurrency: Annotated[int, Field(ge=1)] = DEFAULT_GLOBAL_CONCURRENCY
-    keep_runs: Annotated[int, Field(ge=1)] = DEFAULT_KEEP_RUNS
-    output_budget_bytes: Annotated[int, Field(ge=256)] = DEFAULT_OUTPUT_BUDGET_BYTES
-
-
-class _StdioEntry(_Strict):
-    type: Literal["stdio"] | None = None
-    command: str
-    args: list[str] = Field(default_factory=list)
-    env: dict[str, str] = Field(default_factory=dict)
-    cwd: str | None = None
-    disabled: bool = False
-
-
-class _RemoteEntry(_Strict):
-    type: Literal["http", "streamable-http", "streamableHttp", "sse"] | None = None
-    url: str
-    headers: dict[str, str] = Field(default_factory=dict)
-    disabled: bool = False
-
-
-class StdioServer(_Strict):
-    """A server started as a child process speaking MCP over stdin/stdout."""
-
-    name: str
-    command: str
-    args: tuple[str, ...] = ()
-    env: Mapping[str, str] = Field(default_factory=dict, repr=False)
-    cwd: str | None = None
-    settings: ServerSettings = Field(default_factory=ServerSettings)
-
-    @property
-    def transport(self) -> str:
-        return "stdio"
-
-    def public(self) -> dict[str, Any]:
-        """A description safe to log or print: env values are redacted."""
-        return {
-            "transport": "stdio",
-            "command": self.command,
-            "args": list(self.args),
-            "env": dict.fromkeys(self.env, "***"),
-        }
-
-
-class RemoteServer(_Strict):
-    """A server reached over streamable HTTP or the legacy SSE transport."""
-
-    name: str
-    url: str = Field(repr=False)
-    transport: Literal["streamable-http", "sse"] = "streamable-http"
-    headers: Mapping[str, str] = Field(default_factory=dict, repr=False)
-    settings: ServerSettings = Field(default_factory=ServerSettings)
-
-    def public(self) -> dict[str, Any]:
-        return {
-            "transport": self.transport,
-            "url": _redact_url(self.url),
-            "headers": dict.fromkeys(self.headers, "***"),
-        }
-
-
-class InProcessServer(BaseModel):
-    """A server object in this process (an ``MCPServer``), for tests and embedding; not loadable from JSON."""
-
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
-
-    name: str
-    server: Any = Field(repr=False)
-    settings: ServerSettings = Field(default_factory=ServerSettings)
-
-    @property
-    def transport(self) -> str:
-        return "in-process"
-
-    def public(self) -> dict[str, Any]:
-        return {"transport": "in-process"}
-
-
-ServerConfig = StdioServer | RemoteServer | InProcessServer
-
-
-class ConductorConfig(_Strict):
-    """The whole configuration: servers by name, plus the conductor defaults."""
-
-    servers: dict[ServerName, ServerConfig]
-    defaults: Defaults = Field(default_factory=Defaults)
-    max_global_concurrency: int = DEFAULT_GLOBAL_CONCURRENCY
-    keep_runs: int = DEFAULT_KEEP_RUNS
-    output_budget_bytes: int = DEFAULT_OUTPUT_BUDGET_BYTES
-    source: str | None = None
-    skipped: tuple[str, ...] = ()
-
-    def timeout_s(self, server: str) -> float:
-        return self.servers[ServerName(server)].settings.timeout_s or self.defaults.timeout_s
-
-    def connect_timeout_s(self, server: str) -> float:
-        return self.servers[ServerName(server)].settings.connect_timeout_s or self.defaults.connect_timeout_s
-
-    def max_concurrency(self, server: str) -> int:
-        return self.servers[ServerName(server)].settings.max_concurrency or self.defaults.max_concurrency
 
 
 def load_config(path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None) -> ConductorConfig:
@@ -236,19 +108,22 @@ def build_config(raw: Any, *, source: str = "<config>", environ: Mapping[str, st
         raise ConfigError(f'{source}: the config must be a JSON object with an "mcpServers" object')
     entries = raw.get("mcpServers")
     if entries is None:
-        close = difflib.get_close_matches("mcpServers", [str(k) for k in raw], n=1)
+        close = close_matches("mcpServers", raw, n=1)
         hint = f' (found "{close[0]}": did you mean "mcpServers"?)' if close else ""
         raise ConfigError(f'{source}: no "mcpServers" object{hint}', hint='add "mcpServers": {NAME: {...}}')
     if not isinstance(entries, dict):
         raise ConfigError(f'{source}: "mcpServers" must be an object mapping server names to entries')
 
-    conductor = _validate(ConductorSection, raw.get("conductor", {}), "conductor", problems)
-    if conductor is not None:
-        for name in conductor.servers:
-            if name not in entries:
-                problems.append(
-                    f'conductor.servers.{name}: no server "{name}" in mcpServers{_did_you_mean(name, entries)}'
-                )
+    warnings = _top_level_warnings(raw, source)  # logged even when the config fails: a near miss may explain why
+    section = raw.get("conductor", {})
+    conductor = _validate(ConductorSection, section, "conductor", problems)
+    # Checked even when the section is invalid, so a typo in "defaults" does not hide one in a server name.
+    raw_settings = section.get("servers") if isinstance(section, dict) else None
+    raw_settings = raw_settings if isinstance(raw_settings, dict) else {}
+    for name in raw_settings:
+        if name not in entries:
+            problems.append(f'conductor.servers.{name}: no server "{name}" in mcpServers{did_you_mean(name, entries)}')
+    all_settings = conductor.servers if conductor else _valid_settings(raw_settings)
 
     servers: dict[ServerName, ServerConfig] = {}
     skipped: list[str] = []
@@ -260,7 +135,7 @@ def build_config(raw: Any, *, source: str = "<config>", environ: Mapping[str, st
         if not isinstance(entry, dict):
             problems.append(f'{where}: expected an object with "command" (stdio) or "url" (remote)')
             continue
-        settings = conductor.servers.get(name, ServerSettings()) if conductor else ServerSettings()
+        settings = all_settings.get(name, ServerSettings())
         server = _build_server(name, entry, settings, env, problems)
         if server is None:
             continue
@@ -271,9 +146,8 @@ def build_config(raw: Any, *, source: str = "<config>", environ: Mapping[str, st
         servers[ServerName(name)] = server
 
     if problems:
-        raise ConfigError(
-            f"{source}: {len(problems)} problem(s) in the config:\n" + "\n".join(f"  - {p}" for p in problems)
-        )
+        count = "1 problem" if len(problems) == 1 else f"{len(problems)} problems"
+        raise ConfigError(f"{source}: {count} in the config:\n" + "\n".join(f"  - {p}" for p in problems))
     return ConductorConfig(
         servers=servers,
         defaults=conductor.defaults if conductor else Defaults(),
@@ -282,7 +156,26 @@ def build_config(raw: Any, *, source: str = "<config>", environ: Mapping[str, st
         output_budget_bytes=conductor.output_budget_bytes if conductor else DEFAULT_OUTPUT_BUDGET_BYTES,
         source=source,
         skipped=tuple(skipped),
+        warnings=warnings,
     )
+
+
+def _valid_settings(raw_settings: dict[str, Any]) -> dict[str, ServerSettings]:
+    """The per-server settings that validate on their own (the section's problems are already listed)."""
+    settings = {name: _validate(ServerSettings, value, "", []) for name, value in raw_settings.items()}
+    return {name: value for name, value in settings.items() if value is not None}
+
+
+def _top_level_warnings(raw: dict[str, Any], source: str) -> tuple[str, ...]:
+    """Warn about a top-level key that looks like a misspelled ``conductor`` (Claude Desktop's own keys, such as
+    ``globalShortcut``, are far from it and stay silent)."""
+    warnings = []
+    for key in raw:
+        if key == "conductor" or not close_matches(str(key).lower(), ["conductor"], cutoff=0.8):
+            continue
+        log.warning("config.unknown_top_level_key", key=key, suggestion="conductor", source=source)
+        warnings.append(f'{source}: unknown top-level key "{key}" is ignored (did you mean "conductor"?)')
+    return tuple(warnings)
 
 
 def _build_server(
@@ -298,31 +191,32 @@ def _build_server(
         remote = _validate(_RemoteEntry, entry, where, problems)
         if remote is None:
             return None
-        url = _expand(remote.url, env, where, "url", problems)
-        headers = {k: _expand(v, env, where, f"headers.{k}", problems) for k, v in remote.headers.items()}
         disabled = remote.disabled or settings.disabled
+        missing = None if disabled else problems
         return RemoteServer(
             name=name,
-            url=url,
+            url=_expand(remote.url, env, where, "url", missing),
             transport="sse" if remote.type == "sse" else "streamable-http",
-            headers=headers,
+            headers={k: _expand(v, env, where, f"headers.{k}", missing) for k, v in remote.headers.items()},
             settings=settings.model_copy(update={"disabled": disabled}),
         )
     if "command" not in entry:
         known = {*_StdioEntry.model_fields, *_RemoteEntry.model_fields}
-        unknown = "".join(f'; unknown key "{k}"{_did_you_mean(k, known)}' for k in entry if k not in known)
+        unknown = "".join(f'; unknown key "{k}"{did_you_mean(k, known)}' for k in entry if k not in known)
         problems.append(f'{where}: needs "command" (a stdio server) or "url" (a remote server){unknown}')
         return None
     stdio = _validate(_StdioEntry, entry, where, problems)
     if stdio is None:
         return None
+    disabled = stdio.disabled or settings.disabled
+    missing = None if disabled else problems
     return StdioServer(
         name=name,
-        command=_expand(stdio.command, env, where, "command", problems),
-        args=tuple(_expand(a, env, where, f"args[{i}]", problems) for i, a in enumerate(stdio.args)),
-        env={k: _expand(v, env, where, f"env.{k}", problems) for k, v in stdio.env.items()},
-        cwd=_expand(stdio.cwd, env, where, "cwd", problems) if stdio.cwd else None,
-        settings=settings.model_copy(update={"disabled": stdio.disabled or settings.disabled}),
+        command=_expand(stdio.command, env, where, "command", missing),
+        args=tuple(_expand(a, env, where, f"args[{i}]", missing) for i, a in enumerate(stdio.args)),
+        env={k: _expand(v, env, where, f"env.{k}", missing) for k, v in stdio.env.items()},
+        cwd=_expand(stdio.cwd, env, where, "cwd", missing) if stdio.cwd else None,
+        settings=settings.model_copy(update={"disabled": disabled}),
     )
 
 
@@ -335,7 +229,7 @@ def _validate(model: type[M], data: Any, where: str, problems: list[str]) -> M |
             field = f"{where}.{loc}" if loc else where
             if err["type"] == "extra_forbidden":
                 key = str(err["loc"][-1])
-                problems.append(f'{field}: unknown key "{key}"{_did_you_mean(key, _keys(model))}')
+                problems.append(f'{field}: unknown key "{key}"{did_you_mean(key, _keys(model))}')
             elif err["type"] == "missing":
                 problems.append(f"{field}: required but missing")
             else:
@@ -356,24 +250,24 @@ def _keys(model: type[BaseModel]) -> set[str]:
     return keys
 
 
-def _did_you_mean(word: str, options: Any) -> str:
-    close = difflib.get_close_matches(word, [str(o) for o in options], n=1, cutoff=0.6)
-    return f' (did you mean "{close[0]}"?)' if close else ""
-
-
 def _expansion_env(environ: Mapping[str, str] | None) -> dict[str, str]:
     env = dict(os.environ if environ is None else environ)
     env.setdefault("CONDUCTOR_PYTHON", sys.executable)
     return env
 
 
-def _expand(value: str, env: Mapping[str, str], where: str, field: str, problems: list[str]) -> str:
+def _expand(value: str, env: Mapping[str, str], where: str, field: str, problems: list[str] | None) -> str:
+    """``value`` with its variables expanded; an unset one without a default is a problem, or, when ``problems``
+    is None (a disabled server, which never starts), is left as written."""
+
     def sub(m: re.Match[str]) -> str:
         var, default = m.group(1), m.group(2)
         if var in env:
             return env[var]
         if default is not None:
             return default
+        if problems is None:
+            return m.group(0)
         problems.append(
             f"{where}.{field}: environment variable ${{{var}}} is not set (set it, or write ${{{var}:-default}})"
         )
@@ -388,12 +282,6 @@ def _runs_conductor(server: StdioServer) -> bool:
     if any(w in ("mcp-conductor", "mcp_conductor") or w.startswith("mcp-conductor@") for w in words):
         return True
     return any(a == "-m" and b == "mcp_conductor" for a, b in itertools.pairwise(words))
-
-
-def _redact_url(url: str) -> str:
-    """Drop userinfo and the query string, which may carry credentials."""
-    url = re.sub(r"//[^/@]*@", "//***@", url)
-    return url.split("?", 1)[0] + ("?***" if "?" in url else "")
 
 
 def in_process_config(servers: Mapping[str, Any], *, defaults: Defaults | None = None) -> ConductorConfig:

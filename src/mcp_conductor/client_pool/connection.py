@@ -21,19 +21,27 @@ import structlog
 from anyio.abc import TaskStatus
 from mcp import Client, MCPError
 from mcp.client.subscriptions import SubscriptionLost
-from mcp.types import CONNECTION_CLOSED, REQUEST_TIMEOUT, CallToolResult, TextContent, ToolListChangedNotification
+from mcp.types import (
+    CONNECTION_CLOSED,
+    REQUEST_TIMEOUT,
+    CallToolResult,
+    ErrorData,
+    TextContent,
+    ToolListChangedNotification,
+)
 from mcp.types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 
 from mcp_conductor.backoff import Backoff
 from mcp_conductor.client_pool.catalog import Catalog, ServerName, ToolInfo
-from mcp_conductor.client_pool.config import InProcessServer, ServerConfig
+from mcp_conductor.client_pool.config_models import InProcessServer, ServerConfig
 from mcp_conductor.client_pool.secrets import redact, server_secrets
 from mcp_conductor.client_pool.status import ServerState, ServerStatus, now
 from mcp_conductor.client_pool.transports import StderrTail, open_transport
 from mcp_conductor.errors import (
     CallTimeoutError,
     ConnectionLostError,
+    InputRequiredError,
     ProtocolError,
     ServerUnavailableError,
     ToolExecutionError,
@@ -157,7 +165,11 @@ class Connection:
                         if isinstance(self.config, InProcessServer)
                         else open_transport(self.config, eof, self._stderr)
                     )
-                    async with Client(target, message_handler=self._on_message) as client:
+                    async with Client(
+                        target,
+                        message_handler=self._on_message,
+                        elicitation_callback=_no_person_to_ask,
+                    ) as client:
                         await self._list_tools(client)
                         reached_ready = True
                         self._client = client
@@ -239,6 +251,7 @@ class Connection:
 
     async def _list_tools(self, client: Client) -> None:
         tools: list[ToolInfo] = []
+        hidden: dict[str, str] = {}
         seen: set[str] = set()
         cursor: str | None = None
         tool_filter = self.config.settings.tools
@@ -249,7 +262,9 @@ class Connection:
                     log.warning("pool.duplicate_tool_name", server=self.name, tool=tool.name)
                     continue
                 seen.add(tool.name)
-                if not tool_filter.admits(tool.name):
+                why_hidden = tool_filter.hidden_because(self.name, tool.name)
+                if why_hidden is not None:
+                    hidden[tool.name] = why_hidden
                     continue
                 wire = tool.model_dump(by_alias=True, mode="json", exclude_none=True)
                 tools.append(
@@ -266,7 +281,7 @@ class Connection:
             cursor = page.next_cursor
             if cursor is None:
                 break
-        self._catalog.set_server_tools(self.name, tools)
+        self._catalog.set_server_tools(self.name, tools, hidden=hidden)
         self._set(tools=len(tools))
 
     # -- calls ---------------------------------------------------------------------------------------------
@@ -393,8 +408,27 @@ class Connection:
             self._changed = anyio.Event()
 
 
+# The code of the refusal ``_no_person_to_ask`` answers a tool's request for input with (a server error code of
+# our own: it reaches the downstream server only in the legacy era, where the tool sees it as a failed request).
+INPUT_REQUIRED = -32050
+
+
+async def _no_person_to_ask(context: Any, params: Any) -> ErrorData:
+    """A downstream tool asked for user input (elicitation): nobody can answer inside a chain, so the call ends
+    and its step fails with kind ``input_required`` and the tool's own question."""
+    question = str(getattr(params, "message", "") or "").strip() or "(no message)"
+    return ErrorData(code=INPUT_REQUIRED, message=question[:1000])
+
+
 def _translate(exc: MCPError, server: ServerName, tool: str, secrets: frozenset[str]) -> Exception:
     message = redact(exc.message, secrets)
+    if exc.code == INPUT_REQUIRED:
+        return InputRequiredError(
+            f"{server}/{tool} asked for input from a person: {message}",
+            server=server,
+            tool=tool,
+            hint="give the tool what it asks for in its arguments, or call it directly so the host can ask",
+        )
     if exc.code == CONNECTION_CLOSED:
         return ConnectionLostError(f"{server} closed the connection during the call", server=server, tool=tool)
     if exc.code == REQUEST_TIMEOUT:

@@ -22,7 +22,7 @@ from mcp.types import CallToolResult
 
 from mcp_conductor.backoff import Backoff
 from mcp_conductor.client_pool.catalog import Catalog, CatalogSnapshot, ServerName
-from mcp_conductor.client_pool.config import ConductorConfig
+from mcp_conductor.client_pool.config_models import ConductorConfig
 from mcp_conductor.client_pool.connection import Connection
 from mcp_conductor.client_pool.status import ServerState, ServerStatus
 from mcp_conductor.errors import UnknownServerError

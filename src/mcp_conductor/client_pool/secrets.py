@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import structlog
 
-from mcp_conductor.client_pool.config import ConductorConfig, RemoteServer, ServerConfig, StdioServer
+from mcp_conductor.client_pool.config_models import ConductorConfig, RemoteServer, ServerConfig, StdioServer
 
 MIN_SECRET_LENGTH = 4  # shorter values ("1", "on") are flags, and hiding them would garble numbers
 MASK = "***"

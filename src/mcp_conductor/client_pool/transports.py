@@ -23,7 +23,7 @@ from mcp.client.sse import sse_client
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
-from mcp_conductor.client_pool.config import RemoteServer, ServerConfig, StdioServer
+from mcp_conductor.client_pool.config_models import RemoteServer, ServerConfig, StdioServer
 from mcp_conductor.client_pool.secrets import redact
 
 log = structlog.get_logger(__name__)

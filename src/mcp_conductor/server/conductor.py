@@ -19,17 +19,21 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import structlog
 
 from mcp_conductor.client_pool.catalog import ToolId
-from mcp_conductor.client_pool.config import ConductorConfig, load_config
+from mcp_conductor.client_pool.config import load_config
+from mcp_conductor.client_pool.config_models import ConductorConfig
 from mcp_conductor.client_pool.pool import ClientPool
+from mcp_conductor.logs import configure_default
 from mcp_conductor.server.discovery.metrics import MetricsRegistry
-from mcp_conductor.server.discovery.results import DiscoverResult
+from mcp_conductor.server.discovery.results import Detail, DiscoverResult
 from mcp_conductor.server.discovery.search import DEFAULT_TOP_K, ToolSearch
 from mcp_conductor.server.execution.chains import ChainService
 from mcp_conductor.server.execution.engine import ProgressFn
 from mcp_conductor.server.execution.executor import LocalExecutor
+from mcp_conductor.server.execution.live_runs import LiveRuns
 from mcp_conductor.server.execution.results import ExecuteResult, RunOptions
 from mcp_conductor.server.planning.models import PlanResult
 from mcp_conductor.server.store.records import StepRun
@@ -56,6 +60,7 @@ class Conductor:
         metrics: MetricsRegistry,
         *,
         startup_wait_s: float = STARTUP_WAIT_S,
+        live: LiveRuns | None = None,
     ) -> None:
         self.config = config
         self.pool = pool
@@ -71,6 +76,7 @@ class Conductor:
             metrics,
             output_budget_bytes=config.output_budget_bytes,
             keep_runs=config.keep_runs,
+            live=live,
         )
 
     @classmethod
@@ -84,11 +90,12 @@ class Conductor:
         startup_wait_s: float = STARTUP_WAIT_S,
     ) -> AsyncIterator[Conductor]:
         """Start everything for ``config``; ``state_dir`` defaults to ``$MCP_CONDUCTOR_STATE_DIR``, else the
-        user's state directory.
+        user's state directory. If the application has not configured structlog, warnings go to stderr.
 
         Raises:
             StoreError: the state directory or its database cannot be used.
         """
+        configure_default()
         registry = metrics or MetricsRegistry()
         async with RunStore.open(resolve_state_dir(state_dir)) as store:
             interrupted = await store.mark_interrupted()
@@ -97,8 +104,13 @@ class Conductor:
                 log.warning("chain.runs_interrupted", runs=interrupted)
             for tool, m in (await store.load_metrics()).items():
                 registry.load(ToolId(tool), m)
-            async with ClientPool(config) as pool:
-                yield cls(config, pool, store, registry, startup_wait_s=startup_wait_s)
+            async with ClientPool(config) as pool, anyio.create_task_group() as runs:
+                # The runs that outlive their request live in this task group; closing cancels them (recorded
+                # as cancelled, resumable) before the pool stops.
+                try:
+                    yield cls(config, pool, store, registry, startup_wait_s=startup_wait_s, live=LiveRuns(runs, store))
+                finally:
+                    runs.cancel_scope.cancel()
 
     @classmethod
     def from_config(
@@ -123,6 +135,7 @@ class Conductor:
         servers: Collection[str] | None = None,
         include_schemas: bool = True,
         cursor: str | None = None,
+        detail: Detail = "compact",
     ) -> DiscoverResult:
         """The tools that fit ``query`` best (an empty query lists them all, ``top_k`` per page).
 
@@ -131,7 +144,9 @@ class Conductor:
             ConductorError: the cursor is not one an earlier listing returned.
         """
         await self.wait_for_startup()
-        return self.search.discover(query, top_k=top_k, servers=servers, include_schemas=include_schemas, cursor=cursor)
+        return self.search.discover(
+            query, top_k=top_k, servers=servers, include_schemas=include_schemas, cursor=cursor, detail=detail
+        )
 
     async def plan(self, plan: Mapping[str, Any]) -> PlanResult:
         """Check a plan without running it: every problem at once, or its ``plan_id``, levels and estimate.
@@ -152,7 +167,9 @@ class Conductor:
         progress: ProgressFn | None = None,
     ) -> ExecuteResult:
         """Run a plan (inline, or by the ``plan_id`` of ``plan``); ``progress(done, total, message)`` is
-        awaited as steps end. An invalid plan runs nothing and comes back with status ``invalid``.
+        awaited as steps end. An invalid plan runs nothing and comes back with status ``invalid``. With
+        ``options.wait_s`` the run goes on after that many seconds (status ``running``; call again with its
+        ``run_id`` to wait again, or with ``cancel`` to stop it); without, this waits until the run ends.
 
         Raises:
             ConductorError: neither ``plan`` nor ``plan_id``; an unknown ``plan_id`` or ``resume_run_id``; the

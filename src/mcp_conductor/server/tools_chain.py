@@ -3,51 +3,53 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
-from mcp.types import ToolAnnotations
-from pydantic import Field
+from mcp.types import CallToolResult, ToolAnnotations
+from pydantic import Field, ValidationError
 
 from mcp_conductor.errors import ConductorError
 from mcp_conductor.server.conductor import Conductor
 from mcp_conductor.server.execution.results import ExecuteResult, RunOptions
-from mcp_conductor.server.planning.models import PlanResult
+from mcp_conductor.server.planning.models import PLAN_DETAIL, PlanResult
+from mcp_conductor.server.replies import argument_errors, reply
 
-PLAN_DESCRIPTION = """\
-Check a multi-step tool plan without running anything: tools exist, arguments fit their schemas, references
-resolve, no cycles. Returns the dependency levels (steps in one level can run in parallel), the critical path
-and a latency estimate, or every problem at once (each with a JSON pointer, a hint and suggestions) so you can
-fix the plan in one go. A valid plan gets a plan_id to pass to execute_chain.
+HOST_WAIT_S = 50.0
 
-Plan: {"inputs": {...}, "steps": [{"id", "tool": "server/tool", "arguments": {...}, "depends_on"?: [ids],
-"timeout_s"?, "retry"?: {"attempts", "backoff_s", "max_backoff_s", "on"}, "on_error"?: "fail"|"continue"}],
-"outputs"?: [step ids]}. In arguments, "${steps.ID}" is a step's whole result, "${steps.ID.field[0]}" a part
-of it, "${inputs.NAME}" a plan input; a reference inside a longer string is inserted as text.
-Step ids: lowercase letters, digits, '_'. CEL expressions (variables inputs, steps, item, index; plus json(),
-lines(), extract(), extract_all()): "expr" instead of "tool" makes a data step (no call); "when" skips the step
-when false; "default" is its value when skipped or failed; "foreach": a list expression runs the step per
-element (${item}, ${item.name}, ${index} in arguments), "foreach_options": {"max_concurrency", "max_items",
-"on_item_error": "fail"|"continue"}.
-
-Example: {"plan": {"steps": [
-  {"id": "read", "tool": "files/read_text", "arguments": {"path": "notes/today.md"}},
-  {"id": "stats", "tool": "text/word_stats", "arguments": {"text": "${steps.read.text}"}}]}}
+PLAN_FORMAT = """\
+Plan: {"inputs"?: {NAME: value}, "steps": [{"id", "tool": "server/tool", "arguments", "depends_on"?: [ids],
+"timeout_s"?, "retry"?: {"attempts"}, "on_error"?: "fail"|"continue"}], "outputs"?: [ids]}. In arguments
+"${steps.ID}" is a step's value (its structured content, else its text parsed as JSON, else the text),
+"${steps.ID.key[0]}" a part of it, "${inputs.NAME}" an input; inside longer text a reference becomes text.
+Ids: a-z, 0-9, _. CEL expressions over inputs, steps (+ item, index in a foreach; json(), lines(), extract()):
+a step with "expr" instead of "tool" computes a value; "when" skips a step if false; "default": its value if
+skipped or failed; "foreach": a list to run the step for, ${item} ${index} in arguments; "foreach_options":
+{"max_concurrency", "max_items", "on_item_error": "fail"|"continue"}.
+Example: {"steps": [{"id": "a", "tool": "srv/get_item", "arguments": {"key": "k1"}},
+{"id": "b", "tool": "srv/save_note", "arguments": {"text": "${steps.a.title}"}}]}
 """
 
-EXECUTE_DESCRIPTION = """\
-Run a tool plan in one call: steps whose dependencies are done run in parallel, and each step's result feeds
-later steps through ${steps.ID.field} references, with no round trip through you. Pass either a plan_id from
-plan_chain or the plan itself, in plan_chain's format with tool ids written "server/tool" (validated the same
-way; an invalid plan runs nothing and returns its errors).
-Returns the run status, the value of each output step, and per-step status, attempts, timing and errors.
-Large outputs are cut; the full value is the resource conductor://runs/{run_id}/steps/{step_id}.
-Options: timeout_s (whole chain), default_step_timeout_s, max_concurrency, on_error, run_id (an idempotency
-key: repeating it returns the finished run instead of running again), resume_run_id (re-run only the steps of
-an interrupted or failed run that did not succeed).
+EXECUTE_DESCRIPTION = (
+    """\
+Do a whole task in one call: run a plan of tool steps; each starts once the steps it uses are done, in parallel
+where possible, and gets their values directly.
+"""
+    + PLAN_FORMAT
+    + """\
+Returns {run_id, status, outputs (values of plan.outputs, default the last steps), problems (steps that did not
+succeed)}. options: timeout_s, on_error, max_concurrency, default_step_timeout_s, output_budget_bytes, run_id
+(idempotency key), resume_run_id (re-run what did not succeed), detail: "steps", wait_s (default 50: a run not
+done by then answers status "running" and goes on; call again with options.run_id to wait, or cancel: true;
+null waits for the end).
+"""
+)
 
-Example: {"plan_id": "plan_0123456789abcdef", "inputs": {"path": "notes/today.md"}, "options": {"timeout_s": 60}}
+PLAN_DESCRIPTION = """\
+Check a plan (execute_chain's format) without running it: every problem at once, each with a JSON pointer, a
+hint and suggestions; or, when valid, a plan_id for execute_chain, the levels of steps that run in parallel, the
+critical path and a latency estimate. detail: "plan" adds the filled-in plan.
 """
 
 
@@ -61,12 +63,14 @@ def register_chain_tools(server: MCPServer[Conductor]) -> None:
     async def plan_chain(
         ctx: Context[Conductor],
         plan: Annotated[dict[str, Any], Field(description="the plan: inputs, steps, outputs")],
-    ) -> PlanResult:
+        detail: Literal["plan"] | None = None,
+    ) -> Annotated[CallToolResult, PlanResult]:
         conductor = ctx.request_context.lifespan_context
         try:
-            return await conductor.plan(plan)
+            checked = await conductor.plan(plan)
         except ConductorError as exc:
             raise ToolError(exc.summary()) from exc
+        return reply(checked, is_error=not checked.valid, exclude=set() if detail == "plan" else PLAN_DETAIL)
 
     @server.tool(
         name="execute_chain",
@@ -78,20 +82,27 @@ def register_chain_tools(server: MCPServer[Conductor]) -> None:
     )
     async def execute_chain(
         ctx: Context[Conductor],
-        plan_id: Annotated[str | None, Field(description="id returned by plan_chain")] = None,
-        plan: Annotated[dict[str, Any] | None, Field(description="an inline plan instead of plan_id")] = None,
-        inputs: Annotated[dict[str, Any] | None, Field(description="values overriding the plan's inputs")] = None,
-        options: Annotated[RunOptions | None, Field(description="run options")] = None,
-    ) -> ExecuteResult:
+        plan: dict[str, Any] | None = None,
+        plan_id: Annotated[str | None, Field(description="instead of plan: from plan_chain")] = None,
+        inputs: Annotated[dict[str, Any] | None, Field(description="override the plan's inputs")] = None,
+        options: Annotated[dict[str, Any] | None, Field(description="see above")] = None,
+    ) -> Annotated[CallToolResult, ExecuteResult]:
         conductor = ctx.request_context.lifespan_context
 
         async def progress(done: float, total: int, message: str) -> None:
             await ctx.report_progress(done, total, message)
 
+        # The options are checked here, not through the tool's schema: the description lists them, and their
+        # schema would cost every conversation ~150 tokens.
         try:
-            return await conductor.execute(plan, plan_id=plan_id, inputs=inputs, options=options, progress=progress)
+            chosen = RunOptions.model_validate({"wait_s": HOST_WAIT_S, **(options or {})})
+        except ValidationError as exc:  # hosts give up on a call after about a minute: hence the wait_s default
+            raise ToolError(argument_errors("execute_chain", exc, within="options")) from exc
+        try:
+            result = await conductor.execute(plan, plan_id=plan_id, inputs=inputs, options=chosen, progress=progress)
         except ConductorError as exc:
             raise ToolError(exc.summary()) from exc
+        return reply(result, is_error=result.failed)
 
     @server.resource(
         "conductor://runs/{run_id}/steps/{step_id}",

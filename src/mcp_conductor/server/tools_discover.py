@@ -6,24 +6,20 @@ from typing import Annotated
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import ToolAnnotations
+from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
 from mcp_conductor.errors import ConductorError
 from mcp_conductor.server.conductor import Conductor
-from mcp_conductor.server.discovery.results import DiscoverResult
+from mcp_conductor.server.discovery.results import DESCRIPTION_CHARS, Detail, DiscoverResult
 from mcp_conductor.server.discovery.search import DEFAULT_TOP_K, MAX_TOP_K
+from mcp_conductor.server.replies import reply
 
-DESCRIPTION = """\
-Find the tools you need among all connected MCP servers, ranked for your task, with their input schemas.
-
-Use it whenever you need a capability you do not see among your own tools: describe the task in plain words.
-Each result's `id` has the form "server/tool"; use that id as `tool` in plan_chain and execute_chain steps.
-Results carry measured latency and success rate once a tool has been called. Servers that are still starting
-or failing are listed in `unavailable_servers`. An empty query lists every tool, page by page (pass
-`next_cursor` back as `cursor`).
-
-Example: {"query": "count the words in a text and extract keywords", "top_k": 5}
+DESCRIPTION = f"""\
+Find the tools for a task across all connected servers, best first: id ("server/tool", a step's tool),
+description (first {DESCRIPTION_CHARS} characters), input_schema, returns (the shape of the step's value, for
+${{steps.ID.key}} references). An empty query lists all tools (pass next_cursor as cursor). detail="full" adds
+output schemas, annotations, measured latency and success.
 """
 
 
@@ -36,18 +32,18 @@ def register_discover_tools(server: MCPServer[Conductor]) -> None:
     )
     async def discover_tools(
         ctx: Context[Conductor],
-        query: Annotated[str, Field(description="what you want to do, in plain words; empty to list all")] = "",
-        top_k: Annotated[int, Field(ge=1, le=MAX_TOP_K, description="how many tools to return")] = DEFAULT_TOP_K,
-        servers: Annotated[
-            list[str] | None, Field(description="only search these servers (names as in the config)")
-        ] = None,
-        include_schemas: Annotated[bool, Field(description="include input/output schemas")] = True,
-        cursor: Annotated[str | None, Field(description="next_cursor of a previous listing")] = None,
-    ) -> DiscoverResult:
+        query: Annotated[str, Field(description="the task, in plain words")] = "",
+        top_k: Annotated[int, Field(ge=1, le=MAX_TOP_K)] = DEFAULT_TOP_K,
+        servers: list[str] | None = None,
+        include_schemas: bool = True,
+        cursor: str | None = None,
+        detail: Detail = "compact",
+    ) -> Annotated[CallToolResult, DiscoverResult]:
         conductor = ctx.request_context.lifespan_context
         try:
-            return await conductor.discover(
-                query, top_k=top_k, servers=servers, include_schemas=include_schemas, cursor=cursor
+            found = await conductor.discover(
+                query, top_k=top_k, servers=servers, include_schemas=include_schemas, cursor=cursor, detail=detail
             )
         except ConductorError as exc:
             raise ToolError(exc.summary()) from exc
+        return reply(found)

@@ -167,12 +167,15 @@ async def chains_over(
 
 
 async def execute(client: Client, plan: dict[str, Any] | None = None, **arguments: Any) -> dict[str, Any]:
+    """execute_chain with every step in the result; a run that did not do its job is an isError result."""
     if plan is not None:
         arguments["plan"] = plan
+    arguments["options"] = {"detail": "steps", **arguments.get("options", {})}
     result = await client.call_tool("execute_chain", arguments)
-    assert not result.is_error, result.content
-    assert result.structured_content is not None
-    return result.structured_content
+    assert result.structured_content is not None, result.content
+    run = result.structured_content
+    assert result.is_error == (run["status"] in ("invalid", "failed", "timed_out", "cancelled")), run
+    return run
 
 
 def statuses(run: dict[str, Any]) -> dict[str, str]:
@@ -443,7 +446,7 @@ async def test_a_transient_failure_is_retried_with_exponential_backoff_capped_at
     plan = retry_plan("probe/times_out", 3, attempts=5, backoff_s=0.5, max_backoff_s=1.5)
     async with chains_over(tmp_path, {"probe": probe}, sleep=recording_sleep(delays), rand=lambda: 1.0) as chains:
         with anyio.fail_after(5):
-            run = await chains.execute(plan=plan)
+            run = await chains.execute(plan=plan, options=RunOptions(detail="steps"))
     assert run.status == "succeeded"
     assert run.steps[0].attempts == 4
     assert probe.calls == {"k": 4}
@@ -456,7 +459,7 @@ async def test_retries_stop_after_the_configured_attempts_and_the_step_times_out
     plan = retry_plan("probe/times_out", 10, attempts=3, backoff_s=0.25, max_backoff_s=10)
     async with chains_over(tmp_path, {"probe": probe}, sleep=recording_sleep(delays), rand=lambda: 1.0) as chains:
         with anyio.fail_after(5):
-            run = await chains.execute(plan=plan)
+            run = await chains.execute(plan=plan, options=RunOptions(detail="steps"))
     assert run.status == "failed"
     assert (run.steps[0].status, run.steps[0].attempts) == ("timeout", 3)
     assert run.steps[0].error is not None and run.steps[0].error.kind == "timeout"
@@ -469,7 +472,7 @@ async def test_jitter_scales_each_delay_by_the_random_draw(tmp_path: Path):
     plan = retry_plan("probe/times_out", 2, attempts=3, backoff_s=1.0, max_backoff_s=10)
     async with chains_over(tmp_path, {"probe": probe}, sleep=recording_sleep(delays), rand=lambda: 0.25) as chains:
         with anyio.fail_after(5):
-            run = await chains.execute(plan=plan)
+            run = await chains.execute(plan=plan, options=RunOptions(detail="steps"))
     assert run.status == "succeeded"
     assert delays == [0.25, 0.5]
 
@@ -492,7 +495,7 @@ async def test_only_transient_failures_of_safe_tools_are_retried_unless_retry_on
     plan = retry_plan(tool, 10, attempts=3, backoff_s=0.1, **retry)
     async with chains_over(tmp_path, {"probe": probe}, sleep=recording_sleep(delays), rand=lambda: 1.0) as chains:
         with anyio.fail_after(5):
-            run = await chains.execute(plan=plan)
+            run = await chains.execute(plan=plan, options=RunOptions(detail="steps"))
     assert run.status == "failed"
     assert probe.calls == {"k": calls}
     assert run.steps[0].attempts == calls
@@ -561,8 +564,8 @@ async def test_an_invalid_inline_plan_returns_the_planner_errors_and_runs_nothin
             planned = await client.call_tool("plan_chain", {"plan": plan})
             counts = await counters(client)
     assert run["status"] == "invalid"
-    assert run["run_id"] is None
-    assert run["steps"] == [] and run["outputs"] == {}
+    assert run.get("run_id") is None
+    assert "steps" not in run and "outputs" not in run  # nothing ran: no steps, no outputs
     assert run["errors"] == planned.structured_content["errors"]
     assert [(e["kind"], e["step"], e["suggestions"][0]) for e in run["errors"]] == [
         ("unknown_tool", "b", "latency/echo")
@@ -588,7 +591,7 @@ async def test_a_plan_id_from_plan_chain_runs_with_overridden_inputs(tmp_path: P
     }
     async with Client(conductor(tmp_path, latency=latency.build_server())) as client:
         with anyio.fail_after(5):
-            planned = (await client.call_tool("plan_chain", {"plan": plan})).structured_content
+            planned = (await client.call_tool("plan_chain", {"plan": plan, "detail": "plan"})).structured_content
             run = await execute(client, plan_id=planned["plan_id"], inputs={"word": "two"})
     assert run["status"] == "succeeded"
     assert run["outputs"]["a"]["value"] == "two"
@@ -605,7 +608,7 @@ async def test_the_same_run_id_twice_returns_the_stored_result_without_calling_t
             first = await execute(client, plan, options=options)
             second = await execute(client, plan, options=options)
             counts = await counters(client)
-    assert (first["run_id"], first["status"], first["reused"]) == ("host-key-1", "succeeded", False)
+    assert (first["run_id"], first["status"], first.get("reused", False)) == ("host-key-1", "succeeded", False)
     assert (second["run_id"], second["status"], second["reused"]) == ("host-key-1", "succeeded", True)
     assert second["outputs"] == first["outputs"] == {"a": {"value": "once", "call": 1}}
     assert second["steps"] == first["steps"]
@@ -666,7 +669,8 @@ async def test_a_finished_run_exports_and_imports_into_a_fresh_store_losslessly(
 # -- the host ------------------------------------------------------------------------------------------------
 
 
-async def test_cancelling_the_host_request_cancels_downstream_calls_and_records_the_run_cancelled(tmp_path: Path):
+async def test_cancelling_a_request_that_waits_for_the_end_cancels_downstream_calls_and_the_run(tmp_path: Path):
+    # wait_s null: the run belongs to the request (the default, 50 s, detaches it: see test_live_runs).
     probe = Probe()
     plan = {
         "steps": [
@@ -678,7 +682,7 @@ async def test_cancelling_the_host_request_cancels_downstream_calls_and_records_
     async with Client(conductor(tmp_path, probe=probe)) as client:
         with anyio.fail_after(5):
             async with anyio.create_task_group() as tg:
-                tg.start_soon(partial(execute, client, plan, options={"run_id": "cancel-me"}))
+                tg.start_soon(partial(execute, client, plan, options={"run_id": "cancel-me", "wait_s": None}))
                 await probe.started("slow").wait()
                 tg.cancel_scope.cancel()
             await probe.cancelled("slow").wait()
@@ -749,7 +753,7 @@ def city_server(*, works: bool) -> MCPServer:
 
 
 async def test_call_metrics_change_the_discovery_ranking_of_two_otherwise_equal_tools(tmp_path: Path):
-    query = {"query": "look up a city", "top_k": 2, "include_schemas": False}
+    query = {"query": "look up a city", "top_k": 2, "include_schemas": False, "detail": "full"}
     servers = {"alpha": city_server(works=False), "zeta": city_server(works=True)}
     async with Client(conductor(tmp_path, **servers)) as client:
         with anyio.fail_after(5):
@@ -785,10 +789,10 @@ async def test_plan_chain_estimates_from_measured_latency_after_a_run(tmp_path: 
     default_ms = PlannerLimits().default_step_latency_ms
     async with Client(conductor(tmp_path, latency=latency.build_server())) as client:
         with anyio.fail_after(5):
-            before = (await client.call_tool("plan_chain", {"plan": plan})).structured_content
+            before = (await client.call_tool("plan_chain", {"plan": plan, "detail": "plan"})).structured_content
             await execute(client, {"steps": plan["steps"][:1]})
-            after = (await client.call_tool("plan_chain", {"plan": plan})).structured_content
-            found = await client.call_tool("discover_tools", {"query": "echo a value"})
+            after = (await client.call_tool("plan_chain", {"plan": plan, "detail": "plan"})).structured_content
+            found = await client.call_tool("discover_tools", {"query": "echo a value", "detail": "full"})
     stats = {t["id"]: t["stats"] for t in found.structured_content["tools"]}
     assert before["estimate_basis"] == {"a": "default", "b": "default"}
     assert after["estimate_basis"] == {"a": "measured", "b": "default"}
@@ -804,7 +808,7 @@ async def test_metrics_survive_a_restart_of_the_meta_server(tmp_path: Path):
             await execute(client, plan)
     async with Client(conductor(tmp_path, latency=latency.build_server())) as client:
         with anyio.fail_after(5):
-            planned = (await client.call_tool("plan_chain", {"plan": plan})).structured_content
+            planned = (await client.call_tool("plan_chain", {"plan": plan, "detail": "plan"})).structured_content
     assert planned["estimate_basis"] == {"a": "measured"}
 
 

@@ -76,5 +76,5 @@ def test_when_default_and_failures_end_every_step_as_the_rules_say(tmp_path_fact
 
     result = anyio.run(run)
     assert result["status"] != "invalid", result["errors"]
-    got = {s["id"]: (s["status"], s["error"]["kind"] if s["error"] else None) for s in result["steps"]}
+    got = {s["id"]: (s["status"], s["error"]["kind"] if s.get("error") else None) for s in result["steps"]}
     assert got == model(specs)

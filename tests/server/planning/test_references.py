@@ -1,5 +1,6 @@
 import pytest
 
+from mcp_conductor.schemas import schema_types
 from mcp_conductor.server.planning.references import (
     Placeholder,
     Reference,
@@ -10,7 +11,7 @@ from mcp_conductor.server.planning.references import (
     parse_template,
     substitute,
 )
-from mcp_conductor.server.planning.schema_paths import lookup_schema, schema_types
+from mcp_conductor.server.planning.schema_paths import lookup_schema
 
 
 def test_a_string_that_is_exactly_one_reference_is_exact():
@@ -108,6 +109,20 @@ def test_a_digit_key_also_indexes_a_list():
     assert substitute({"a": "${steps.kw.keywords.1}"}, {"kw": {"keywords": ["x", "y"]}}, {}) == {"a": "y"}
 
 
+def test_a_bad_path_into_a_long_value_previews_it_cut_and_lists_an_objects_keys():
+    value = {"items": [{"name": f"file{i}.md", "size": i} for i in range(100)], "total": 100}
+    with pytest.raises(ReferenceResolutionError) as caught:
+        substitute({"t": "${steps.ls.entries}"}, {"ls": value}, {})
+    message = caught.value.message
+    assert "there it is an object with keys items, total: " in message
+    preview = message.split("with keys items, total: ", 1)[1]
+    assert preview.startswith('{"items": [{"name": "file0.md", "size": 0}')
+    assert preview.endswith("…") and len(preview) <= 200
+    with pytest.raises(ReferenceResolutionError) as caught:
+        substitute({"t": "${steps.ls[0]}"}, {"ls": "plain text"}, {})
+    assert caught.value.message.endswith('there it is a string: "plain text"')
+
+
 def test_substitute_returns_a_new_structure():
     arguments = {"a": {"b": ["${steps.s}"]}}
     result = substitute(arguments, {"s": 1}, {})
@@ -120,13 +135,14 @@ def test_a_missing_path_at_run_time_names_the_step_and_the_missing_part():
         substitute({"t": "${steps.read.txt}"}, {"read": {"text": "hi"}}, {})
     assert caught.value.kind == "bad_reference_path"
     assert caught.value.message == (
-        "${steps.read.txt}: the output of step 'read' has no key 'txt' at the top (there it is an object)"
+        "${steps.read.txt}: the output of step 'read' has no key 'txt' at the top; there it is an object with keys"
+        ' text: {"text": "hi"}'
     )
     assert caught.value.describe()["reference"] == "${steps.read.txt}"
 
 
 def test_an_index_past_the_end_is_a_missing_path():
-    with pytest.raises(ReferenceResolutionError, match=r"has no item 5 at \.kw \(there it is a list of 2\)"):
+    with pytest.raises(ReferenceResolutionError, match=r"has no item 5 at \.kw; there it is a list of 2: \[1, 2\]$"):
         substitute("${steps.k.kw[5]}", {"k": {"kw": [1, 2]}}, {})
 
 

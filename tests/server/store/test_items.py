@@ -29,22 +29,22 @@ def versions(state: Path) -> list[int]:
         conn.close()
 
 
-async def test_a_version_1_store_migrates_to_version_2_once_and_keeps_its_runs(tmp_path: Path):
+async def test_a_version_1_store_migrates_to_the_current_version_once_and_keeps_its_runs(tmp_path: Path):
     state = tmp_path / "state"
     version_1_store(state)
     async with RunStore.open(state) as store:
         steps = await store.get_steps("run_1")
     async with RunStore.open(state):
         pass
-    assert migrations.SCHEMA_VERSION == 2
-    assert versions(state) == [1, 2]
+    assert migrations.SCHEMA_VERSION == 3
+    assert versions(state) == [1, 2, 3]
     assert [s.step_id for s in steps] == ["a"]
     assert steps[0].items is None
 
 
 def test_the_items_migration_can_run_again_after_a_crash_halfway(tmp_path: Path):
     conn = sqlite3.connect(tmp_path / "db", isolation_level=None)
-    for version in (1, 2, 2):  # the second 2: a process killed before it recorded the version runs it again
+    for version in (1, 2, 3, 3):  # the second 3: a process killed before it recorded the version runs it again
         conn.executescript(migrations.MIGRATIONS[version])
     tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     conn.close()

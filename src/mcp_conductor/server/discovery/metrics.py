@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from mcp_conductor.client_pool.catalog import ToolId
+from mcp_conductor.shapes import Shape, merge_shapes, value_shape
 
 _BUCKET_GROWTH = 1.1
 _MIN_MS = 0.1
@@ -60,6 +62,12 @@ class ToolMetrics:
     failures: int = 0
     timeouts: int = 0
     histogram: dict[int, int] = field(default_factory=dict)
+    shape: Shape | None = None  # learned from successful calls' values (see ``mcp_conductor.shapes``)
+
+    def learn(self, value: Any) -> None:
+        """Merge the shape of a successful call's value into the learned shape."""
+        seen = value_shape(value)
+        self.shape = seen if self.shape is None else merge_shapes(self.shape, seen)
 
     def record(self, *, ok: bool, duration_ms: float, timed_out: bool = False) -> None:
         self.calls += 1
@@ -106,6 +114,13 @@ class MetricsRegistry:
     def record(self, tool: ToolId, *, ok: bool, duration_ms: float, timed_out: bool = False) -> None:
         self._by_tool.setdefault(tool, ToolMetrics()).record(ok=ok, duration_ms=duration_ms, timed_out=timed_out)
         self.version += 1
+
+    def learn(self, tool: ToolId, value: Any) -> None:
+        """Learn the shape of a successful call's value (for tools without an ``outputSchema``)."""
+        self._by_tool.setdefault(tool, ToolMetrics()).learn(value)
+
+    def shapes(self) -> dict[ToolId, Shape]:
+        return {tool: m.shape for tool, m in self._by_tool.items() if m.shape is not None}
 
     def load(self, tool: ToolId, metrics: ToolMetrics) -> None:
         self._by_tool[tool] = metrics

@@ -1,46 +1,51 @@
-"""Pydantic models of the meta tools' results (what the host sees as structured content)."""
+"""What ``discover_tools`` returns (structured content; the text content is the same JSON, compact).
+
+By default a hit is small: ``{id, description, input_schema, returns, score}``, the description cut at
+``DESCRIPTION_CHARS`` and the schema without noise; ``detail="full"`` adds the server, name, title, output schema,
+annotations and measured stats.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from mcp_conductor.models import OutModel, detail
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class ToolStatsOut(_Model):
-    calls: int = Field(description="downstream calls recorded for this tool")
-    success_rate: float | None = Field(description="fraction of calls that succeeded")
-    p50_ms: float | None = Field(description="median latency in milliseconds")
-    p95_ms: float | None = Field(description="95th percentile latency in milliseconds")
+Detail = Literal["compact", "full"]
+DESCRIPTION_CHARS = 160
 
 
-class DiscoveredTool(_Model):
-    id: str = Field(description="the tool id to use in plans: server/tool")
-    server: str
-    name: str
-    title: str | None = None
+class ToolStatsOut(OutModel):
+    calls: int
+    success_rate: float | None
+    p50_ms: float | None
+    p95_ms: float | None
+
+
+class DiscoveredTool(OutModel):
+    id: str = Field(description="use as a step's tool: server/tool")
     description: str
-    input_schema: dict[str, Any] | None = Field(default=None, description="JSON Schema of the arguments")
-    output_schema: dict[str, Any] | None = Field(default=None, description="JSON Schema of the structured result")
-    annotations: dict[str, Any] | None = None
-    score: float = Field(description="relevance to the query (higher is better; 0 when listing)")
-    stats: ToolStatsOut | None = Field(description="measured calls, success rate and latency; null if never called")
+    input_schema: dict[str, Any] | None = None
+    returns: Any = Field(None, description="the shape of the step's value: JSON types and keys")
+    score: float
+    server: str | None = detail()
+    name: str | None = detail()
+    title: str | None = detail()
+    output_schema: dict[str, Any] | None = detail()
+    annotations: dict[str, Any] | None = detail()
+    stats: ToolStatsOut | None = detail()
 
 
-class UnavailableServer(_Model):
+class UnavailableServer(OutModel):
     server: str
     state: str = Field(description="connecting, failed, reconnecting or disabled")
     error: str | None = None
 
 
-class DiscoverResult(_Model):
+class DiscoverResult(OutModel):
     tools: list[DiscoveredTool]
-    unavailable_servers: list[UnavailableServer] = Field(
-        description="servers whose tools cannot be searched right now, and why"
-    )
-    total_tools: int = Field(description="tools in the catalog (after the servers filter)")
-    next_cursor: str | None = Field(default=None, description="pass as cursor to list the next page (empty query)")
+    unavailable_servers: list[UnavailableServer] = Field(default_factory=list)
+    total_tools: int
+    next_cursor: str | None = None

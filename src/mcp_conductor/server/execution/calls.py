@@ -116,9 +116,12 @@ class Caller:
                 await end(target, status, step_error(exc, server, name), ended, started=t0)
                 return
             elapsed = (time.perf_counter() - t0) * 1000
+            value = step_value(result)
             self._metrics.record(tool_id, ok=True, duration_ms=elapsed)
+            if tool is None or tool.output_schema is None:
+                self._metrics.learn(tool_id, value)  # what ${steps.x...} may find: see shapes
             run.touched_tools.add(tool_id)
-            await end(target, StepStatus.SUCCEEDED, None, ended, started=t0, output=step_value(result))
+            await end(target, StepStatus.SUCCEEDED, None, ended, started=t0, output=value)
             return
 
 

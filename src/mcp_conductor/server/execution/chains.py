@@ -11,18 +11,20 @@ import json
 import os
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import structlog
 
-from mcp_conductor.client_pool.config import DEFAULT_KEEP_RUNS
+from mcp_conductor.client_pool.config_models import DEFAULT_KEEP_RUNS
 from mcp_conductor.client_pool.pool import ClientPool
 from mcp_conductor.errors import ConductorError
 from mcp_conductor.server.discovery.metrics import MetricsRegistry
-from mcp_conductor.server.execution.engine import ProgressFn, RunEngine, RunRequest
-from mcp_conductor.server.execution.results import ExecuteResult, RunOptions, StepSummary
+from mcp_conductor.server.execution.engine import ProgressFn, RunEngine, RunRequest, new_run_id
+from mcp_conductor.server.execution.live_runs import LiveRun, LiveRuns
+from mcp_conductor.server.execution.results import ExecuteResult, RunOptions, RunProgress, StepProblem, StepSummary
 from mcp_conductor.server.execution.values import DEFAULT_OUTPUT_BUDGET_BYTES, budgeted, step_resource_uri
-from mcp_conductor.server.planning.models import Plan, PlanResult
+from mcp_conductor.server.planning.models import Plan, PlanIssue, PlanResult
 from mcp_conductor.server.planning.planner import PlannerLimits
 from mcp_conductor.server.planning.planner import plan as check_plan
 from mcp_conductor.server.store.records import RunRecord, RunStatus, StepError, StepRun
@@ -61,8 +63,10 @@ class ChainService:
         limits: PlannerLimits = PlannerLimits(),
         output_budget_bytes: int = DEFAULT_OUTPUT_BUDGET_BYTES,
         keep_runs: int = DEFAULT_KEEP_RUNS,
+        live: LiveRuns | None = None,
     ) -> None:
         self.store = store
+        self._live = live  # where runs with options.wait_s go on after their request (None: inline only)
         self.engine = engine
         self._pool = pool
         self._metrics = metrics
@@ -88,6 +92,7 @@ class ChainService:
             stats=self._metrics.stats(),
             unavailable_servers=self._unavailable(),
             limits=self._limits,
+            shapes=self._metrics.shapes(),
         )
         if result.valid and result.plan_id and result.normalized_plan is not None:
             await self.store.save_plan(result.plan_id, stored_form(result.normalized_plan))
@@ -112,12 +117,20 @@ class ChainService:
             StoreError: the store cannot be read or written.
         """
         options = options or RunOptions()
+        attach = options.run_id or options.resume_run_id
+        live = self._live.get(attach) if self._live is not None and attach else None
+        if live is not None:  # a run of this process that an earlier request left running
+            if options.cancel:
+                live.cancel()
+            return await self._wait(live, options, progress)
+        if options.cancel:
+            return await self._cancel(attach)
         resume_id = options.resume_run_id
         if resume_id is None and options.run_id is not None:
             existing = await self.store.get_run(options.run_id)
             if existing is not None:
                 if existing.status.finished:
-                    return await self.stored_result(existing, reused=True)
+                    return await self.stored_result(existing, options, reused=True)
                 resume_id = existing.run_id
         if resume_id is not None:
             run = await self.store.get_run(resume_id)
@@ -141,6 +154,58 @@ class ChainService:
             options=options if resume_id is None else options.model_copy(update={"run_id": resume_id}),
             resume=resume_id is not None,
         )
+        if options.wait_s is None or self._live is None:
+            return await self._run(request, options, checked.warnings, progress)
+        if request.options.run_id is None:
+            request = replace(request, options=request.options.model_copy(update={"run_id": new_run_id()}))
+        run_id = request.options.run_id
+        assert run_id is not None
+
+        async def body(report: ProgressFn) -> ExecuteResult:
+            return await self._run(request, options, checked.warnings, report)
+
+        async def stopped() -> ExecuteResult:
+            stored = await self.store.get_run(run_id)
+            if stored is None:
+                return ExecuteResult(run_id=run_id, status=RunStatus.CANCELLED.value)
+            return await self.stored_result(stored, options)
+
+        live = self._live.start(run_id, len(normalized.steps), body, stopped)
+        return await self._wait(live, options, progress)
+
+    async def _wait(self, live: LiveRun, options: RunOptions, progress: ProgressFn | None) -> ExecuteResult:
+        result = await LiveRuns.wait(live, options.wait_s or 0.0, progress)
+        if result is not None:
+            return result
+        if live.done.is_set():  # it ended without a result: its own failure was logged
+            error = StepError(kind="internal_error", message="the run ended without a result; see the server log")
+            return ExecuteResult(run_id=live.run_id, status=RunStatus.FAILED.value, error=error)
+        return ExecuteResult(
+            run_id=live.run_id,
+            status=RunStatus.RUNNING.value,
+            progress=RunProgress(done=live.finished, total=live.total),
+        )
+
+    async def _cancel(self, run_id: str | None) -> ExecuteResult:
+        """``options.cancel`` for a run this process does not own: ask its owner through the store."""
+        if run_id is None:
+            raise ConductorError("cancel needs options.run_id", hint="pass the run_id that execute_chain returned")
+        run = await self.store.get_run(run_id)
+        if run is None:
+            raise RunNotFoundError(f"no run {run_id!r}", hint="`mcp-conductor runs list` shows the runs")
+        if run.status.finished:
+            return await self.stored_result(run, RunOptions(detail=None), reused=True)
+        await self.store.request_cancel(run_id)
+        return ExecuteResult(run_id=run_id, status=run.status.value)
+
+    async def _run(
+        self,
+        request: RunRequest,
+        options: RunOptions,
+        warnings: Sequence[PlanIssue],
+        progress: ProgressFn | None,
+    ) -> ExecuteResult:
+        """Run ``request`` to its end in this task (a host's cancellation cancels the run)."""
         key = request.options.run_id
         if key is not None:
             self._active.add(key)
@@ -156,7 +221,7 @@ class ChainService:
             if key is not None:
                 self._active.discard(key)
         await self._maybe_prune()
-        return self._result(outcome.run, outcome.steps, outcome.outputs, options.output_budget_bytes)
+        return self._result(outcome.run, outcome.steps, outcome.outputs, options, warnings=warnings)
 
     async def _maybe_prune(self) -> None:
         """Retention: every ``PRUNE_EVERY`` runs, delete all but the newest ``keep_runs``."""
@@ -165,10 +230,12 @@ class ChainService:
             self._runs_since_prune = 0
             await self.store.prune(self._keep_runs)
 
-    async def stored_result(self, run: RunRecord, *, reused: bool = False) -> ExecuteResult:
+    async def stored_result(
+        self, run: RunRecord, options: RunOptions | None = None, *, reused: bool = False
+    ) -> ExecuteResult:
         steps = await self.store.get_steps(run.run_id)
         outputs = {s.step_id: s.output for s in steps if s.step_id in run.outputs and s.has_output}
-        return self._result(run, steps, outputs, None, reused=reused)
+        return self._result(run, steps, outputs, options or RunOptions(), reused=reused)
 
     async def _checked(
         self, plan_id: str | None, plan: Mapping[str, Any] | None, inputs: Mapping[str, Any]
@@ -220,11 +287,13 @@ class ChainService:
         run: RunRecord,
         steps: Sequence[StepRun],
         outputs: Mapping[str, Any],
-        budget: int | None,
+        options: RunOptions,
         *,
+        warnings: Sequence[PlanIssue] = (),
         reused: bool = False,
     ) -> ExecuteResult:
-        limit = budget or self._budget
+        limit = options.output_budget_bytes or self._budget
+        full = options.detail == "steps"
         return ExecuteResult(
             run_id=run.run_id,
             status=run.status.value,
@@ -232,8 +301,10 @@ class ChainService:
                 sid: budgeted(value, budget_bytes=limit, resource_uri=step_resource_uri(run.run_id, sid))
                 for sid, value in outputs.items()
             },
-            steps=[StepSummary.of(s) for s in steps],
-            duration_ms=run.duration_ms,
+            problems=[problem for s in steps if (problem := StepProblem.of(s)) is not None],
+            warnings=list(warnings),
+            steps=[StepSummary.of(s) for s in steps] if full else None,
+            duration_ms=run.duration_ms if full else None,
             error=run.error,
             reused=reused,
         )

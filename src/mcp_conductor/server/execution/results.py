@@ -8,31 +8,29 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import MISSING, BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from mcp_conductor.models import OutModel, detail
 from mcp_conductor.server.planning.models import PlanIssue
 from mcp_conductor.server.store.records import StepError, StepRun, StepStatus
 
 STORED_OPTIONS = frozenset({"max_concurrency", "timeout_s", "default_step_timeout_s", "on_error"})
+FAILED_STATUSES = frozenset({"invalid", "failed", "timed_out", "cancelled"})
 
 
-class RunOptions(BaseModel):
-    """Per-run knobs (``execute_chain``'s ``options``)."""
+class RunOptions(OutModel):
+    """Per-run knobs (``execute_chain``'s ``options``; the tool's description says what each does)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    max_concurrency: int | None = Field(None, ge=1, le=256, description="most steps running at once in this run")
-    timeout_s: float | None = Field(None, gt=0, description="deadline for the whole chain")
-    default_step_timeout_s: float | None = Field(None, gt=0, description="timeout of steps without timeout_s")
-    on_error: Literal["fail", "continue"] | None = Field(None, description="default for steps without on_error")
-    run_id: str | None = Field(
-        None,
-        pattern=r"^[A-Za-z0-9_.:-]{1,100}$",
-        description="your own id for this run (idempotency key): the same id again returns the stored result "
-        "of a finished run, or resumes an interrupted one, instead of running the steps again",
-    )
-    resume_run_id: str | None = Field(None, description="re-run only the steps of this run that did not succeed")
-    output_budget_bytes: int | None = Field(None, ge=256, description="cut each returned output beyond this size")
+    max_concurrency: int | None = Field(None, ge=1, le=256)
+    timeout_s: float | None = Field(None, gt=0)
+    default_step_timeout_s: float | None = Field(None, gt=0)
+    on_error: Literal["fail", "continue"] | None = None
+    run_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_.:-]{1,100}$")
+    resume_run_id: str | None = None
+    output_budget_bytes: int | None = Field(None, ge=256)
+    detail: Literal["steps"] | None = None
+    wait_s: float | None = Field(None, ge=0)  # None: until the run ends (see live_runs)
+    cancel: bool = False  # with run_id: cancel that run
 
     def stored(self) -> dict[str, Any]:
         """What the run record keeps: the options that shaped how the steps ran."""
@@ -42,47 +40,46 @@ class RunOptions(BaseModel):
 MAX_ITEM_ERRORS = 100
 
 
-class ItemError(BaseModel):
+class ItemError(OutModel):
     """A foreach item that did not succeed."""
-
-    model_config = ConfigDict(frozen=True)
 
     index: int
     status: str
     attempts: int
-    error: StepError | None
+    error: StepError | None = None
 
 
-class StepSummary(BaseModel):
-    """One step of a run as ``execute_chain`` reports it (a view of the run's ``StepRun``)."""
+def item_report(step: StepRun) -> tuple[dict[str, int], list[ItemError]] | None:
+    """A foreach step's items by status, and its items that did not succeed (the first ``MAX_ITEM_ERRORS``)."""
+    if step.items is None:
+        return None
+    counts: dict[str, int] = {}
+    errors: list[ItemError] = []
+    for item in step.items:
+        counts[item.status.value] = counts.get(item.status.value, 0) + 1
+        if item.status is not StepStatus.SUCCEEDED and len(errors) < MAX_ITEM_ERRORS:
+            errors.append(
+                ItemError(index=item.index, status=item.status.value, attempts=item.attempts, error=item.error)
+            )
+    return counts, errors
 
-    model_config = ConfigDict(frozen=True)
+
+class StepSummary(OutModel):
+    """One step of a run as ``execute_chain`` reports it with ``detail: "steps"`` (a view of its ``StepRun``)."""
 
     id: str
     tool: str
-    status: str = Field(description="succeeded, failed, timeout, skipped or cancelled")
+    status: str
     attempts: int
-    started_at: str | None
-    duration_ms: float | None
-    error: StepError | None
-    items: dict[str, int] | MISSING = Field(MISSING, description="a foreach step's items by status")
-    item_errors: list[ItemError] | MISSING = Field(
-        MISSING, description="a foreach step's items that did not succeed (the first 100)"
-    )
+    started_at: str | None = None
+    duration_ms: float | None = None
+    error: StepError | None = None
+    items: dict[str, int] | None = Field(None, description="a foreach step's items by status")
+    item_errors: list[ItemError] | None = Field(None, description="its items that did not succeed (first 100)")
 
     @classmethod
     def of(cls, step: StepRun) -> StepSummary:
-        extra: dict[str, Any] = {}
-        if step.items is not None:
-            counts: dict[str, int] = {}
-            errors: list[ItemError] = []
-            for item in step.items:
-                counts[item.status.value] = counts.get(item.status.value, 0) + 1
-                if item.status is not StepStatus.SUCCEEDED and len(errors) < MAX_ITEM_ERRORS:
-                    errors.append(
-                        ItemError(index=item.index, status=item.status.value, attempts=item.attempts, error=item.error)
-                    )
-            extra = {"items": counts, "item_errors": errors}
+        report = item_report(step)
         return cls.model_construct(  # the fields come typed from the run's records
             id=step.step_id,
             tool=step.tool,
@@ -91,18 +88,52 @@ class StepSummary(BaseModel):
             started_at=step.started_at,
             duration_ms=step.duration_ms,
             error=step.error,
-            **extra,
+            items=report[0] if report else None,
+            item_errors=report[1] if report else None,
         )
 
 
-class ExecuteResult(BaseModel):
-    model_config = ConfigDict(frozen=True)
+class StepProblem(OutModel):
+    """A step that did not succeed, or a foreach step with items that did not."""
 
-    run_id: str | None = Field(description="the run's id; pass it as options.resume_run_id to resume")
-    status: str = Field(description="succeeded, failed, partial, timed_out, cancelled, or invalid (nothing ran)")
+    id: str
+    status: str = Field(description="failed, timeout, skipped or cancelled")
+    error: StepError | None = None
+    items: dict[str, int] | None = None
+    item_errors: list[ItemError] | None = None
+
+    @classmethod
+    def of(cls, step: StepRun) -> StepProblem | None:
+        """The problem ``step`` shows, or None when it and all its items succeeded."""
+        report = item_report(step)
+        if step.status is StepStatus.SUCCEEDED and (report is None or not report[1]):
+            return None
+        items, errors = report if report else (None, None)
+        return cls(id=step.step_id, status=step.status.value, error=step.error, items=items, item_errors=errors)
+
+
+class RunProgress(OutModel):
+    done: int = Field(description="steps ended")
+    total: int
+
+
+class ExecuteResult(OutModel):
+    """``execute_chain``'s answer. Compact by default: the plan's outputs and the steps that did not succeed;
+    ``detail: "steps"`` adds every step and the duration."""
+
+    run_id: str | None = None
+    status: str = Field(description="succeeded, partial, failed, timed_out, cancelled, running, or invalid")
     outputs: dict[str, Any] = Field(default_factory=dict, description="value of each output step")
-    steps: list[StepSummary] = Field(default_factory=list)
-    duration_ms: float | None = None
+    problems: list[StepProblem] = Field(default_factory=list)
+    warnings: list[PlanIssue] = Field(default_factory=list)
     errors: list[PlanIssue] = Field(default_factory=list, description="why the plan is invalid (nothing ran)")
-    error: StepError | None = Field(None, description="why the run itself failed, when no step says it")
-    reused: bool = Field(False, description="true when an earlier finished run with this run_id was returned")
+    error: StepError | None = None
+    progress: RunProgress | None = None
+    steps: list[StepSummary] | None = detail()
+    duration_ms: float | None = detail()
+    reused: bool = Field(False, description="an earlier finished run with this run_id")
+
+    @property
+    def failed(self) -> bool:
+        """The run did not do its job: a host should show it as an error (``isError``)."""
+        return self.status in FAILED_STATUSES

@@ -12,7 +12,7 @@ from typing import Any
 
 from mcp.types import CallToolResult, TextContent
 
-from mcp_conductor.client_pool.config import DEFAULT_OUTPUT_BUDGET_BYTES
+from mcp_conductor.client_pool.config_models import DEFAULT_OUTPUT_BUDGET_BYTES
 
 __all__ = ["DEFAULT_OUTPUT_BUDGET_BYTES", "budgeted", "step_resource_uri", "step_value"]
 

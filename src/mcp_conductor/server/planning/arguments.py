@@ -25,6 +25,7 @@ from jsonschema import (
 from jsonschema.protocols import Validator
 
 from mcp_conductor.client_pool.catalog import ToolInfo
+from mcp_conductor.schemas import schema_types
 from mcp_conductor.server.planning.references import (
     JsonPath,
     Reference,
@@ -32,7 +33,7 @@ from mcp_conductor.server.planning.references import (
     Template,
     render,
 )
-from mcp_conductor.server.planning.schema_paths import lookup_schema, schema_types
+from mcp_conductor.server.planning.schema_paths import lookup_schema
 from mcp_conductor.suggest import close_matches
 
 _COMPILED: dict[str, Validator] = {}  # by canonical schema text; validators are immutable, so sharing is safe

@@ -13,8 +13,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, NewType
 
-from pydantic import MISSING, AfterValidator, BaseModel, ConfigDict, Field, JsonValue, ValidationError, model_validator
+from pydantic import (
+    MISSING,
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
+from mcp_conductor.models import OutModel
+from mcp_conductor.schemas import DETAIL
 from mcp_conductor.server.planning.references import PathSegment, json_pointer
 from mcp_conductor.suggest import close_matches
 
@@ -144,7 +157,7 @@ class Plan(_Frozen):
     outputs: tuple[StepIdField, ...] | None = None
 
 
-class PlanIssue(_Frozen):
+class PlanIssue(OutModel):
     """One error or warning; ``field`` is a JSON pointer into the plan (``/steps/2/arguments/text``)."""
 
     step: str | None = None
@@ -156,15 +169,24 @@ class PlanIssue(_Frozen):
     column: int | MISSING = MISSING  # of an invalid expression, 1-based
 
 
-class FanOut(_Frozen):
+class FanOut(OutModel):
     """A ``foreach`` step in ``plan_chain``'s answer: one level whose width is known only at run time."""
 
     max_items: int
     max_concurrency: int
     waves: int = Field(description="ceil(max_items / max_concurrency): the estimate's number of call latencies")
 
+    @model_serializer(mode="wrap")
+    def _without_empty(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # An issue is read by a model: an empty pointer, hint or suggestion list only costs tokens.
+        data: dict[str, Any] = handler(self)
+        return {k: v for k, v in data.items() if v not in (None, "", [], ()) or k in ("kind", "message")}
 
-class PlanResult(_Frozen):
+
+PLAN_DETAIL = frozenset({"steps", "outputs", "estimate_basis"})  # shown by plan_chain only with detail "plan"
+
+
+class PlanResult(OutModel):
     """What ``plan_chain`` returns. An invalid plan is a normal result with ``valid=False`` and every error.
 
     ``normalized_plan`` (valid plans only) is what the executor runs; it is left out of dumps because
@@ -173,16 +195,16 @@ class PlanResult(_Frozen):
 
     valid: bool
     plan_id: str | None = None
-    steps: tuple[PlannedStep, ...] = ()
-    outputs: tuple[str, ...] = ()
     levels: tuple[tuple[str, ...], ...] = ()
     critical_path: tuple[str, ...] = ()
     estimated_latency_ms: float | None = None
-    estimate_basis: dict[str, EstimateBasis] = Field(default_factory=dict)
     fan_out: dict[str, FanOut] = Field(default_factory=dict, description="the foreach steps' widths")
     warnings: tuple[PlanIssue, ...] = ()
     errors: tuple[PlanIssue, ...] = ()
-    normalized_plan: Plan | None = Field(None, exclude=True)
+    steps: tuple[PlannedStep, ...] = Field((), json_schema_extra={DETAIL: True})
+    outputs: tuple[str, ...] = Field((), json_schema_extra={DETAIL: True})
+    estimate_basis: dict[str, EstimateBasis] = Field(default_factory=dict, json_schema_extra={DETAIL: True})
+    normalized_plan: Plan | None = Field(None, exclude=True, json_schema_extra={DETAIL: True})
 
 
 @dataclass(slots=True)

@@ -68,6 +68,7 @@ from mcp_conductor.server.planning.references import (
     parse_template,
 )
 from mcp_conductor.server.planning.schema_paths import lookup_schema
+from mcp_conductor.shapes import Shape, shape_schema, shape_text
 from mcp_conductor.suggest import close_matches
 
 _CHAIN_RESULT = re.compile(r"(?<![A-Za-z0-9_])CHAIN_RESULT(?![A-Za-z0-9_])")
@@ -93,6 +94,7 @@ def plan(
     stats: Mapping[ToolId, ToolStats] | None = None,
     unavailable_servers: Collection[str] = (),
     limits: PlannerLimits = PlannerLimits(),
+    shapes: Mapping[ToolId, Shape] | None = None,
 ) -> PlanResult:
     """Check a plan against the catalog; compute its levels, critical path and latency estimate.
 
@@ -103,7 +105,7 @@ def plan(
     parsed = parse_plan(raw, max_steps=limits.max_steps, max_bytes=limits.max_plan_bytes)
     if isinstance(parsed, list):
         return PlanResult(valid=False, errors=tuple(parsed))
-    return _Checker(catalog, stats or {}, frozenset(unavailable_servers), limits, parsed).run()
+    return _Checker(catalog, stats or {}, frozenset(unavailable_servers), limits, parsed, shapes or {}).run()
 
 
 def plan_id(normalized: Plan) -> str:
@@ -120,6 +122,7 @@ class _Checker:
     unavailable: frozenset[str]
     limits: PlannerLimits
     parsed: ParsedPlan
+    shapes: Mapping[ToolId, Shape]  # learned value shapes of tools without an outputSchema
     errors: list[PlanIssue] = field(default_factory=list)
     warnings: list[PlanIssue] = field(default_factory=list)
     index_of: dict[str, int] = field(default_factory=dict)  # step id -> its first position
@@ -127,6 +130,9 @@ class _Checker:
     producers: dict[str, ToolInfo | None] = field(default_factory=dict)  # by step id
     known_ids: set[str] = field(default_factory=set)  # also of steps that failed to parse
     validators: dict[ToolId, Validator | None] = field(default_factory=dict)
+
+    def _ids(self) -> str:
+        return "the plan's steps: " + (", ".join(self.index_of) or "none")
 
     def error(self, kind: str, where: JsonPath, step: str | None, message: str, **extra: Any) -> None:
         self.errors.append(PlanIssue(step=step, field=json_pointer(where), kind=kind, message=message, **extra))
@@ -261,9 +267,8 @@ class _Checker:
                 deps.add(dep)
             elif dep not in self.known_ids:  # a step that failed to parse is reported already
                 message = f"depends_on names no step {dep!r}"
-                self.error(
-                    "unknown_step_reference", where, step.id, message, suggestions=close_matches(dep, self.index_of)
-                )
+                fixes = close_matches(dep, self.index_of)
+                self.error("unknown_step_reference", where, step.id, message, hint=self._ids(), suggestions=fixes)
         if tool is not None:
             self._check_arguments(index, step, tool, arguments, templates)
         ordered = tuple(sorted(deps, key=self.index_of.__getitem__))
@@ -357,15 +362,14 @@ class _Checker:
             if ref.name not in self.known_ids:
                 fixes = close_matches(ref.name, self.index_of)
                 message = f"{ref}: there is no step {ref.name!r}"
-                self.error("unknown_step_reference", where, step.id, message, suggestions=fixes)
+                self.error("unknown_step_reference", where, step.id, message, hint=self._ids(), suggestions=fixes)
         else:
             deps.add(ref.name)
             producer = self.producers[ref.name]
             if producer is None or (producer.output_schema is None and not ref.path):
                 return
             if producer.output_schema is None:
-                message = f"{producer.id} declares no outputSchema: {ref} is checked at run time only"
-                self.warn("unchecked_reference", where, step.id, message)
+                self._check_learned(step, where, ref, producer)
                 return
             lookup = lookup_schema(producer.output_schema, ref.path)
             if (at := lookup.missing_at) is not None:
@@ -374,6 +378,26 @@ class _Checker:
                 offered = f"available there: {', '.join(lookup.offered)}" if lookup.offered else None
                 message = f"{ref}: the outputSchema of {producer.id} has no {ref.path[at]!r} at {_at(ref, at)}"
                 self.error("bad_reference_path", where, step.id, message, hint=offered, suggestions=fixes)
+
+    def _check_learned(self, step: PlannedStep, where: JsonPath, ref: Reference, producer: ToolInfo) -> None:
+        """A tool without an outputSchema: check the path against the shape learned from its earlier calls."""
+        shape = self.shapes.get(producer.id)
+        if shape is None:
+            message = (
+                f"{producer.id} declares no outputSchema and has not been called yet: {ref} is checked at run time"
+            )
+            self.warn("unchecked_reference", where, step.id, message)
+            return
+        lookup = lookup_schema(shape_schema(shape), ref.path)
+        if (at := lookup.missing_at) is not None:
+            keys = close_matches(ref.path[at], lookup.offered)
+            fixes = tuple(str(Reference("steps", ref.name, (*ref.path[:at], k))) for k in keys)
+            has = f"it had {', '.join(lookup.offered)}" if lookup.offered else f"it was {shape_text(shape)}"
+            message = (
+                f"{ref}: earlier values of {producer.id} had no {ref.path[at]!r} at {_at(ref, at)} ({has}); "
+                "the step may fail at run time"
+            )
+            self.warn("unexpected_reference_path", where, step.id, message, suggestions=fixes)
 
     def _outputs(
         self, given: Sequence[str] | None, order: Sequence[StepId], depended_on: Collection[str]
@@ -384,7 +408,8 @@ class _Checker:
             if name not in self.index_of and name not in self.known_ids:
                 message = f"outputs names no step {name!r}"
                 fixes = close_matches(name, self.index_of)
-                self.error("unknown_step_reference", ("outputs", position), None, message, suggestions=fixes)
+                where = ("outputs", position)
+                self.error("unknown_step_reference", where, None, message, hint=self._ids(), suggestions=fixes)
         return tuple(StepId(name) for name in dict.fromkeys(given))
 
     def _check_arguments(

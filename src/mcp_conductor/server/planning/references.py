@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from mcp_conductor.clip import clip
 from mcp_conductor.errors import ConductorError
 
 Source = Literal["steps", "inputs", "item", "index"]
@@ -262,9 +263,20 @@ def resolve(
         what = f"key {seg!r}" if isinstance(seg, str) and not isinstance(value, list | tuple) else f"item {seg}"
         at = format_path(reference.path[:missing_at]) or "the top"
         raise ReferenceResolutionError(
-            reference, f"{reference}: {owner} has no {what} at {at} (there it is {_json_type(value)})"
+            reference, f"{reference}: {owner} has no {what} at {at}; there it is {_json_type(value)}{_preview(value)}"
         )
     return value
+
+
+PREVIEW_CHARS = 200
+
+
+def _preview(value: Any) -> str:
+    """What the value actually is, for the model to fix the reference in one go: an object's keys, and the
+    start of the value as JSON."""
+    keys = f" with keys {', '.join(map(str, list(value)[:20]))}" if isinstance(value, Mapping) and value else ""
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return f"{keys}: {clip(text, PREVIEW_CHARS)}"
 
 
 def follow_path(value: Any, path: Sequence[PathSegment]) -> tuple[Any, int | None]:

@@ -1,15 +1,15 @@
 """The run store's schema, version by version: migration N brings a database from version N-1 to N.
 
 Every statement is idempotent (``IF NOT EXISTS``), so a migration that a killed process left half done simply runs
-again. Version 2 adds ``step_items``: a foreach step's items, one row each, so a resume re-runs only the items
-that did not succeed.
+again. Version 2 adds learned tool shapes and cancel requests; version 3 adds ``step_items``: a foreach step's
+items, one row each, so a resume re-runs only the items that did not succeed.
 """
 
 from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -61,6 +61,17 @@ MIGRATIONS: dict[int, str] = {
     );
     """,
     2: """
+    CREATE TABLE IF NOT EXISTS tool_shapes (
+        tool_id    TEXT PRIMARY KEY,
+        shape_json TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS run_cancels (
+        run_id       TEXT PRIMARY KEY REFERENCES runs (run_id) ON DELETE CASCADE,
+        requested_at TEXT NOT NULL
+    );
+    """,
+    3: """
     CREATE TABLE IF NOT EXISTS step_items (
         run_id         TEXT NOT NULL,
         step_id        TEXT NOT NULL,

@@ -9,6 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mcp_conductor.models import OutModel
+
 
 class RunStatus(StrEnum):
     RUNNING = "running"
@@ -38,7 +40,7 @@ class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class StepError(_Model):
+class StepError(OutModel):
     """Why a step did not succeed; never a traceback."""
 
     kind: str = Field(description="timeout, unavailable, connection_lost, tool_error, protocol_error, ...")

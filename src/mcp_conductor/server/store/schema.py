@@ -208,9 +208,9 @@ def metrics_row(tool_id: str, m: ToolMetrics, updated_at: str) -> tuple[Any, ...
 
 
 def metrics_from_row(row: sqlite3.Row | tuple[Any, ...]) -> tuple[str, ToolMetrics]:
-    tool_id, calls, successes, failures, timeouts, histogram = row
+    tool_id, calls, successes, failures, timeouts, histogram, shape = row
     buckets = {int(bucket): int(count) for bucket, count in loads(histogram).items()}
-    return tool_id, ToolMetrics(calls, successes, failures, timeouts, buckets)
+    return tool_id, ToolMetrics(calls, successes, failures, timeouts, buckets, None if shape is None else loads(shape))
 
 
 # -- statements ------------------------------------------------------------------------------------
@@ -316,7 +316,7 @@ def end_step(c: sqlite3.Connection, step: StepRun) -> bool:
 
 
 def finish_run(
-    c: sqlite3.Connection, run_id: str, metrics_rows: list[tuple[Any, ...]], **columns: Any
+    c: sqlite3.Connection, run_id: str, metrics: Sequence[tuple[str, ToolMetrics]], updated_at: str, **columns: Any
 ) -> RunRecord | None:
     """Set a run's end columns and store its tools' metrics in one transaction; the run as stored, or None."""
     sets = ", ".join(f"{name} = ?" for name in columns)
@@ -324,8 +324,8 @@ def finish_run(
         row = c.execute(
             f"UPDATE runs SET {sets} WHERE run_id = ? RETURNING {RUN_COLUMNS}", (*columns.values(), run_id)
         ).fetchone()
-        if metrics_rows:
-            _upsert_metrics(c, metrics_rows)
+        if metrics:
+            _upsert_metrics(c, metrics, updated_at)
     return None if row is None else run_from_row(row)
 
 
@@ -389,12 +389,7 @@ def prune(c: sqlite3.Connection, keep: int) -> int:
     return int(deleted)
 
 
-def upsert_metrics(c: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
-    with transaction(c):
-        _upsert_metrics(c, rows)
-
-
-def _upsert_metrics(c: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+def _upsert_metrics(c: sqlite3.Connection, items: Sequence[tuple[str, ToolMetrics]], updated_at: str) -> None:
     c.executemany(
         """
             INSERT INTO tool_metrics
@@ -405,10 +400,18 @@ def _upsert_metrics(c: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
                 timeouts = excluded.timeouts, histogram_json = excluded.histogram_json,
                 updated_at = excluded.updated_at
             """,
-        rows,
+        [metrics_row(tool_id, m, updated_at) for tool_id, m in items],
+    )
+    c.executemany(
+        "INSERT INTO tool_shapes (tool_id, shape_json, updated_at) VALUES (?, ?, ?)"
+        " ON CONFLICT (tool_id) DO UPDATE SET shape_json = excluded.shape_json, updated_at = excluded.updated_at",
+        [(tool_id, dumps(m.shape), updated_at) for tool_id, m in items if m.shape is not None],
     )
 
 
 def select_metrics(c: sqlite3.Connection) -> dict[str, ToolMetrics]:
-    sql = "SELECT tool_id, calls, successes, failures, timeouts, histogram_json FROM tool_metrics"
+    sql = (
+        "SELECT m.tool_id, m.calls, m.successes, m.failures, m.timeouts, m.histogram_json, s.shape_json"
+        " FROM tool_metrics m LEFT JOIN tool_shapes s ON s.tool_id = m.tool_id"
+    )
     return dict(metrics_from_row(row) for row in c.execute(sql))

@@ -65,11 +65,6 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def _metrics_rows(items: Mapping[K, ToolMetrics]) -> list[tuple[Any, ...]]:
-    now = _now()
-    return [schema.metrics_row(tool_id, metrics, now) for tool_id, metrics in items.items()]
-
-
 def _primary_code(exc: sqlite3.Error) -> int:
     """SQLite's primary result code of an error (extended codes carry it in their low byte)."""
     return (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
@@ -290,8 +285,8 @@ class RunStore:
             "duration_ms": duration_ms,
             "error_json": None if error is None else schema.dumps(error.model_dump(mode="json")),
         }
-        rows = _metrics_rows(metrics or {})
-        run = await self._quick(lambda c: schema.finish_run(c, run_id, rows, **columns))
+        items, now = list((metrics or {}).items()), _now()
+        run = await self._quick(lambda c: schema.finish_run(c, run_id, items, now, **columns))
         if run is None:
             raise StoreError(f"no run {run_id!r} in the store {self.path}")
         return run
@@ -312,6 +307,29 @@ class RunStore:
     async def _update_run(self, run_id: str, columns: dict[str, Any]) -> None:
         if not await self._quick(lambda c: schema.update_run(c, run_id, **columns)):
             raise StoreError(f"no run {run_id!r} in the store {self.path}")
+
+    async def request_cancel(self, run_id: str) -> None:
+        """Ask the process that runs ``run_id`` to cancel it (it checks twice a second).
+
+        Raises:
+            StoreError: there is no such run, or the store cannot be written.
+        """
+        sql = "INSERT INTO run_cancels (run_id, requested_at) VALUES (?, ?) ON CONFLICT (run_id) DO NOTHING"
+        try:
+            await self._run(lambda c: c.execute(sql, (run_id, _now())))
+        except StoreError as exc:
+            if await self.get_run(run_id) is None:
+                raise StoreError(f"no run {run_id!r} in the store {self.path}") from exc
+            raise
+
+    async def cancel_requested(self, run_id: str) -> bool:
+        """Whether someone asked for ``run_id`` to be cancelled.
+
+        Raises:
+            StoreError: the store cannot be read.
+        """
+        sql = "SELECT 1 FROM run_cancels WHERE run_id = ?"
+        return await self._quick(lambda c: c.execute(sql, (run_id,)).fetchone() is not None)
 
     async def mark_interrupted(self, alive: Callable[[int], bool] = pid_alive) -> list[str]:
         """Runs left ``running`` by a dead process become ``interrupted``, and their running steps pending.
