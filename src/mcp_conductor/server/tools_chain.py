@@ -23,10 +23,8 @@ Plan: {"inputs"?: {NAME: value}, "steps": [{"id", "tool": "server/tool", "argume
 "timeout_s"?, "retry"?: {"attempts"}, "on_error"?: "fail"|"continue"}], "outputs"?: [ids]}. In arguments
 "${steps.ID}" is a step's value (its structured content, else its text parsed as JSON, else the text),
 "${steps.ID.key[0]}" a part of it, "${inputs.NAME}" an input; inside longer text a reference becomes text.
-Ids: a-z, 0-9, _. CEL expressions over inputs, steps (+ item, index in a foreach; json(), lines(), extract()):
-a step with "expr" instead of "tool" computes a value; "when" skips a step if false; "default": its value if
-skipped or failed; "foreach": a list to run the step for, ${item} ${index} in arguments; "foreach_options":
-{"max_concurrency", "max_items", "on_item_error": "fail"|"continue"}.
+Ids: a-z0-9_. CEL (inputs, steps; json() lines() extract()): "expr" instead of "tool" computes a value;
+"when" skips if false; "default"; "foreach": list to run per ${item}/${index}.
 Example: {"steps": [{"id": "a", "tool": "srv/get_item", "arguments": {"key": "k1"}},
 {"id": "b", "tool": "srv/save_note", "arguments": {"text": "${steps.a.title}"}}]}
 """
