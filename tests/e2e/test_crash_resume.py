@@ -1,6 +1,7 @@
 """End to end: the meta server is SIGKILLed in the middle of a chain, restarted on the same state, and the run
 resumes without calling again any step that had succeeded (the downstream's own counters prove it)."""
 
+import contextlib
 import json
 import re
 import sys
@@ -95,9 +96,8 @@ async def test_a_run_killed_mid_chain_resumes_without_rerunning_the_steps_that_s
 
     with anyio.fail_after(60):
         async with serve_stdio(config, env=env) as client:
-            resumed = await client.call_tool(
-                "execute_chain", {"inputs": {"ms": 10}, "options": {resume_with: RUN_ID, "detail": "steps"}}
-            )
+            options = {resume_with: RUN_ID, "detail": "steps"}
+            resumed = await client.call_tool("execute_chain", {"inputs": {"ms": 10}, "options": options})
             repeated = await client.call_tool("execute_chain", {"options": {"run_id": RUN_ID}})
     run = resumed.structured_content
     assert run is not None, resumed.content
@@ -114,3 +114,77 @@ async def test_a_run_killed_mid_chain_resumes_without_rerunning_the_steps_that_s
     assert repeated.structured_content["outputs"] == run["outputs"]
     assert calls(counter_file) == after
     assert (state_dir / "runs.db").is_file()
+
+
+FOREACH_RUN_ID = "crash-foreach-1"
+ITEM_DONE = re.compile(r"each: (\d+)/(\d+) items$")
+
+
+def foreach_plan(ms: list[int]) -> dict[str, Any]:
+    """One flaky (never failing) call per item, one at a time; each item has its own key, so the latency server's
+    per-key counters tell how often each item was called."""
+    return {
+        "inputs": {"items": [{"key": f"item{i}", "ms": m} for i, m in enumerate(ms)]},
+        "steps": [
+            {
+                "id": "each",
+                "tool": "latency/flaky",
+                "foreach": "inputs.items",
+                "foreach_options": {"max_concurrency": 1},
+                "arguments": {"key": "${item.key}", "ms": "${item.ms}", "fail_rate": 0},
+            }
+        ],
+    }
+
+
+async def test_a_run_killed_mid_foreach_resumes_without_calling_the_items_that_finished(
+    tmp_path: Path, serve_stdio: Any, make_config: Any, wait_gone: Any
+):
+    counter_file = tmp_path / "latency-counts.json"
+    latency = {
+        "command": sys.executable,
+        "args": ["-m", "mcp_conductor.demo.latency"],
+        "env": {"LATENCY_COUNTER_FILE": str(counter_file)},
+    }
+    config = make_config({"latency": latency})
+    env = {"MCP_CONDUCTOR_STATE_DIR": str(tmp_path / "state")}
+    three_items_done = anyio.Event()
+
+    async def on_progress(done: float, total: float | None, message: str | None) -> None:
+        if (m := ITEM_DONE.search(message or "")) and int(m.group(1)) >= 3:
+            three_items_done.set()
+
+    async def run_chain(client: Any) -> None:
+        plan = foreach_plan([0, 0, 0, 20_000, 0, 0])  # item 3 is still running when the server is killed
+        with contextlib.suppress(MCPError):
+            await client.call_tool(
+                "execute_chain", {"plan": plan, "options": {"run_id": FOREACH_RUN_ID}}, progress_callback=on_progress
+            )
+
+    with anyio.fail_after(60):
+        async with serve_stdio(config, env=env) as client:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(run_chain, client)
+                await three_items_done.wait()
+                meta = meta_server()
+                [downstream] = meta.children()
+                meta.kill()
+    with anyio.fail_after(10):
+        await wait_gone(downstream)
+    before = json.loads(counter_file.read_text(encoding="utf-8"))["flaky"]
+    assert {k: before[k] for k in ("item0", "item1", "item2")} == {"item0": 1, "item1": 1, "item2": 1}
+    assert before.get("item3", 0) in (0, 1) and "item4" not in before
+
+    # Resumed with the slow item made quick: items 0-2 keep their stored values and are not called again.
+    with anyio.fail_after(60):
+        async with serve_stdio(config, env=env) as client:
+            resumed = await client.call_tool(
+                "execute_chain",
+                {"inputs": foreach_plan([0, 0, 0, 0, 0, 0])["inputs"], "options": {"resume_run_id": FOREACH_RUN_ID}},
+            )
+    run = resumed.structured_content
+    assert run is not None, resumed.content
+    assert run["status"] == "succeeded"
+    assert [v["call"] for v in run["outputs"]["each"]] == [1, 1, 1, before.get("item3", 0) + 1, 1, 1]
+    after = json.loads(counter_file.read_text(encoding="utf-8"))["flaky"]
+    assert after == {f"item{i}": 1 for i in range(6)} | {"item3": before.get("item3", 0) + 1}

@@ -101,7 +101,7 @@ async def _run(config: ConductorConfig, directory: Path, raw: Any, timeout_s: fl
         checked = await conductor.plan(raw)
         if not checked.valid or checked.plan_id is None:
             return Outcome(ExecuteResult(run_id=None, status="invalid", errors=list(checked.errors)), invalid=checked)
-        view = RunView([(s.id, s.tool) for s in checked.steps], new_run_id())
+        view = RunView([(s.id, s.target) for s in checked.steps], new_run_id())
         with LiveDisplay(view, ui.out(), quiet=quiet) as display:
             return await execute_live(
                 conductor,

@@ -23,6 +23,8 @@ Plan: {"inputs"?: {NAME: value}, "steps": [{"id", "tool": "server/tool", "argume
 "timeout_s"?, "retry"?: {"attempts"}, "on_error"?: "fail"|"continue"}], "outputs"?: [ids]}. In arguments
 "${steps.ID}" is a step's value (its structured content, else its text parsed as JSON, else the text),
 "${steps.ID.key[0]}" a part of it, "${inputs.NAME}" an input; inside longer text a reference becomes text.
+Ids: a-z0-9_. CEL (inputs, steps; json() lines() extract()): "expr" instead of "tool" computes a value;
+"when" skips if false; "default"; "foreach": list to run per ${item}/${index}.
 Example: {"steps": [{"id": "a", "tool": "srv/get_item", "arguments": {"key": "k1"}},
 {"id": "b", "tool": "srv/save_note", "arguments": {"text": "${steps.a.title}"}}]}
 """
@@ -85,7 +87,7 @@ def register_chain_tools(server: MCPServer[Conductor]) -> None:
     ) -> Annotated[CallToolResult, ExecuteResult]:
         conductor = ctx.request_context.lifespan_context
 
-        async def progress(done: int, total: int, message: str) -> None:
+        async def progress(done: float, total: int, message: str) -> None:
             await ctx.report_progress(done, total, message)
 
         # The options are checked here, not through the tool's schema: the description lists them, and their

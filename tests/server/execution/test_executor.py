@@ -260,12 +260,17 @@ class RecordingStore(RunStore):
         self.order: list[str] = []
 
     async def write_steps(
-        self, *, ended: Sequence[StepRun] = (), rows: Sequence[StepRun] = (), started: StepRun | None = None
+        self,
+        *,
+        ended: Sequence[StepRun] = (),
+        rows: Sequence[StepRun] = (),
+        started: StepRun | None = None,
+        items: Sequence[Any] = (),
     ) -> None:
         self.order += [f"end {r.run_id}/{r.step_id}" for r in (*ended, *rows)]  # written first, one transaction
         if started is not None:
             self.order.append(f"start {started.run_id}/{started.step_id}")
-        await super().write_steps(ended=ended, rows=rows, started=started)
+        await super().write_steps(ended=ended, rows=rows, started=started, items=items)
 
     def most_running(self) -> int:
         running = most = 0

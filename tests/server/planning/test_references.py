@@ -48,7 +48,7 @@ def test_a_lone_dollar_is_literal_text():
     ("text", "position", "problem"),
     [
         ("x ${steps.a", 2, "unclosed reference"),
-        ("${stepz.a}", 2, "expected 'steps.' or 'inputs.'"),
+        ("${stepz.a}", 2, "expected 'steps.', 'inputs.', 'item' or 'index'"),
         ("${steps}", 7, "expected '.' and a step id"),
         ("${inputs.}", 8, "expected '.' and an input name"),
         ("${steps.a b}", 9, "unexpected ' '"),

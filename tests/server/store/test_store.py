@@ -15,6 +15,7 @@ import anyio.lowlevel
 import pytest
 
 from mcp_conductor.server.discovery.metrics import ToolMetrics
+from mcp_conductor.server.store import migrations
 from mcp_conductor.server.store.records import (
     RunExport,
     RunRecord,
@@ -346,15 +347,18 @@ async def test_a_journal_write_that_fails_keeps_its_pending_ends_for_a_later_syn
         assert await reader.get_step("run_1", "a") == a_done
 
 
-async def test_a_journal_writes_a_step_it_never_started_as_a_whole_row_at_once(tmp_path: Path) -> None:
+async def test_a_journal_writes_a_success_it_never_started_as_a_whole_row_with_the_next_write(tmp_path: Path) -> None:
     async with RunStore.open(tmp_path / "state") as store, RunStore.open(tmp_path / "state") as reader:
         await store.create_run(a_run(), pending("run_1", "a"))
         journal = store.journal("run_1")
-        # e.g. a step carried over from an earlier run: its start row was never written by this journal
+        # e.g. a data step, or a step carried over from an earlier run: this journal never wrote its start row
         carried = succeeded(starting("run_1", "a", {"x": 1}, "2025-01-01T00:00:00+00:00"), {"y": 2})
 
         await journal.step_ended(carried)
+        pending_before_sync = journal.pending
+        await journal.sync()
 
+        assert pending_before_sync == 1
         assert journal.pending == 0
         assert await reader.get_step("run_1", "a") == carried  # arguments, attempts, start time included
 
@@ -529,11 +533,10 @@ async def test_saved_metrics_load_back_equal_and_replace_older_values(store: Run
 async def test_caller_errors_are_stored_and_a_version_1_database_gains_the_column(tmp_path: Path) -> None:
     import sqlite3
 
-    from mcp_conductor.server.store import schema
 
     old = sqlite3.connect(tmp_path / "runs.db", isolation_level=None)
     old.execute("CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at TEXT)")
-    for statement in str(schema.MIGRATIONS[1]).split(";"):
+    for statement in str(migrations.MIGRATIONS[1]).split(";"):
         old.execute(statement)
     old.execute("INSERT INTO schema_version VALUES (1, datetime('now'))")
     old.execute("INSERT INTO tool_metrics VALUES ('text/a', 2, 1, 1, 0, '{\"3\": 1}', '2025-01-01T00:00:00+00:00')")
@@ -546,7 +549,7 @@ async def test_caller_errors_are_stored_and_a_version_1_database_gains_the_colum
         metrics = {"text/a": ToolMetrics(calls=3, successes=1, failures=2, histogram={3: 1}, caller_errors=1)}
         await store.finish_run("run_1", RunStatus.SUCCEEDED, "2025-01-01T00:00:01+00:00", 1.0, metrics=metrics)
         assert await store.load_metrics() == metrics
-    schema.migration_tool_metrics_caller_errors(sqlite3.connect(tmp_path / "runs.db"))  # idempotent
+    migrations.migration_tool_metrics_caller_errors(sqlite3.connect(tmp_path / "runs.db"))  # idempotent
 
 
 async def test_values_that_are_not_json_are_stored_as_their_repr(store: RunStore) -> None:

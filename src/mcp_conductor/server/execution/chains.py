@@ -27,7 +27,7 @@ from mcp_conductor.server.execution.values import DEFAULT_OUTPUT_BUDGET_BYTES, b
 from mcp_conductor.server.planning.models import Plan, PlanIssue, PlanResult
 from mcp_conductor.server.planning.planner import PlannerLimits
 from mcp_conductor.server.planning.planner import plan as check_plan
-from mcp_conductor.server.store.records import RunRecord, RunStatus, StepError, StepRun, StepStatus
+from mcp_conductor.server.store.records import RunRecord, RunStatus, StepError, StepRun
 from mcp_conductor.server.store.state_dir import pid_alive
 from mcp_conductor.server.store.store import RunStore
 
@@ -301,11 +301,7 @@ class ChainService:
                 sid: budgeted(value, budget_bytes=limit, resource_uri=step_resource_uri(run.run_id, sid))
                 for sid, value in outputs.items()
             },
-            problems=[
-                StepProblem(id=s.step_id, status=s.status.value, error=s.error)
-                for s in steps
-                if s.status is not StepStatus.SUCCEEDED
-            ],
+            problems=[problem for s in steps if (problem := StepProblem.of(s)) is not None],
             warnings=list(warnings),
             steps=[StepSummary.of(s) for s in steps] if full else None,
             duration_ms=run.duration_ms if full else None,

@@ -17,7 +17,7 @@ from mcp_conductor.server.execution.results import RunOptions
 from mcp_conductor.server.planning.models import Plan
 from mcp_conductor.server.store.records import RunRecord, StepRun
 
-ProgressFn = Callable[[int, int, str], Awaitable[None]]
+ProgressFn = Callable[[float, int, str], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,20 +25,19 @@ import os
 import random
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import anyio
 import structlog
+from pydantic import MISSING
 
-from mcp_conductor.client_pool.catalog import ToolId
 from mcp_conductor.client_pool.pool import ClientPool
-from mcp_conductor.errors import CallTimeoutError, ConductorError, DownstreamError
-from mcp_conductor.limits import acquire
+from mcp_conductor.errors import ConductorError
 from mcp_conductor.server.discovery.metrics import MetricsRegistry
+from mcp_conductor.server.execution.calls import Caller, Sleep, end
 from mcp_conductor.server.execution.engine import ProgressFn, RunOutcome, RunRequest, new_run_id
-from mcp_conductor.server.execution.retry import backoff_delay, should_retry
+from mcp_conductor.server.execution.foreach import outcome, prepare_items, run_items
 from mcp_conductor.server.execution.run_state import Progress, RunState, step_error
-from mcp_conductor.server.execution.values import step_value
+from mcp_conductor.server.planning.expressions import compile_expression
 from mcp_conductor.server.planning.models import PlannedStep
 from mcp_conductor.server.planning.references import substitute
 from mcp_conductor.server.store.records import RunRecord, RunStatus, StepError, StepRun, StepStatus, now_iso
@@ -48,8 +47,6 @@ log = structlog.get_logger(__name__)
 
 DEFAULT_MAX_CONCURRENCY = 32
 DEFAULT_STEP_TIMEOUT_S = 60.0
-
-Sleep = Callable[[float], Awaitable[None]]
 
 _ENDED = frozenset({StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.TIMEOUT, StepStatus.SKIPPED})
 
@@ -72,9 +69,8 @@ class LocalExecutor:
         self._store = store
         self._metrics = metrics
         self._limiter = anyio.CapacityLimiter(max_concurrency)
+        self._caller = Caller(pool, metrics, self._limiter, sleep, rand)
         self._default_step_timeout_s = default_step_timeout_s
-        self._sleep = sleep
-        self._rand = rand
 
     async def execute(self, request: RunRequest, progress: ProgressFn | None = None) -> RunOutcome:
         """Run (or resume) ``request``; returns when the run ends. Host cancellation propagates after the run
@@ -131,21 +127,18 @@ class LocalExecutor:
         structlog.contextvars.bind_contextvars(step_id=step.id)  # this task's context: no unbinding needed
         live = run.records[step.id]
         try:
-            blocked = [d for d in step.depends_on if run.records[d].status is not StepStatus.SUCCEEDED]
+            blocked = [d for d in step.depends_on if d not in run.outputs]  # a default stands in for a value
             if blocked:
                 await self._skip(run, live, f"dependency {blocked[0]} did not succeed")
+            elif step.when is not MISSING and not await self._condition(run, step, live):
+                pass  # skipped, or failed: the condition's evaluation recorded which
+            elif step.foreach is not MISSING:
+                await self._foreach(run, step, live)
+            elif step.is_data:
+                await self._data(run, step, live)
             else:
-                await acquire(run.per_run, before_waiting=run.journal.sync)  # nothing unsaved while waiting
-                try:
-                    await acquire(self._limiter, before_waiting=run.journal.sync)
-                    try:
-                        await self._attempts(run, step, live)
-                    finally:
-                        self._limiter.release()
-                finally:
-                    if run.per_run is not None:
-                        run.per_run.release()
-                self._after_attempts(run, step, live)
+                await self._tool(run, step, live)
+            self._settle(run, step, live)
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):
                 await self._guarded(run, live, lambda: self._interrupted(run, live))
@@ -160,6 +153,78 @@ class LocalExecutor:
                     with anyio.CancelScope(shield=True):
                         await self._guarded(run, live, run.journal.sync)  # stored before it is announced
                         await run.notify.say(run.finished, f"last: {step.id} {live.status.value}")
+
+    async def _tool(self, run: RunState, step: PlannedStep, live: StepRun) -> None:
+        server, _, name = step.target.partition("/")
+        ended = lambda: run.journal.step_ended(live)  # noqa: E731 - one line, used twice
+        try:
+            arguments = substitute(step.arguments, run.outputs, run.request.inputs)
+        except ConductorError as exc:  # nothing was started
+            await end(live, StepStatus.FAILED, step_error(exc, server, name), ended, started=None)
+            return
+        timeout = self._timeout(run, step, server)
+        await self._caller.call(run, step, live, arguments, timeout, lambda: run.journal.step_started(live), ended)
+
+    async def _condition(self, run: RunState, step: PlannedStep, live: StepRun) -> bool:
+        """Evaluate ``when``: true runs the step; false skips it (``condition_false``); an error fails it."""
+        assert isinstance(step.when, str)
+        try:
+            value = compile_expression(step.when).evaluate(run.outputs, run.request.inputs)
+            if not isinstance(value, bool):
+                raise ConductorError(f"when {step.when!r} gave {type(value).__name__}, not true or false")
+        except ConductorError as exc:
+            error = StepError(kind="expression_error", message=exc.summary()[:1000])
+            await end(live, StepStatus.FAILED, error, lambda: run.journal.step_ended(live), started=None)
+            return False
+        if not value:
+            live.status = StepStatus.SKIPPED
+            live.error = StepError(kind="condition_false", message=f"when {step.when!r} was false")
+            live.finished_at = now_iso()
+            await run.journal.step_ended(live)
+            log.info("chain.step_skipped", reason="condition_false")
+        return value
+
+    async def _data(self, run: RunState, step: PlannedStep, live: StepRun) -> None:
+        """A data step: its expression's value, in-process, recorded like any step."""
+        assert isinstance(step.expr, str)
+        t0 = time.perf_counter()
+        live.status = StepStatus.RUNNING
+        live.attempts += 1
+        live.started_at = now_iso()
+        ended = lambda: run.journal.step_ended(live)  # noqa: E731 - one line, used twice
+        try:
+            value = compile_expression(step.expr).evaluate(run.outputs, run.request.inputs)
+        except ConductorError as exc:
+            await end(live, StepStatus.FAILED, StepError(kind=exc.kind, message=exc.summary()), ended, started=t0)
+        else:
+            await end(live, StepStatus.SUCCEEDED, None, ended, started=t0, output=value)
+
+    async def _foreach(self, run: RunState, step: PlannedStep, live: StepRun) -> None:
+        assert isinstance(step.foreach, str)
+        ended = lambda: run.journal.step_ended(live)  # noqa: E731 - one line, used thrice
+        try:
+            elements = compile_expression(step.foreach).evaluate(run.outputs, run.request.inputs)
+            if not isinstance(elements, list):
+                raise ConductorError(f"foreach {step.foreach!r} gave {type(elements).__name__}, not a list")
+        except ConductorError as exc:
+            error = StepError(kind="expression_error", message=exc.summary()[:1000])
+            await end(live, StepStatus.FAILED, error, ended, started=None)
+            return
+        if len(elements) > step.options.max_items:
+            message = f"foreach gave {len(elements)} items; max_items is {step.options.max_items}"
+            await end(live, StepStatus.FAILED, StepError(kind="limit_exceeded", message=message), ended, started=None)
+            return
+        t0 = time.perf_counter()
+        live.status = StepStatus.RUNNING
+        live.attempts += 1
+        live.started_at = now_iso()
+        live.items = prepare_items(live, elements)
+        await run.journal.step_started(live)
+        log.info("chain.foreach_started", items=len(elements))
+        timeout = 0.0 if step.is_data else self._timeout(run, step, step.target.partition("/")[0])
+        await run_items(run, step, live, self._caller, timeout)
+        status, failure, value = outcome(step, live)
+        await end(live, status, failure, ended, started=t0, output=value)
 
     async def _guarded(self, run: RunState, live: StepRun | None, write: Callable[[], Awaitable[None]]) -> None:
         """A bookkeeping write whose failure must not escape the run: it fails the run instead."""
@@ -187,85 +252,20 @@ class LocalExecutor:
         if run.tg is not None:
             run.tg.cancel_scope.cancel()
 
-    def _after_attempts(self, run: RunState, step: PlannedStep, live: StepRun) -> None:
+    def _settle(self, run: RunState, step: PlannedStep, live: StepRun) -> None:
+        """After a step ended: its value for later steps (its ``default`` if it has none), and the failure policy."""
         if live.status is StepStatus.SUCCEEDED:
             run.outputs[step.id] = live.output
-        elif (step.on_error or run.request.options.on_error or "fail") == "fail":
-            run.stop_reason = run.stop_reason or "failed"
-            assert run.tg is not None
-            run.tg.cancel_scope.cancel()
-        else:
-            run.failed_under_continue = True
-
-    async def _attempts(self, run: RunState, step: PlannedStep, live: StepRun) -> None:
-        """Try the step up to ``retry.attempts`` times; ``live`` ends with its final state, recorded."""
-        assert run.snapshot is not None
-        tool = run.snapshot.tools.get(ToolId(step.tool))
-        server, _, name = step.tool.partition("/")
-        timeout = self._timeout(run, step, server)
-        try:
-            arguments = substitute(step.arguments, run.outputs, run.request.inputs)
-        except ConductorError as exc:  # nothing was started
-            await self._end(run, live, StepStatus.FAILED, step_error(exc, server, name), started=None)
             return
-        this_run = 0  # the retry budget is per execution: a resumed step gets its full budget again
-        while True:
-            this_run += 1
-            live.status = StepStatus.RUNNING
-            live.attempts += 1  # across resumes, for the record
-            live.arguments = arguments
-            live.started_at = now_iso()
-            live.finished_at = live.error = None
-            await run.journal.step_started(live)
-            log.info("chain.step_started", tool=step.tool, attempt=live.attempts)
-            t0 = time.perf_counter()
-            try:
-                result = await self._pool.call_tool(server, name, arguments, timeout_s=timeout)
-            except DownstreamError as exc:
-                elapsed = (time.perf_counter() - t0) * 1000
-                timed_out = isinstance(exc, CallTimeoutError)
-                self._metrics.record(ToolId(step.tool), ok=False, duration_ms=elapsed, timed_out=timed_out, error=exc)
-                run.touched_tools.add(ToolId(step.tool))
-                if should_retry(step.retry, tool, exc.kind, this_run):
-                    delay = backoff_delay(step.retry, this_run, self._rand)
-                    log.info(
-                        "chain.step_retry_scheduled", kind=exc.kind, attempt=live.attempts, delay_s=round(delay, 3)
-                    )
-                    await self._sleep(delay)
-                    continue
-                status = StepStatus.TIMEOUT if timed_out else StepStatus.FAILED
-                log.warning("chain.step_failed", kind=exc.kind, error=exc.message, attempts=live.attempts)
-                await self._end(run, live, status, step_error(exc, server, name), started=t0)
+        if live.status is not StepStatus.SKIPPED:
+            if (step.on_error or run.request.options.on_error or "fail") == "fail":
+                run.stop_reason = run.stop_reason or "failed"
+                assert run.tg is not None
+                run.tg.cancel_scope.cancel()
                 return
-            elapsed = (time.perf_counter() - t0) * 1000
-            value = step_value(result)
-            self._metrics.record(ToolId(step.tool), ok=True, duration_ms=elapsed)
-            if tool is None or tool.output_schema is None:
-                self._metrics.learn(ToolId(step.tool), value)  # what ${steps.x...} may find: see shapes
-            run.touched_tools.add(ToolId(step.tool))
-            await self._end(run, live, StepStatus.SUCCEEDED, None, started=t0, output=value)
-            return
-
-    async def _end(
-        self,
-        run: RunState,
-        live: StepRun,
-        status: StepStatus,
-        error: StepError | None,
-        *,
-        started: float | None,
-        output: Any = None,
-    ) -> None:
-        """``started``: when this attempt's call began, or None (no attempt was made)."""
-        live.status = status
-        live.error = error
-        live.finished_at = now_iso()
-        live.output = output
-        live.has_output = status is StepStatus.SUCCEEDED
-        if started is not None:
-            live.duration_ms = round((time.perf_counter() - started) * 1000, 2)
-        await run.journal.step_ended(live)
-        log.info("chain.step_finished", status=status.value, duration_ms=live.duration_ms)
+            run.failed_under_continue = True
+        if step.has_default:
+            run.outputs[step.id] = step.default
 
     async def _skip(self, run: RunState, live: StepRun, why: str) -> None:
         live.status = StepStatus.SKIPPED
@@ -303,11 +303,12 @@ class LocalExecutor:
                 if old is not None and old.status is StepStatus.SUCCEEDED:
                     records[step.id] = old
                 else:
-                    records[step.id] = StepRun(run_id, step.id, step.tool, attempts=old.attempts if old else 0)
+                    attempts, items = (old.attempts, old.items) if old else (0, None)
+                    records[step.id] = StepRun(run_id, step.id, step.target, attempts=attempts, items=items)
             await self._store.set_run_status(run_id, RunStatus.RUNNING, owner_pid=os.getpid())
         else:
             run_id = request.options.run_id or new_run_id()
-            records = {s.id: StepRun(run_id, s.id, s.tool) for s in plan.steps}
+            records = {s.id: StepRun(run_id, s.id, s.target) for s in plan.steps}
             record = RunRecord(
                 run_id=run_id,
                 plan_id=request.plan_id,

@@ -40,8 +40,8 @@ class LiveRun:
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     listeners: list[ProgressFn] = field(default_factory=list)
 
-    async def report(self, done: int, total: int, message: str) -> None:
-        self.finished, self.total = done, total
+    async def report(self, done: float, total: int, message: str) -> None:
+        self.finished, self.total = int(done), total  # done has a fraction while a foreach step's items run
         for listener in list(self.listeners):
             try:
                 await listener(done, total, message)

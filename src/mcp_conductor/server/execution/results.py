@@ -12,7 +12,7 @@ from pydantic import Field
 
 from mcp_conductor.models import OutModel, detail
 from mcp_conductor.server.planning.models import PlanIssue
-from mcp_conductor.server.store.records import StepError, StepRun
+from mcp_conductor.server.store.records import StepError, StepRun, StepStatus
 
 STORED_OPTIONS = frozenset({"max_concurrency", "timeout_s", "default_step_timeout_s", "on_error"})
 FAILED_STATUSES = frozenset({"invalid", "failed", "timed_out", "cancelled"})
@@ -37,6 +37,33 @@ class RunOptions(OutModel):
         return self.model_dump(include=set(STORED_OPTIONS), exclude_none=True)
 
 
+MAX_ITEM_ERRORS = 100
+
+
+class ItemError(OutModel):
+    """A foreach item that did not succeed."""
+
+    index: int
+    status: str
+    attempts: int
+    error: StepError | None = None
+
+
+def item_report(step: StepRun) -> tuple[dict[str, int], list[ItemError]] | None:
+    """A foreach step's items by status, and its items that did not succeed (the first ``MAX_ITEM_ERRORS``)."""
+    if step.items is None:
+        return None
+    counts: dict[str, int] = {}
+    errors: list[ItemError] = []
+    for item in step.items:
+        counts[item.status.value] = counts.get(item.status.value, 0) + 1
+        if item.status is not StepStatus.SUCCEEDED and len(errors) < MAX_ITEM_ERRORS:
+            errors.append(
+                ItemError(index=item.index, status=item.status.value, attempts=item.attempts, error=item.error)
+            )
+    return counts, errors
+
+
 class StepSummary(OutModel):
     """One step of a run as ``execute_chain`` reports it with ``detail: "steps"`` (a view of its ``StepRun``)."""
 
@@ -47,9 +74,12 @@ class StepSummary(OutModel):
     started_at: str | None = None
     duration_ms: float | None = None
     error: StepError | None = None
+    items: dict[str, int] | None = Field(None, description="a foreach step's items by status")
+    item_errors: list[ItemError] | None = Field(None, description="its items that did not succeed (first 100)")
 
     @classmethod
     def of(cls, step: StepRun) -> StepSummary:
+        report = item_report(step)
         return cls.model_construct(  # the fields come typed from the run's records
             id=step.step_id,
             tool=step.tool,
@@ -58,15 +88,28 @@ class StepSummary(OutModel):
             started_at=step.started_at,
             duration_ms=step.duration_ms,
             error=step.error,
+            items=report[0] if report else None,
+            item_errors=report[1] if report else None,
         )
 
 
 class StepProblem(OutModel):
-    """A step that did not succeed."""
+    """A step that did not succeed, or a foreach step with items that did not."""
 
     id: str
     status: str = Field(description="failed, timeout, skipped or cancelled")
     error: StepError | None = None
+    items: dict[str, int] | None = None
+    item_errors: list[ItemError] | None = None
+
+    @classmethod
+    def of(cls, step: StepRun) -> StepProblem | None:
+        """The problem ``step`` shows, or None when it and all its items succeeded."""
+        report = item_report(step)
+        if step.status is StepStatus.SUCCEEDED and (report is None or not report[1]):
+            return None
+        items, errors = report if report else (None, None)
+        return cls(id=step.step_id, status=step.status.value, error=step.error, items=items, item_errors=errors)
 
 
 class RunProgress(OutModel):

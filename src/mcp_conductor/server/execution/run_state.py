@@ -107,11 +107,12 @@ class Progress:
         self._total = total
         self.active = send is not None
 
-    async def say(self, done: int, message: str) -> None:
+    async def say(self, done: float, message: str) -> None:
+        """``done`` steps of the total have ended (a fraction while a foreach step's items run)."""
         if self._send is None:
             return
         try:
-            await self._send(done, self._total, f"{done}/{self._total} steps, {message}")
+            await self._send(done, self._total, f"{int(done)}/{self._total} steps, {message}")
         except Exception as exc:  # a host that went away must not fail the run
             log.debug("chain.progress_failed", error=str(exc))
 

@@ -107,7 +107,7 @@ def check_arguments(
 
 def _stand_in(template: Template, inputs: Mapping[str, Any]) -> tuple[Any, Reference | None]:
     exact = template.exact
-    if exact is not None and exact.source == "steps":
+    if exact is not None and exact.source != "inputs":  # a step's value, or a foreach item or index
         return _OPAQUE, exact
     if all(p.reference.source == "inputs" for p in template.placeholders):
         try:
@@ -126,7 +126,7 @@ def _check_stand_in(
             hint = "make the whole string one reference to pass the value with its own type"
             return f"expects {wanted} here, but text with references in it is a string", hint
         return None
-    producer = producers.get(ref.name)
+    producer = producers.get(ref.name) if ref.source == "steps" else None
     if not expected or producer is None or producer.output_schema is None:
         return None
     source = lookup_schema(producer.output_schema, ref.path).schema

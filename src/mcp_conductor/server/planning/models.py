@@ -8,11 +8,13 @@ other problem instead of raising.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, NewType
 
 from pydantic import (
+    MISSING,
     AfterValidator,
     BaseModel,
     ConfigDict,
@@ -26,23 +28,34 @@ from pydantic import (
 
 from mcp_conductor.models import OutModel
 from mcp_conductor.schemas import DETAIL
-from mcp_conductor.server.planning.references import NAME_PATTERN, PathSegment, json_pointer
+from mcp_conductor.server.planning.references import PathSegment, json_pointer
 from mcp_conductor.suggest import close_matches
 
 StepId = NewType("StepId", str)
 FailureKind = Literal["timeout", "unavailable", "connection_lost", "tool_error", "protocol_error"]
-EstimateBasis = Literal["measured", "default"]
+EstimateBasis = Literal["measured", "default", "in_process"]
 
 TRANSIENT_FAILURES: tuple[FailureKind, ...] = ("timeout", "unavailable", "connection_lost")
 MAX_STEP_ID_LENGTH = 64
 MAX_ATTEMPTS = 10
+DATA_STEP = "expr"  # the tool column of a data step's records
+
+
+STEP_ID_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
+
+
+def suggest_step_id(value: str) -> str:
+    """A valid id close to ``value``: ``Fetch-Data`` -> ``fetch_data``, ``1st`` -> ``s_1st``."""
+    text = re.sub(r"[^a-z0-9_]+", "_", value.lower()).strip("_") or "step"
+    return (text if text[0].isalpha() else "s_" + text)[:MAX_STEP_ID_LENGTH]
 
 
 def _check_step_id(value: StepId) -> StepId:
-    if len(value) > MAX_STEP_ID_LENGTH or not NAME_PATTERN.fullmatch(value):
+    if len(value) > MAX_STEP_ID_LENGTH or not STEP_ID_PATTERN.fullmatch(value):
         raise ValueError(
-            f"step id {value!r} must be 1-{MAX_STEP_ID_LENGTH} letters, digits, '_' or '-' "
-            "(references like ${steps.ID.key} parse it)"
+            f"step id {value!r} must start with a lowercase letter and hold only lowercase letters, digits and '_' "
+            f"(1-{MAX_STEP_ID_LENGTH} characters, so that steps.ID works in expressions); "
+            f"use {suggest_step_id(value)!r}"
         )
     return value
 
@@ -77,19 +90,63 @@ class RetryPolicy(_Frozen):
         return self
 
 
+class ForeachOptions(_Frozen):
+    """How a ``foreach`` step runs its items (the planner enforces the hard caps, 50 and 1,000 by default)."""
+
+    max_concurrency: int = Field(10, ge=1, description="most items running at once")
+    max_items: int = Field(100, ge=1, description="a longer list fails the step")
+    on_item_error: Literal["fail", "continue"] = Field(
+        "fail", description="fail: the first failed item fails the step; continue: a failed item's value is null"
+    )
+
+
 class PlannedStep(_Frozen):
-    """One tool call. After planning, ``tool`` is the canonical ``server/tool`` id and ``depends_on`` holds
-    every dependency (references and explicit ordering), in plan order."""
+    """One step: a tool call (``tool``) or a data step (``expr``, no downstream call). After planning, ``tool``
+    is the canonical ``server/tool`` id and ``depends_on`` holds every dependency (references, expressions and
+    explicit ordering), in plan order. The plan-language fields are left out of dumps when unset, so plans
+    that do not use them keep their plan ids."""
 
     id: StepIdField
-    tool: str = Field(min_length=1, description="server/tool, or a bare name offered by one server")
+    tool: str | MISSING = Field(MISSING, min_length=1, description="server/tool, or a bare name offered by one server")
+    expr: str | MISSING = Field(MISSING, description="a data step: CEL expression whose value is the step's value")
     arguments: dict[str, JsonValue] = Field(default_factory=dict)
     depends_on: tuple[StepIdField, ...] = Field((), description="ordering without data flow")
+    when: str | MISSING = Field(MISSING, description="CEL condition; false skips the step")
+    foreach: str | MISSING = Field(MISSING, description="CEL expression giving a list: the step runs once per item")
+    foreach_options: ForeachOptions | MISSING = MISSING
+    default: JsonValue | MISSING = Field(MISSING, description="the value when skipped or failed under continue")
     timeout_s: float | None = Field(None, gt=0, description="None: the executor's default applies")
     retry: RetryPolicy = RetryPolicy()
     on_error: Literal["fail", "continue"] | None = Field(
         None, description="fail: stop the run; continue: skip only this step's dependents (default: fail)"
     )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> PlannedStep:
+        if (self.tool is MISSING) == (self.expr is MISSING):
+            raise ValueError('a step has either "tool" (a tool call) or "expr" (a data step), not both or neither')
+        if self.expr is not MISSING and self.arguments:
+            raise ValueError('a data step ("expr") takes no arguments: read values in the expression itself')
+        if self.foreach_options is not MISSING and self.foreach is MISSING:
+            raise ValueError('"foreach_options" needs "foreach"')
+        return self
+
+    @property
+    def is_data(self) -> bool:
+        return self.expr is not MISSING
+
+    @property
+    def target(self) -> str:
+        """The tool id, or ``"expr"`` for a data step (what its records show as the tool)."""
+        return self.tool if self.tool is not MISSING else DATA_STEP
+
+    @property
+    def has_default(self) -> bool:
+        return self.default is not MISSING
+
+    @property
+    def options(self) -> ForeachOptions:
+        return self.foreach_options if self.foreach_options is not MISSING else ForeachOptions()
 
 
 class Plan(_Frozen):
@@ -109,6 +166,15 @@ class PlanIssue(OutModel):
     message: str
     hint: str | None = None
     suggestions: tuple[str, ...] = ()
+    column: int | MISSING = MISSING  # of an invalid expression, 1-based
+
+
+class FanOut(OutModel):
+    """A ``foreach`` step in ``plan_chain``'s answer: one level whose width is known only at run time."""
+
+    max_items: int
+    max_concurrency: int
+    waves: int = Field(description="ceil(max_items / max_concurrency): the estimate's number of call latencies")
 
     @model_serializer(mode="wrap")
     def _without_empty(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -132,6 +198,7 @@ class PlanResult(OutModel):
     levels: tuple[tuple[str, ...], ...] = ()
     critical_path: tuple[str, ...] = ()
     estimated_latency_ms: float | None = None
+    fan_out: dict[str, FanOut] = Field(default_factory=dict, description="the foreach steps' widths")
     warnings: tuple[PlanIssue, ...] = ()
     errors: tuple[PlanIssue, ...] = ()
     steps: tuple[PlannedStep, ...] = Field((), json_schema_extra={DETAIL: True})
@@ -236,7 +303,7 @@ def shape_issues(error: ValidationError, raw: Any, prefix: Sequence[PathSegment]
         suggestions: tuple[str, ...] = ()
         if detail["type"] == "missing":
             message = f"missing required field {key!r}"
-            hint = 'every step needs an "id" and a "tool"' if len(path) == 3 else None
+            hint = 'every step needs an "id" and a "tool" (or an "expr")' if len(path) == 3 else None
         elif detail["type"] == "extra_forbidden":
             allowed = _allowed_fields(path[:-1])
             message = f"unknown field {key!r}"
@@ -281,6 +348,8 @@ def _allowed_fields(parent: Sequence[PathSegment]) -> tuple[str, ...]:
         return _FIELDS_AT["plan"]
     if parent[-1] == "retry":
         return _RETRY_FIELDS
+    if parent[-1] == "foreach_options":
+        return tuple(ForeachOptions.model_fields)
     if len(parent) == 2 and parent[0] == "steps" and isinstance(parent[1], int):
         return _FIELDS_AT["step"]
     return ()

@@ -1,6 +1,6 @@
 """The pure planner behind ``plan_chain``: a raw plan and a catalog snapshot in, a ``PlanResult`` out.
 
-No I/O, no anyio, no logging, and networkx lives here only. The planner reads the plan (``parse_plan``),
+No I/O, no anyio, no logging (networkx is behind ``graph``). The planner reads the plan (``parse_plan``),
 resolves tool ids, rewrites ``CHAIN_RESULT`` to ``${steps.<previous id>}``, checks every reference (the step
 exists and is not itself, the path exists in its tool's ``outputSchema``; the input is declared and has the
 path), validates the arguments against each ``inputSchema``, then builds the dependency graph (references ∪
@@ -28,21 +28,25 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import networkx as nx
 from jsonschema.exceptions import SchemaError
 from jsonschema.protocols import Validator
+from pydantic import MISSING
 
 from mcp_conductor.client_pool.catalog import CatalogSnapshot, ToolId, ToolInfo
 from mcp_conductor.errors import AmbiguousToolError, UnknownToolError
 from mcp_conductor.server.discovery.metrics import ToolStats
+from mcp_conductor.server.planning import graph as dag
 from mcp_conductor.server.planning.arguments import check_arguments, compile_validator
+from mcp_conductor.server.planning.expressions import Expression, ExpressionCompileError, compile_expression
 from mcp_conductor.server.planning.models import (
     EstimateBasis,
+    FanOut,
     ParsedPlan,
     Plan,
     PlanIssue,
@@ -52,6 +56,7 @@ from mcp_conductor.server.planning.models import (
     parse_plan,
 )
 from mcp_conductor.server.planning.references import (
+    LOOP_SOURCES,
     NAME_PATTERN,
     JsonPath,
     Reference,
@@ -78,6 +83,8 @@ class PlannerLimits:
     max_plan_bytes: int = 1_000_000
     max_reference_depth: int = 32
     default_step_latency_ms: float = 200.0
+    max_foreach_concurrency: int = 50
+    max_foreach_items: int = 1000
 
 
 def plan(
@@ -151,15 +158,23 @@ class _Checker:
         outputs = self._outputs(self.parsed.outputs, order, depended_on)
         basis: dict[str, EstimateBasis] = {}
         weights: list[float] = []
+        fan_out: dict[str, FanOut] = {}
         for index, step in steps:
-            weight, basis[step.id] = self._estimate(self.tools[index])
+            weight, basis[step.id] = (0.0, "in_process") if step.is_data else self._estimate(self.tools[index])
+            if step.foreach is not MISSING:
+                options = step.options
+                waves = math.ceil(options.max_items / options.max_concurrency)
+                fan_out[step.id] = FanOut(
+                    max_items=options.max_items, max_concurrency=options.max_concurrency, waves=waves
+                )
+                weight *= waves
             weights.append(weight)
         # Nodes are positions in `normalized`, so a duplicated id cannot merge two steps into one node.
         slot: dict[str, int] = {}
         for position, step in enumerate(normalized):
             slot.setdefault(step.id, position)
-        graph = _graph([[slot[dep] for dep in step.depends_on] for step in normalized])
-        for cycle in _cycles(graph):
+        graph = dag.build_graph([[slot[dep] for dep in step.depends_on] for step in normalized])
+        for cycle in dag.cycles(graph):
             names = [normalized[k].id for k in cycle]
             message = f"steps depend on each other in a cycle: {' -> '.join([*names, names[0]])}"
             hint = "remove one of these references or depends_on entries"
@@ -167,9 +182,9 @@ class _Checker:
         levels: list[list[str]] = []
         critical: list[str] = []
         estimate = None
-        if self.parsed.complete and len(slot) == len(normalized) and nx.is_directed_acyclic_graph(graph):
-            generations = _levels(graph)
-            path, estimate = _critical_path(graph, generations, weights)
+        if self.parsed.complete and len(slot) == len(normalized) and dag.is_acyclic(graph):
+            generations = dag.levels(graph)
+            path, estimate = dag.critical_path(graph, generations, weights)
             levels = [[normalized[k].id for k in level] for level in generations]
             critical = [normalized[k].id for k in path]
         final = None
@@ -184,6 +199,7 @@ class _Checker:
             critical_path=tuple(critical),
             estimated_latency_ms=estimate,
             estimate_basis=basis,
+            fan_out=fan_out,
             warnings=tuple(self.warnings),
             errors=tuple(self.errors),
             normalized_plan=final,
@@ -196,7 +212,9 @@ class _Checker:
         return self.limits.default_step_latency_ms, "default"
 
     def _tool(self, index: int, step: PlannedStep) -> ToolInfo | None:
-        if index not in self.tools:
+        if step.tool is MISSING:  # a data step
+            self.tools[index] = None
+        elif index not in self.tools:
             try:
                 self.tools[index] = self.catalog.resolve(step.tool)
             except (UnknownToolError, AmbiguousToolError) as exc:
@@ -231,6 +249,16 @@ class _Checker:
         for path, template in templates:
             for placeholder in template.placeholders:
                 self._check_reference(step, (*here, "arguments", *path), placeholder.reference, deps)
+        loop = step.foreach is not MISSING
+        for name, source, in_loop in (
+            ("foreach", step.foreach, False),
+            ("when", step.when, False),
+            ("expr", step.expr, loop),
+        ):
+            if source is not MISSING:
+                self._check_expression(step, (*here, name), source, in_loop, deps)
+        if loop:
+            self._check_foreach_options(step, here)
         for position, dep in enumerate(step.depends_on):
             where = (*here, "depends_on", position)
             if dep == step.id:
@@ -244,8 +272,33 @@ class _Checker:
         if tool is not None:
             self._check_arguments(index, step, tool, arguments, templates)
         ordered = tuple(sorted(deps, key=self.index_of.__getitem__))
-        update = {"tool": tool.id if tool else step.tool, "arguments": arguments, "depends_on": ordered}
+        update: dict[str, Any] = {"arguments": arguments, "depends_on": ordered}
+        if not step.is_data:
+            update["tool"] = tool.id if tool else step.tool
         return step.model_copy(update=update)
+
+    def _check_expression(self, step: PlannedStep, where: JsonPath, source: str, loop: bool, deps: set[str]) -> None:
+        try:
+            expr: Expression = compile_expression(source, loop=loop)
+        except ExpressionCompileError as exc:
+            column = {} if exc.column is None else {"column": exc.column}
+            self.error(exc.kind, where, step.id, exc.message, hint=exc.hint, **column)
+            return
+        for name in expr.steps:
+            self._check_reference(step, where, Reference("steps", name), deps)
+        for name in expr.inputs:
+            self._check_reference(step, where, Reference("inputs", name), deps)
+
+    def _check_foreach_options(self, step: PlannedStep, here: JsonPath) -> None:
+        options = step.options
+        caps = (
+            ("max_concurrency", options.max_concurrency, self.limits.max_foreach_concurrency),
+            ("max_items", options.max_items, self.limits.max_foreach_items),
+        )
+        for name, value, cap in caps:
+            if value > cap:
+                message = f"foreach_options.{name} is {value}; the limit is {cap}"
+                self.error("limit_exceeded", (*here, "foreach_options", name), step.id, message)
 
     def _normalize(self, index: int, step: PlannedStep, value: Any, path: JsonPath, found: list[Any]) -> Any:
         if isinstance(value, dict):
@@ -284,7 +337,13 @@ class _Checker:
         return value
 
     def _check_reference(self, step: PlannedStep, where: JsonPath, ref: Reference, deps: set[str]) -> None:
-        if len(ref.path) > self.limits.max_reference_depth:
+        if ref.source in LOOP_SOURCES:
+            if step.foreach is MISSING:
+                hint = 'add "foreach": "<a CEL list expression>" to the step, or reference a step or an input'
+                self.error("bad_reference", where, step.id, f"{ref} exists only in a foreach step", hint=hint)
+            elif ref.source == "index" and ref.path:
+                self.error("bad_reference_path", where, step.id, f"{ref}: the index is a number; it has no parts")
+        elif len(ref.path) > self.limits.max_reference_depth:
             message = f"{ref} is {len(ref.path)} levels deep; the limit is {self.limits.max_reference_depth}"
             self.error("limit_exceeded", where, step.id, message)
         elif ref.source == "inputs":
@@ -384,53 +443,3 @@ class _Checker:
 
 def _at(ref: Reference, missing: int) -> str:
     return format_path(ref.path[:missing]) or "the top"
-
-
-# -- the dependency graph ---------------------------------------------------------------------------------
-
-
-def _graph(deps: Sequence[Sequence[int]]) -> nx.DiGraph[int]:
-    graph: nx.DiGraph[int] = nx.DiGraph()
-    graph.add_nodes_from(range(len(deps)))
-    graph.add_edges_from((dep, node) for node, node_deps in enumerate(deps) for dep in node_deps)
-    return graph
-
-
-def _cycles(graph: nx.DiGraph[int]) -> list[list[int]]:
-    """One cycle per strongly connected component, rotated to start at its earliest step."""
-    cycles = []
-    for component in nx.strongly_connected_components(graph):
-        if len(component) > 1:
-            cycle = [int(edge[0]) for edge in nx.find_cycle(graph.subgraph(component))]
-            start = cycle.index(min(cycle))
-            cycles.append(cycle[start:] + cycle[:start])
-    return sorted(cycles)
-
-
-def _levels(graph: nx.DiGraph[int]) -> list[list[int]]:
-    return [sorted(generation) for generation in nx.topological_generations(graph)]
-
-
-def _critical_path(
-    graph: nx.DiGraph[int], levels: Sequence[Sequence[int]], weight: Sequence[float]
-) -> tuple[list[int], float]:
-    """The heaviest path by summed step latency (ties go to the earlier step), and its length."""
-    finish: dict[int, float] = {}
-    via: dict[int, int | None] = {}
-    for level in levels:
-        for node in level:
-            best = None
-            for pred in graph.predecessors(node):  # in plan order, so the first of equals wins
-                if best is None or finish[pred] > finish[best]:
-                    best = pred
-            via[node] = best
-            finish[node] = weight[node] + (finish[best] if best is not None else 0.0)
-    if not finish:
-        return [], 0.0
-    end = min(finish, key=lambda node: (-finish[node], node))
-    path: list[int] = []
-    at: int | None = end
-    while at is not None:
-        path.append(at)
-        at = via[at]
-    return path[::-1], finish[end]

@@ -5,6 +5,8 @@ Grammar of a string argument (anything else is literal text)::
     $${                      a literal "${"
     ${steps.ID<path>}        the value of step ID (the planner also accepts CHAIN_RESULT and rewrites it)
     ${inputs.NAME<path>}     the plan input NAME
+    ${item<path>}            in a foreach step: the current element (``${item.name}``)
+    ${index}                 in a foreach step: the current element's position, from 0
     <path>                   any of  .key  [0]  ["any key"]   (key: letters, digits, _ and -)
 
 A string that is exactly one reference takes the referenced value with its JSON type; a reference inside a
@@ -26,7 +28,8 @@ from typing import Any, Literal
 from mcp_conductor.clip import clip
 from mcp_conductor.errors import ConductorError
 
-Source = Literal["steps", "inputs"]
+Source = Literal["steps", "inputs", "item", "index"]
+LOOP_SOURCES = ("item", "index")
 PathSegment = str | int
 JsonPath = tuple[PathSegment, ...]
 
@@ -44,6 +47,8 @@ class Reference:
     path: JsonPath = ()
 
     def __str__(self) -> str:
+        if self.source in LOOP_SOURCES:
+            return "${" + f"{self.source}{format_path(self.path)}" + "}"
         return "${" + f"{self.source}.{self.name}{format_path(self.path)}" + "}"
 
 
@@ -156,16 +161,18 @@ def parse_template(text: str) -> Template:
 def _parse_reference(text: str, start: int) -> tuple[Reference, int]:
     i = start + 2
     match = NAME_PATTERN.match(text, i)
-    if match is None or match.group() not in ("steps", "inputs"):
-        raise ReferenceSyntaxError(text, i, "expected 'steps.' or 'inputs.' after '${'")
-    source: Source = "steps" if match.group() == "steps" else "inputs"
+    if match is None or match.group() not in ("steps", "inputs", *LOOP_SOURCES):
+        raise ReferenceSyntaxError(text, i, "expected 'steps.', 'inputs.', 'item' or 'index' after '${'")
+    source: Source = match.group()  # type: ignore[assignment]  # one of the four, checked above
     i = match.end()
-    match = NAME_PATTERN.match(text, i + 1) if text.startswith(".", i) else None
-    if match is None:
-        what = "a step id" if source == "steps" else "an input name"
-        raise ReferenceSyntaxError(text, i, f"expected '.' and {what} after '${{{source}'")
-    name = match.group()
-    i = match.end()
+    name = ""
+    if source not in LOOP_SOURCES:
+        match = NAME_PATTERN.match(text, i + 1) if text.startswith(".", i) else None
+        if match is None:
+            what = "a step id" if source == "steps" else "an input name"
+            raise ReferenceSyntaxError(text, i, f"expected '.' and {what} after '${{{source}'")
+        name = match.group()
+        i = match.end()
     path: list[PathSegment] = []
     while i < len(text):
         char = text[i]
@@ -191,7 +198,9 @@ def _parse_reference(text: str, start: int) -> tuple[Reference, int]:
     raise ReferenceSyntaxError(text, start, "unclosed reference (no '}')")
 
 
-def substitute(arguments: Any, steps: Mapping[str, Any], inputs: Mapping[str, Any]) -> Any:
+def substitute(
+    arguments: Any, steps: Mapping[str, Any], inputs: Mapping[str, Any], loop: tuple[Any, int] | None = None
+) -> Any:
     """A copy of ``arguments`` with every reference replaced by its value.
 
     Exact references keep the value's JSON type; interpolated ones become text. Referenced values are shared,
@@ -202,42 +211,54 @@ def substitute(arguments: Any, steps: Mapping[str, Any], inputs: Mapping[str, An
         ReferenceResolutionError: a referenced step, input or path does not exist.
     """
     if isinstance(arguments, str):
-        return render(parse_template(arguments), steps, inputs) if "$" in arguments else arguments
+        return render(parse_template(arguments), steps, inputs, loop) if "$" in arguments else arguments
     if isinstance(arguments, Mapping):
-        return {key: substitute(item, steps, inputs) for key, item in arguments.items()}
+        return {key: substitute(item, steps, inputs, loop) for key, item in arguments.items()}
     if isinstance(arguments, list | tuple):
-        return [substitute(item, steps, inputs) for item in arguments]
+        return [substitute(item, steps, inputs, loop) for item in arguments]
     return arguments
 
 
-def render(template: Template, steps: Mapping[str, Any], inputs: Mapping[str, Any]) -> Any:
-    """The value of one parsed string (see :func:`substitute`)."""
+def render(
+    template: Template, steps: Mapping[str, Any], inputs: Mapping[str, Any], loop: tuple[Any, int] | None = None
+) -> Any:
+    """The value of one parsed string (see :func:`substitute`); ``loop`` is a foreach item and its index."""
     exact = template.exact
     if exact is not None:
-        return resolve(exact, steps, inputs)
+        return resolve(exact, steps, inputs, loop)
     out: list[str] = []
     for part in template.parts:
         if isinstance(part, str):
             out.append(part)
         else:
-            value = resolve(part.reference, steps, inputs)
+            value = resolve(part.reference, steps, inputs, loop)
             out.append(value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
     return "".join(out)
 
 
-def resolve(reference: Reference, steps: Mapping[str, Any], inputs: Mapping[str, Any]) -> Any:
+def resolve(
+    reference: Reference, steps: Mapping[str, Any], inputs: Mapping[str, Any], loop: tuple[Any, int] | None = None
+) -> Any:
     """The value a reference points at.
 
     Raises:
-        ReferenceResolutionError: the step has no value, the input is missing, or the path does not exist.
+        ReferenceResolutionError: the step has no value, the input is missing, the path does not exist, or
+            ``${item}`` / ``${index}`` outside a foreach step.
     """
-    root = steps if reference.source == "steps" else inputs
-    if reference.name not in root:
-        what = f"step {reference.name!r} has no value" if reference.source == "steps" else "no such input"
-        raise ReferenceResolutionError(reference, f"{reference}: {what}")
-    value, missing_at = follow_path(root[reference.name], reference.path)
-    if missing_at is not None:
+    if reference.source in LOOP_SOURCES:
+        if loop is None:
+            raise ReferenceResolutionError(reference, f"{reference} exists only in a foreach step")
+        root_value = loop[0] if reference.source == "item" else loop[1]
+        owner = "the item" if reference.source == "item" else "the index"
+    else:
+        root = steps if reference.source == "steps" else inputs
+        if reference.name not in root:
+            what = f"step {reference.name!r} has no value" if reference.source == "steps" else "no such input"
+            raise ReferenceResolutionError(reference, f"{reference}: {what}")
+        root_value = root[reference.name]
         owner = f"the output of step {reference.name!r}" if reference.source == "steps" else "the input"
+    value, missing_at = follow_path(root_value, reference.path)
+    if missing_at is not None:
         seg = reference.path[missing_at]
         what = f"key {seg!r}" if isinstance(seg, str) and not isinstance(value, list | tuple) else f"item {seg}"
         at = format_path(reference.path[:missing_at]) or "the top"

@@ -51,6 +51,24 @@ class StepError(OutModel):
 
 
 @dataclass(slots=True)
+class ItemRun:
+    """One element of a ``foreach`` step in one run: the element, and how its call (or expression) went.
+    Stored one by one, so a resume re-runs only the items that did not succeed."""
+
+    index: int
+    item: Any
+    status: StepStatus = StepStatus.PENDING
+    attempts: int = 0
+    arguments: Any = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    duration_ms: float | None = None
+    error: StepError | None = None
+    output: Any = None
+    has_output: bool = False
+
+
+@dataclass(slots=True)
 class StepRun:
     """One step of one run: what the executor updates while the step runs, what the store keeps, and what
     results and the CLI are built from (``output`` is the full value, never truncated here).
@@ -70,6 +88,7 @@ class StepRun:
     error: StepError | None = None
     output: Any = None
     has_output: bool = False  # distinguishes a stored null output from no output
+    items: list[ItemRun] | None = None  # a foreach step's elements, in input order
 
 
 class RunRecord(_Model):

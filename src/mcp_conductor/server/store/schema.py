@@ -1,4 +1,5 @@
-"""The run store's SQLite layer: schema and migrations, rows <-> records, and the statements.
+"""The run store's SQLite layer: connections, rows <-> records, and the statements (the schema and its
+migrations are in ``migrations``).
 
 Everything here is synchronous, takes the connection, and runs in the store's worker thread; ``store.py``
 owns the thread and the connection's lifetime, and turns ``sqlite3`` errors and missing rows into
@@ -15,83 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mcp_conductor.server.discovery.metrics import ToolMetrics
-from mcp_conductor.server.store.records import RunRecord, RunStatus, StepError, StepRun, StepStatus
-
-SCHEMA_VERSION = 3
-
-
-def migration_tool_metrics_caller_errors(conn: sqlite3.Connection) -> None:
-    """tool_metrics.caller_errors: failed calls that were the caller's mistake (see ``metrics.is_caller_error``)."""
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(tool_metrics)")}
-    if "caller_errors" not in columns:
-        conn.execute("ALTER TABLE tool_metrics ADD COLUMN caller_errors INTEGER NOT NULL DEFAULT 0")
-
-
-# Migration N brings a database from version N-1 to N: SQL statements, or a function for a step SQL cannot
-# make idempotent (SQLite has no ADD COLUMN IF NOT EXISTS). Every step is idempotent, so a migration that a
-# killed process left half done simply runs again.
-MIGRATIONS: dict[int, str | Callable[[sqlite3.Connection], None]] = {
-    1: """
-    CREATE TABLE IF NOT EXISTS plans (
-        plan_id    TEXT PRIMARY KEY,
-        plan_json  TEXT NOT NULL,
-        created_at TEXT NOT NULL
-    );
-    CREATE TABLE IF NOT EXISTS runs (
-        run_id       TEXT PRIMARY KEY,
-        plan_id      TEXT NOT NULL,
-        status       TEXT NOT NULL,
-        inputs_json  TEXT NOT NULL,
-        options_json TEXT NOT NULL,
-        outputs_json TEXT NOT NULL,
-        started_at   TEXT NOT NULL,
-        finished_at  TEXT,
-        duration_ms  REAL,
-        owner_pid    INTEGER,
-        error_json   TEXT
-    );
-    CREATE INDEX IF NOT EXISTS runs_started_at ON runs (started_at);
-    CREATE INDEX IF NOT EXISTS runs_status ON runs (status);
-    CREATE TABLE IF NOT EXISTS steps (
-        run_id         TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
-        step_id        TEXT NOT NULL,
-        seq            INTEGER NOT NULL,
-        tool           TEXT NOT NULL,
-        status         TEXT NOT NULL,
-        attempts       INTEGER NOT NULL,
-        arguments_json TEXT NOT NULL,
-        started_at     TEXT,
-        finished_at    TEXT,
-        duration_ms    REAL,
-        error_json     TEXT,
-        output_json    TEXT NOT NULL,
-        has_output     INTEGER NOT NULL,
-        PRIMARY KEY (run_id, step_id)
-    );
-    CREATE INDEX IF NOT EXISTS steps_run_seq ON steps (run_id, seq);
-    CREATE TABLE IF NOT EXISTS tool_metrics (
-        tool_id        TEXT PRIMARY KEY,
-        calls          INTEGER NOT NULL,
-        successes      INTEGER NOT NULL,
-        failures       INTEGER NOT NULL,
-        timeouts       INTEGER NOT NULL,
-        histogram_json TEXT NOT NULL,
-        updated_at     TEXT NOT NULL
-    );
-    """,
-    2: """
-    CREATE TABLE IF NOT EXISTS tool_shapes (
-        tool_id    TEXT PRIMARY KEY,
-        shape_json TEXT NOT NULL,
-        updated_at TEXT NOT NULL
-    );
-    CREATE TABLE IF NOT EXISTS run_cancels (
-        run_id       TEXT PRIMARY KEY REFERENCES runs (run_id) ON DELETE CASCADE,
-        requested_at TEXT NOT NULL
-    );
-    """,
-    3: migration_tool_metrics_caller_errors,
-}
+from mcp_conductor.server.store.records import ItemRun, RunRecord, RunStatus, StepError, StepRun, StepStatus
 
 
 def connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
@@ -124,36 +49,6 @@ def transaction(conn: sqlite3.Connection, mode: Literal["IMMEDIATE", "DEFERRED"]
         if conn.in_transaction:  # SQLite rolls some failures (disk full, I/O) back by itself
             conn.execute("ROLLBACK")
         raise
-
-
-def _version(conn: sqlite3.Connection) -> int:
-    exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'")
-    if not exists.fetchone():
-        return 0
-    return int(conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0)
-
-
-def migrate(conn: sqlite3.Connection) -> int:
-    """Bring the schema up to ``SCHEMA_VERSION``; returns the version found (a newer one is left alone).
-
-    An up-to-date database is only read, so opening a store does not wait for another process's writer.
-    """
-    found = _version(conn)
-    if found >= SCHEMA_VERSION:
-        return found
-    with transaction(conn):
-        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TEXT)")
-        found = _version(conn)  # another process may have migrated while we waited for the lock
-        for version in range(found + 1, SCHEMA_VERSION + 1):
-            migration = MIGRATIONS[version]
-            if callable(migration):
-                migration(conn)
-            else:
-                for statement in migration.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-            conn.execute("INSERT INTO schema_version VALUES (?, datetime('now'))", (version,))
-    return found
 
 
 # -- rows <-> records ------------------------------------------------------------------------------------
@@ -259,6 +154,54 @@ def step_from_row(row: sqlite3.Row | tuple[Any, ...]) -> StepRun:
     )
 
 
+ITEM_COLUMNS = (
+    "run_id, step_id, idx, item_json, status, attempts, arguments_json, started_at, finished_at, duration_ms, "
+    "error_json, output_json, has_output"
+)
+
+
+def item_row(step: StepRun, item: ItemRun) -> tuple[Any, ...]:
+    return (
+        step.run_id,
+        step.step_id,
+        item.index,
+        dumps(item.item),
+        item.status.value,
+        item.attempts,
+        dumps(item.arguments),
+        item.started_at,
+        item.finished_at,
+        item.duration_ms,
+        _error_json(item.error),
+        dumps(item.output),
+        int(item.has_output),
+    )
+
+
+def item_from_row(row: sqlite3.Row | tuple[Any, ...]) -> ItemRun:
+    (index, item, status, attempts, arguments, started, finished, duration, error, output, has) = row
+    return ItemRun(
+        index=index,
+        item=loads(item),
+        status=StepStatus(status),
+        attempts=attempts,
+        arguments=loads(arguments),
+        started_at=started,
+        finished_at=finished,
+        duration_ms=duration,
+        error=_error(error),
+        output=loads(output),
+        has_output=bool(has),
+    )
+
+
+def upsert_items(c: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Whole item rows (``item_row``), inserted or replaced."""
+    if not rows:
+        return
+    c.executemany(f"INSERT OR REPLACE INTO step_items ({ITEM_COLUMNS}) VALUES ({', '.join('?' * 13)})", rows)
+
+
 def metrics_row(tool_id: str, m: ToolMetrics, updated_at: str) -> tuple[Any, ...]:
     histogram = {str(bucket): count for bucket, count in sorted(m.histogram.items())}
     return (tool_id, m.calls, m.successes, m.failures, m.timeouts, m.caller_errors, dumps(histogram), updated_at)
@@ -285,6 +228,7 @@ def insert_run(c: sqlite3.Connection, run: RunRecord, steps: Sequence[StepRun]) 
         f"INSERT INTO steps (seq, {STEP_COLUMNS}) VALUES ({', '.join('?' * 13)})",
         [(seq, *step_row(step)) for seq, step in enumerate(steps)],
     )
+    upsert_items(c, [item_row(step, item) for step in steps for item in step.items or ()])
 
 
 def select_run(c: sqlite3.Connection, run_id: str) -> RunRecord | None:
@@ -299,12 +243,28 @@ def select_runs(c: sqlite3.Connection, limit: int, status: str | None) -> list[R
 
 
 def select_steps(c: sqlite3.Connection, run_id: str, step_id: str | None = None) -> list[StepRun]:
+    """Steps in plan order, each with its foreach items (if any) in index order."""
     if step_id is None:
         rows = c.execute(f"SELECT {STEP_COLUMNS} FROM steps WHERE run_id = ? ORDER BY seq", (run_id,))
+        item_rows = c.execute(
+            f"SELECT step_id, {ITEM_COLUMNS.split(', ', 2)[2]} FROM step_items WHERE run_id = ? ORDER BY step_id, idx",
+            (run_id,),
+        )
     else:
         sql = f"SELECT {STEP_COLUMNS} FROM steps WHERE run_id = ? AND step_id = ?"
         rows = c.execute(sql, (run_id, step_id))
-    return [step_from_row(row) for row in rows]
+        item_rows = c.execute(
+            f"SELECT step_id, {ITEM_COLUMNS.split(', ', 2)[2]} FROM step_items WHERE run_id = ? AND step_id = ?"
+            " ORDER BY idx",
+            (run_id, step_id),
+        )
+    steps = [step_from_row(row) for row in rows.fetchall()]
+    items: dict[str, list[ItemRun]] = {}
+    for sid, *rest in item_rows.fetchall():
+        items.setdefault(sid, []).append(item_from_row(rest))
+    for step in steps:
+        step.items = items.get(step.step_id)
+    return steps
 
 
 def select_plan(c: sqlite3.Connection, plan_id: str) -> dict[str, Any] | None:
@@ -411,6 +371,7 @@ def mark_interrupted(c: sqlite3.Connection, alive: Callable[[int], bool]) -> lis
         for run_id in dead:
             c.execute("UPDATE runs SET status = ? WHERE run_id = ?", (RunStatus.INTERRUPTED.value, run_id))
             c.execute("UPDATE steps SET status = 'pending' WHERE run_id = ? AND status = 'running'", (run_id,))
+            c.execute("UPDATE step_items SET status = 'pending' WHERE run_id = ? AND status = 'running'", (run_id,))
     return dead
 
 

@@ -30,11 +30,19 @@ import anyio.to_thread
 
 from mcp_conductor.errors import ConductorError
 from mcp_conductor.server.discovery.metrics import ToolMetrics
-from mcp_conductor.server.store import schema
-from mcp_conductor.server.store.records import RunExport, RunRecord, RunStatus, StepError, StepRun, StepStatus
+from mcp_conductor.server.store import migrations, schema
+from mcp_conductor.server.store.journal import RunJournal
+from mcp_conductor.server.store.records import (
+    ItemRun,
+    RunExport,
+    RunRecord,
+    RunStatus,
+    StepError,
+    StepRun,
+)
 from mcp_conductor.server.store.state_dir import STATE_DIR_ENV, pid_alive
 
-__all__ = ["DB_FILENAME", "RunJournal", "RunStore", "StoreError"]
+__all__ = ["DB_FILENAME", "RunJournal", "RunStore", "StoreError"]  # RunJournal lives in journal.py
 
 DB_FILENAME = "runs.db"
 DEFAULT_BUSY_TIMEOUT_MS = 5000
@@ -91,14 +99,15 @@ def _make_connection(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
         ) from exc
     conn = schema.connect(path, busy_timeout_ms)
     try:
-        found = schema.migrate(conn)
+        found = migrations.migrate(conn)
     except BaseException:
         conn.close()
         raise
-    if found > schema.SCHEMA_VERSION:
+    if found > migrations.SCHEMA_VERSION:
         conn.close()
         raise StoreError(
-            f"the run store {path} has schema version {found}, newer than this mcp-conductor's {schema.SCHEMA_VERSION}",
+            f"the run store {path} has schema version {found}, "
+            f"newer than this mcp-conductor's {migrations.SCHEMA_VERSION}",
             hint=f"upgrade mcp-conductor, or use a separate store with {_ELSEWHERE}",
         )
     return conn
@@ -340,11 +349,17 @@ class RunStore:
         return RunJournal(self, run_id)
 
     async def write_steps(
-        self, *, ended: Sequence[StepRun] = (), rows: Sequence[StepRun] = (), started: StepRun | None = None
+        self,
+        *,
+        ended: Sequence[StepRun] = (),
+        rows: Sequence[StepRun] = (),
+        started: StepRun | None = None,
+        items: Sequence[tuple[StepRun, ItemRun]] = (),
     ) -> None:
         """In one transaction: the end columns of ``ended`` (steps whose start row was written), whole rows for
         ``rows`` (inserted after the run's last step if new), then ``started`` marked running with its
-        arguments (clearing an earlier attempt's end). Committed when it returns.
+        arguments (clearing an earlier attempt's end), then whole rows of foreach ``items``. Committed when it
+        returns.
 
         Raises:
             StoreError: a step or its run does not exist, or the store cannot be written.
@@ -362,8 +377,12 @@ class RunStore:
                         raise StoreError(f"no run {step.run_id!r} for step {step.step_id!r}") from exc
                 if started is not None and not schema.start_step(c, started, schema.dumps(started.arguments)):
                     raise StoreError(f"run {started.run_id!r} has no step {started.step_id!r}")
+                try:
+                    schema.upsert_items(c, [schema.item_row(step, item) for step, item in items])
+                except sqlite3.IntegrityError as exc:
+                    raise StoreError(f"no step {items[0][0].step_id!r} for its foreach items") from exc
 
-        if ended or rows or started is not None:
+        if ended or rows or started is not None or items:
             await self._quick(write)
 
     async def get_steps(self, run_id: str) -> list[StepRun]:
@@ -458,64 +477,3 @@ def _check_steps(run: RunRecord, steps: Sequence[StepRun]) -> None:
     strays = [step.step_id for step in steps if step.run_id != run.run_id]
     if strays:
         raise StoreError(f"steps {strays} belong to another run than {run.run_id!r}")
-
-
-class RunJournal:
-    """The step records of one run, written as the run goes; the journal decides when each is committed.
-
-    The guarantee: a step's start is committed before ``step_started`` returns (so before its downstream call);
-    any end that is not a success is committed before ``step_ended`` returns; a success is committed with the
-    run's next write (in a chain: the next step's start, one transaction instead of two), so before anything
-    that depends on it can start, and at the latest by ``sync()``. The executor calls ``sync()`` before it
-    reports progress, waits for anything or leaves a task, and the run's end is written after a ``sync()``.
-    A write that fails or is cancelled keeps the ends it carried for the next one.
-    """
-
-    def __init__(self, store: RunStore, run_id: str) -> None:
-        self._store = store
-        self.run_id = run_id
-        self._pending: dict[str, StepRun] = {}  # succeeded, end not committed yet
-        self._started: set[str] = set()  # steps whose start row this run wrote (their end writes only its columns)
-
-    @property
-    def pending(self) -> int:
-        """Ends that are not committed yet."""
-        return len(self._pending)
-
-    async def step_started(self, step: StepRun) -> None:
-        """Commit ``step``'s start (status running, arguments, attempts, start time) with the pending ends.
-
-        Raises:
-            StoreError: the store cannot be written.
-        """
-        await self._write(started=step)
-        self._started.add(step.step_id)
-
-    async def step_ended(self, step: StepRun) -> None:
-        """Record ``step``'s end (its status, error, output and times are set).
-
-        Raises:
-            StoreError: the store cannot be written.
-        """
-        if step.status is StepStatus.SUCCEEDED and step.step_id in self._started:
-            self._pending[step.step_id] = step
-            return
-        await self._write(last=step)
-
-    async def sync(self) -> None:
-        """Commit every pending end now.
-
-        Raises:
-            StoreError: the store cannot be written.
-        """
-        if self._pending:
-            await self._write()
-
-    async def _write(self, *, started: StepRun | None = None, last: StepRun | None = None) -> None:
-        ended = list(self._pending.values())
-        rows: list[StepRun] = []
-        if last is not None:
-            (ended if last.step_id in self._started else rows).append(last)
-        await self._store.write_steps(ended=ended, rows=rows, started=started)
-        for step in ended:
-            self._pending.pop(step.step_id, None)
