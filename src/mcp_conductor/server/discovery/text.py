@@ -286,6 +286,13 @@ _REPLACEMENT = re.compile(
 )
 
 
+def _marks_deprecation(text: str) -> bool:
+    # The substring test first: almost no description mentions it, and the regexes cost more on long ones.
+    if "eprecated" not in text and "EPRECATED" not in text:
+        return False
+    return bool(_DEPRECATED_MARK.search(text) or _DEPRECATED_SAID.search(text))
+
+
 def deprecation(*texts: str) -> tuple[bool, str | None]:
     """Whether a tool's texts (title, description) mark it deprecated, and the name of the tool they say
     replaces it, if any.
@@ -293,8 +300,7 @@ def deprecation(*texts: str) -> tuple[bool, str | None]:
     >>> deprecation("Read the complete contents of a file as text. DEPRECATED: Use read_text_file instead.")
     (True, 'read_text_file')
     """
-    marked = [t for t in texts if _DEPRECATED_MARK.search(t) or _DEPRECATED_SAID.search(t)]
-    if not marked:
+    if not any(_marks_deprecation(t) for t in texts):
         return False, None
     for text in texts:
         if found := _REPLACEMENT.search(text):
