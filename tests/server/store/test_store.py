@@ -533,7 +533,6 @@ async def test_saved_metrics_load_back_equal_and_replace_older_values(store: Run
 async def test_caller_errors_are_stored_and_a_version_1_database_gains_the_column(tmp_path: Path) -> None:
     import sqlite3
 
-
     old = sqlite3.connect(tmp_path / "runs.db", isolation_level=None)
     old.execute("CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at TEXT)")
     for statement in str(migrations.MIGRATIONS[1]).split(";"):
