@@ -191,6 +191,11 @@ def entity(name: str, kind: str, *observations: str) -> dict[str, Any]:
     return {"name": name, "entityType": kind, "observations": list(observations)}
 
 
+# server-filesystem lists a folder as text, one "[FILE] name" or "[DIR] name" per line
+MARKDOWN_FILES = (
+    "lines(steps.ls.content).filter(l, l.startsWith('[FILE] ') && l.endsWith('.md')).map(l, l.substring(7))"
+)
+
 TASKS: tuple[Task, ...] = (
     Task(
         "tokyo_time_to_file",
@@ -368,6 +373,70 @@ TASKS: tuple[Task, ...] = (
         all_of(
             file_has("backup/project.md", exact=NOTES["project.md"]),
             file_has("backup/todo.md", exact=NOTES["todo.md"]),
+        ),
+    ),
+    # Tasks whose size is known only at run time: a model calling tools directly needs a call per file, a plan
+    # needs one foreach (the plan language): these are where one execute_chain saves the most turns.
+    Task(
+        "markdown_notes_to_memory",
+        "list a folder, read the first line of every markdown note and remember each in the knowledge graph",
+        {
+            "inputs": {"dir": "{FILES}/notes"},
+            "steps": [
+                step("ls", "filesystem/list_directory", path="${inputs.dir}"),
+                {"id": "md", "expr": MARKDOWN_FILES},
+                {
+                    "id": "heads",
+                    "tool": "filesystem/read_text_file",
+                    "foreach": "steps.md",
+                    "arguments": {"path": "${inputs.dir}/${item}", "head": 1},
+                },
+                {
+                    "id": "entities",
+                    "foreach": "steps.heads",
+                    "expr": "{'name': steps.md[index], 'entityType': 'note', 'observations': [lines(item.content)[0]]}",
+                },
+                step("save", "memory/create_entities", entities="${steps.entities}"),
+            ],
+        },
+        memory_has({name: (text.splitlines()[0],) for name, text in NOTES.items()}),
+        direct=(
+            step("ls", "filesystem/list_directory", path="{FILES}/notes"),
+            *(
+                step(f"r{i}", "filesystem/read_text_file", path=f"{{FILES}}/notes/{n}", head=1)
+                for i, n in enumerate(NOTES)
+            ),
+            step(
+                "save",
+                "memory/create_entities",
+                entities=[entity(name, "note", text.splitlines()[0]) for name, text in NOTES.items()],
+            ),
+        ),
+    ),
+    Task(
+        "notes_mentioning_sam_to_file",
+        "list the notes of a folder, read them and write the names of those that mention Sam to a file",
+        {
+            "inputs": {"dir": "{FILES}/notes"},
+            "steps": [
+                step("ls", "filesystem/list_directory", path="${inputs.dir}"),
+                {"id": "md", "expr": MARKDOWN_FILES},
+                {
+                    "id": "read",
+                    "tool": "filesystem/read_text_file",
+                    "foreach": "steps.md",
+                    "arguments": {"path": "${inputs.dir}/${item}"},
+                },
+                {"id": "sam", "foreach": "steps.md", "expr": "steps.read[index].content.contains('Sam') ? item : ''"},
+                {"id": "names", "expr": "steps.sam.filter(n, n != '').join('\\n')"},
+                write("save", "{FILES}/out/sam.txt", "${steps.names}"),
+            ],
+        },
+        file_has("out/sam.txt", "todo.md", lacking=("project.md", "ideas.md")),
+        direct=(
+            step("ls", "filesystem/list_directory", path="{FILES}/notes"),
+            *(step(f"r{i}", "filesystem/read_text_file", path=f"{{FILES}}/notes/{n}") for i, n in enumerate(NOTES)),
+            write("save", "{FILES}/out/sam.txt", "todo.md"),
         ),
     ),
 )
