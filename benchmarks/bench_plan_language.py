@@ -213,7 +213,9 @@ async def bench_tasks(root: Path) -> list[Row]:
     async with Client(meta) as client:
         for name, make_plan in TASKS.items():
             meta_calls = 1
-            result = await client.call_tool("execute_chain", {"plan": make_plan(workspace)})
+            result = await client.call_tool(
+                "execute_chain", {"plan": make_plan(workspace), "options": {"detail": "steps"}}
+            )
             run = result.structured_content
             if run is None or run["status"] != "succeeded":
                 raise RuntimeError(f"task {name}: {result.content}")
