@@ -45,7 +45,8 @@ def test_run_shows_each_step_and_summarizes_the_outputs(cli, write_json, tmp_pat
 
 def test_run_json_is_the_execute_result_with_inputs_parsed_as_json(cli, write_json, tmp_path):
     plan = write_json(
-        "echo.json", {"steps": [{"id": "e", "tool": "latency/echo", "arguments": {"value": "${inputs.v}"}}]}
+        "echo.json",
+        {"inputs": {"v": None}, "steps": [{"id": "e", "tool": "latency/echo", "arguments": {"value": "${inputs.v}"}}]},
     )
     done = cli("run", str(plan), *CONFIG, "--state-dir", str(tmp_path), "--json", "--input", 'v={"n": [1, 2]}')
     assert done.returncode == 0, done.stderr
@@ -80,6 +81,16 @@ def test_bad_arguments_are_usage_errors(cli, write_json, tmp_path):
     no_name = cli("run", str(plan), *CONFIG, "--input", "nonsense")
     assert (no_name.returncode, no_name.stderr.splitlines()[0]) == (2, "error: --input 'nonsense' is not name=value")
     assert cli("run", str(plan), *CONFIG, "--timeout", "0").returncode == 2
+
+
+def test_an_input_the_plan_does_not_declare_is_an_error_naming_the_declared_ones(cli, write_json, tmp_path):
+    plan = write_json("plan.json", DEMO_PLAN)  # declares "path"
+    done = cli("run", str(plan), *CONFIG, "--input", "pth=notes/other.md", "--state-dir", str(tmp_path))
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[:2] == [
+        "error: --input pth: the plan declares no input 'pth' (did you mean \"path\"?)",
+        "hint: the plan's inputs: path",
+    ]
 
 
 async def test_ctrl_c_cancels_the_run_records_it_as_cancelled_and_leaves_no_child_process(cli, write_json, tmp_path):

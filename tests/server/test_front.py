@@ -185,3 +185,17 @@ async def test_the_published_schemas_carry_no_titles_null_branches_or_schema_key
     schemas = json.dumps([[t.input_schema, t.output_schema] for t in tools])
     assert '"title"' not in schemas and "$schema" not in schemas and "anyOf" not in schemas
     assert all(t.output_schema for t in tools)
+
+
+async def test_an_input_the_plan_does_not_declare_is_an_invalid_plan_naming_the_declared_ones(tmp_path: Path):
+    plan = {
+        "inputs": {"path": "a"},
+        "steps": [{"id": "a", "tool": "latency/echo", "arguments": {"value": "${inputs.path}"}}],
+    }
+    async with Client(conductor(tmp_path)) as client:
+        with anyio.fail_after(10):
+            is_error, run, _ = await call(client, "execute_chain", {"plan": plan, "inputs": {"pth": "b"}})
+    assert is_error and run["status"] == "invalid"
+    (issue,) = run["errors"]
+    assert (issue["kind"], issue["field"], issue["suggestions"]) == ("unknown_input", "/inputs/pth", ["path"])
+    assert issue["hint"] == "the plan's inputs: path"

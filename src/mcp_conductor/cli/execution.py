@@ -31,6 +31,7 @@ from mcp_conductor.server.conductor import Conductor
 from mcp_conductor.server.execution.results import ExecuteResult, RunOptions
 from mcp_conductor.server.planning.models import PlanResult
 from mcp_conductor.server.store.store import StoreError
+from mcp_conductor.suggest import did_you_mean
 
 PREVIEW_CHARS = 300
 
@@ -75,7 +76,14 @@ def with_inputs(raw: Any, inputs: Mapping[str, Any]) -> Any:
     if not inputs or not isinstance(raw, Mapping):
         return raw
     own = raw.get("inputs")
-    return {**raw, "inputs": {**(own if isinstance(own, Mapping) else {}), **inputs}}
+    declared = own if isinstance(own, Mapping) else {}
+    for name in inputs:
+        if name not in declared:
+            raise UsageError(
+                f"--input {name}: the plan declares no input {name!r}{did_you_mean(name, declared)}",
+                hint=f"the plan's inputs: {', '.join(declared) or 'none'}",
+            )
+    return {**raw, "inputs": {**declared, **inputs}}
 
 
 def plan_servers(raw: Any) -> set[str] | None:

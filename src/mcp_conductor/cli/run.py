@@ -80,11 +80,10 @@ def run(args: argparse.Namespace) -> int:
 
     from mcp_conductor.cli.execution import parse_inputs, read_plan, with_inputs
 
-    raw = read_plan(args.file)
-    inputs = parse_inputs(args.input)
+    raw = with_inputs(read_plan(args.file), parse_inputs(args.input))  # a bad --input fails before connecting
     config = load(args)
     announce_connecting(config)
-    outcome = anyio.run(_run, config, state_dir(args), with_inputs(raw, inputs), args.timeout, args.json)
+    outcome = anyio.run(_run, config, state_dir(args), raw, args.timeout, args.json)
     return report(outcome, args, Path(args.file).name)
 
 

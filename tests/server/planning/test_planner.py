@@ -474,7 +474,7 @@ def test_shape_errors_carry_json_pointers_and_the_other_steps_are_still_checked(
         ("unknown_step_reference", "/steps/3/arguments/text"),
     ]
     args = result.errors[1]
-    assert (args.message, args.suggestions) == ("unknown field 'args'", ("arguments",))
+    assert (args.message, args.suggestions) == ("unknown field 'args' (did you mean 'arguments'?)", ("arguments",))
     assert "letters, digits" in result.errors[2].message
 
 
@@ -711,3 +711,22 @@ def test_text_that_is_not_valid_unicode_is_an_invalid_plan_not_a_crash():
     result = plan(steps({"id": "a", "tool": "text/word_stats", "arguments": {"text": "\ud800"}}), CATALOG)
     assert result.valid is False
     assert [e.kind for e in result.errors] == ["invalid_plan"]
+
+
+def test_a_misspelled_field_does_not_hide_the_steps_other_problems():
+    result = plan(
+        {
+            "steps": [
+                {"id": "read", "tool": "text/word_stats", "arguments": {"text": "x"}},
+                {"id": "b", "tool": "text/keywords", "on_eror": "continue", "arguments": {"text": "${steps.red.text}"}},
+            ]
+        },
+        CATALOG,
+    )
+    assert kinds(result) == [
+        ("invalid_plan", "/steps/1/on_eror"),
+        ("unknown_step_reference", "/steps/1/arguments/text"),
+    ]
+    typo, reference = result.errors
+    assert typo.message == "unknown field 'on_eror' (did you mean 'on_error'?)"
+    assert reference.suggestions == ("read",)

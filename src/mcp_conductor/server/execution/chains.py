@@ -27,9 +27,11 @@ from mcp_conductor.server.execution.values import DEFAULT_OUTPUT_BUDGET_BYTES, b
 from mcp_conductor.server.planning.models import Plan, PlanIssue, PlanResult
 from mcp_conductor.server.planning.planner import PlannerLimits
 from mcp_conductor.server.planning.planner import plan as check_plan
+from mcp_conductor.server.planning.references import json_pointer
 from mcp_conductor.server.store.records import RunRecord, RunStatus, StepError, StepRun
 from mcp_conductor.server.store.state_dir import pid_alive
 from mcp_conductor.server.store.store import RunStore
+from mcp_conductor.suggest import close_matches
 
 log = structlog.get_logger(__name__)
 
@@ -260,7 +262,10 @@ class ChainService:
                 )
         if inputs:
             own = plan.get("inputs")
-            plan = {**plan, "inputs": {**(own if isinstance(own, dict) else {}), **inputs}}
+            declared = own if isinstance(own, dict) else {}
+            if undeclared := [name for name in inputs if name not in declared]:
+                return PlanResult(valid=False, errors=tuple(undeclared_input(n, declared) for n in undeclared))
+            plan = {**plan, "inputs": {**declared, **inputs}}
         key = (_canonical(plan), *state)
         if (cached := self._cache_get(key)) is None:
             cached = await self.plan(plan)
@@ -308,6 +313,17 @@ class ChainService:
             error=run.error,
             reused=reused,
         )
+
+
+def undeclared_input(name: str, declared: Mapping[str, Any]) -> PlanIssue:
+    """An input given at run time that the plan does not declare (a typo would otherwise run with the default)."""
+    return PlanIssue(
+        field=json_pointer(("inputs", name)),
+        kind="unknown_input",
+        message=f"input {name!r} is not one the plan declares",
+        hint=f"the plan's inputs: {', '.join(declared) or 'none'}",
+        suggestions=close_matches(name, declared),
+    )
 
 
 def _canonical(plan: Mapping[str, Any]) -> str:

@@ -262,9 +262,12 @@ def _salvage(raw: Mapping[str, Any]) -> ParsedPlan:
     parsed = ParsedPlan(dict(inputs) if isinstance(inputs, Mapping) else {}, [], {}, None, complete=False)
     steps = raw.get("steps")
     for index, item in enumerate(steps if isinstance(steps, list | tuple) else ()):
+        step: PlannedStep | None
         try:
             step = PlannedStep.model_validate(item)
-        except ValidationError:
+        except ValidationError as exc:
+            step = _without_bad_fields(item, exc)  # one bad field must not hide the step's other problems
+        if step is None:
             parsed.ids[index] = _id_of(item)
             continue
         parsed.steps.append((index, step))
@@ -273,6 +276,20 @@ def _salvage(raw: Mapping[str, Any]) -> ParsedPlan:
     if isinstance(outputs, list | tuple) and all(isinstance(o, str) for o in outputs):
         parsed.outputs = tuple(outputs)
     return parsed
+
+
+def _without_bad_fields(item: Any, error: ValidationError) -> PlannedStep | None:
+    """The step without the fields its shape errors are about (reported already), so its references, tool and
+    arguments are still checked; None when what is left is not a step either (e.g. its id is the problem)."""
+    if not isinstance(item, Mapping):
+        return None
+    bad = {str(detail["loc"][0]) for detail in error.errors() if detail["loc"]}
+    if bad & {"id", "tool", "expr"}:
+        return None
+    try:
+        return PlannedStep.model_validate({k: v for k, v in item.items() if k not in bad})
+    except ValidationError:
+        return None
 
 
 def _issue(
@@ -306,9 +323,9 @@ def shape_issues(error: ValidationError, raw: Any, prefix: Sequence[PathSegment]
             hint = 'every step needs an "id" and a "tool" (or an "expr")' if len(path) == 3 else None
         elif detail["type"] == "extra_forbidden":
             allowed = _allowed_fields(path[:-1])
-            message = f"unknown field {key!r}"
-            hint = f"allowed here: {', '.join(allowed)}" if allowed else None
             suggestions = close_matches(key, allowed, cutoff=0.5)
+            message = f"unknown field {key!r}" + (f" (did you mean {suggestions[0]!r}?)" if suggestions else "")
+            hint = f"allowed here: {', '.join(allowed)}" if allowed else None
         elif key is not None and detail["type"] != "value_error":
             message = f"{key!r}: {message}"
         issues.append(
