@@ -132,6 +132,7 @@ class PlanResult(OutModel):
     levels: tuple[tuple[str, ...], ...] = ()
     critical_path: tuple[str, ...] = ()
     estimated_latency_ms: float | None = None
+    effects: dict[str, list[str]] = Field(default_factory=dict, description="step ids: destructive, writes")
     warnings: tuple[PlanIssue, ...] = ()
     errors: tuple[PlanIssue, ...] = ()
     steps: tuple[PlannedStep, ...] = Field((), json_schema_extra={DETAIL: True})

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from mcp_conductor.server.discovery.metrics import ToolMetrics
 from mcp_conductor.server.store.records import RunRecord, RunStatus, StepError, StepRun, StepStatus
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Migration N brings a database from version N-1 to N. Every statement is idempotent, so a migration that a
 # killed process left half done simply runs again.
@@ -80,6 +80,18 @@ MIGRATIONS: dict[int, str] = {
         run_id       TEXT PRIMARY KEY REFERENCES runs (run_id) ON DELETE CASCADE,
         requested_at TEXT NOT NULL
     );
+    """,
+    # No foreign key: a decision is written before its run exists (a declined run, or an approved one before
+    # its engine creates it); prune deletes the decisions of runs that are gone.
+    3: """
+    CREATE TABLE IF NOT EXISTS consents (
+        run_id     TEXT NOT NULL,
+        decided_at TEXT NOT NULL,
+        who        TEXT NOT NULL,
+        decision   TEXT NOT NULL,
+        steps_json TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS consents_run ON consents (run_id);
     """,
 }
 
@@ -411,6 +423,7 @@ def prune(c: sqlite3.Connection, keep: int) -> int:
             " (SELECT plan_id FROM plans ORDER BY created_at DESC, rowid DESC LIMIT ?)",
             (keep,),
         )
+        c.execute("DELETE FROM consents WHERE run_id NOT IN (SELECT run_id FROM runs)")
     return int(deleted)
 
 

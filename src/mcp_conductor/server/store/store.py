@@ -31,7 +31,15 @@ import anyio.to_thread
 from mcp_conductor.errors import ConductorError
 from mcp_conductor.server.discovery.metrics import ToolMetrics
 from mcp_conductor.server.store import schema
-from mcp_conductor.server.store.records import RunExport, RunRecord, RunStatus, StepError, StepRun, StepStatus
+from mcp_conductor.server.store.records import (
+    ConsentRecord,
+    RunExport,
+    RunRecord,
+    RunStatus,
+    StepError,
+    StepRun,
+    StepStatus,
+)
 from mcp_conductor.server.store.state_dir import STATE_DIR_ENV, pid_alive
 
 __all__ = ["DB_FILENAME", "RunJournal", "RunStore", "StoreError"]
@@ -332,6 +340,30 @@ class RunStore:
             StoreError: the store cannot be written.
         """
         return await self._run(lambda c: schema.mark_interrupted(c, alive))
+
+    # -- consent -------------------------------------------------------------------------------------------
+
+    async def record_consent(self, consent: ConsentRecord) -> None:
+        """Keep a consent decision with its run (the run may not exist yet: it is created after approval).
+
+        Raises:
+            StoreError: the store cannot be written.
+        """
+        row = (consent.run_id, consent.decided_at, consent.who, consent.decision, schema.dumps(consent.steps))
+        sql = "INSERT INTO consents (run_id, decided_at, who, decision, steps_json) VALUES (?, ?, ?, ?, ?)"
+        await self._quick(lambda c: c.execute(sql, row))
+
+    async def get_consents(self, run_id: str) -> list[ConsentRecord]:
+        """The run's consent decisions, oldest first.
+
+        Raises:
+            StoreError: the store cannot be read.
+        """
+        sql = "SELECT run_id, decided_at, who, decision, steps_json FROM consents WHERE run_id = ? ORDER BY rowid"
+        rows = await self._quick(lambda c: c.execute(sql, (run_id,)).fetchall())
+        return [
+            ConsentRecord(run_id=r[0], decided_at=r[1], who=r[2], decision=r[3], steps=schema.loads(r[4])) for r in rows
+        ]
 
     # -- steps ---------------------------------------------------------------------------------------------
 
