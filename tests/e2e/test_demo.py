@@ -30,4 +30,6 @@ def test_the_demo_discovers_plans_runs_and_shows_metrics_flowing_back(tmp_path: 
     assert "execute_chain: succeeded" in out
     assert "(basis: measured)" in out
     assert '"calls": ' in out  # discover_tools shows the word_stats calls the run made
+    assert '    | - tidy: notes/delete (destructive) key="summary"' in out  # the scripted host was asked
+    assert 'execute_chain: succeeded {"tidy"' in out  # and approved
     assert (tmp_path / "state" / "runs.db").is_file()

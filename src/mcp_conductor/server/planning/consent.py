@@ -119,7 +119,9 @@ def step_line(step: ConsentStep) -> str:
 
 def form_text(steps: Sequence[ConsentStep]) -> str:
     """The message of the consent form (and of the CLI's question)."""
-    lines = [f"This chain will run {len(steps)} step{'s' if len(steps) != 1 else ''} that need your approval:"]
+    many = len(steps) != 1
+    counted = f"{len(steps)} steps that need" if many else "1 step that needs"
+    lines = [f"This chain will run {counted} your approval:"]
     lines += [f"- {step_line(step)}" for step in steps[:FORM_STEPS_SHOWN]]
     if len(steps) > FORM_STEPS_SHOWN:
         lines.append(f"- and {len(steps) - FORM_STEPS_SHOWN} more steps (see the plan)")
