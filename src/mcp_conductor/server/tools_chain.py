@@ -46,7 +46,8 @@ Returns {run_id, status, outputs (values of plan.outputs, default the last steps
 succeed)}. options: timeout_s, on_error, max_concurrency, default_step_timeout_s, output_budget_bytes, run_id
 (idempotency key), resume_run_id (re-run what did not succeed), detail: "steps", wait_s (default 50: a run not
 done by then answers status "running" and goes on; call again with options.run_id to wait, or cancel: true;
-null waits for the end).
+null waits for the end). Destructive steps are put to the person first: status "declined" means they said
+no (do not retry).
 """
 )
 
