@@ -82,7 +82,7 @@ def serve_errlog(serve_log: Path) -> Iterator[IO[str]]:
 
 @pytest.fixture
 def serve_stdio(serve_errlog: IO[str]) -> ServeStdio:
-    """``serve_stdio(config, *args, env={...})``: a ``Client`` connected over stdio to a fresh
+    """``serve_stdio(config, *args, env={...}, **client_options)``: a ``Client`` connected over stdio to a fresh
     ``mcp-conductor serve --config config *args`` child whose environment is ``host_env(**env)``.
 
     When the host disconnects, the meta server and every process it started must be gone within a few seconds:
@@ -90,10 +90,12 @@ def serve_stdio(serve_errlog: IO[str]) -> ServeStdio:
     """
 
     @asynccontextmanager
-    async def serve(config: Path, *args: str, env: Mapping[str, str] | None = None) -> AsyncIterator[Client]:
+    async def serve(
+        config: Path, *args: str, env: Mapping[str, str] | None = None, **client_options: Any
+    ) -> AsyncIterator[Client]:
         command, *argv = serve_command(config, *args)
         params = StdioServerParameters(command=command, args=argv, env=_host_env(**(env or {})))
-        async with Client(stdio_client(params, errlog=serve_errlog)) as client:
+        async with Client(stdio_client(params, errlog=serve_errlog), **client_options) as client:
             try:
                 yield client
             finally:
