@@ -28,6 +28,13 @@ def write(path: Path, data: Any) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def keep_logging(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``main`` configures structlog for the process (loggers cached on first use, bound to this test's captured
+    stderr); in process, that would outlive the test and hide later tests' logs from ``capture_logs``."""
+    monkeypatch.setattr("mcp_conductor.cli.configure_logging", lambda *args, **kwargs: None)
+
+
 @pytest.fixture
 def setup(tmp_path: Path) -> tuple[list[str], Path]:
     """The arguments after ``run``, and the notes server's own file (written only by a call that ran)."""
