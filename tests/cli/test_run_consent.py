@@ -30,9 +30,11 @@ def write(path: Path, data: Any) -> Path:
 
 @pytest.fixture(autouse=True)
 def keep_logging(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``main`` configures structlog for the process (loggers cached on first use, bound to this test's captured
-    stderr); in process, that would outlive the test and hide later tests' logs from ``capture_logs``."""
+    """``main`` configures logging for the process (structlog loggers cached on first use, a secret-masking
+    processor list replacing the one cached loggers hold); in process, that would outlive the test and hide
+    later tests' logs from ``capture_logs``."""
     monkeypatch.setattr("mcp_conductor.cli.configure_logging", lambda *args, **kwargs: None)
+    monkeypatch.setattr("mcp_conductor.cli.common.redact_logs", lambda secrets: None)
 
 
 @pytest.fixture
