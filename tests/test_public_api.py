@@ -15,6 +15,8 @@ def test_the_public_names_are_pinned():
         "Conductor",
         "ConductorConfig",
         "ConductorError",
+        "ConsentDecision",
+        "ConsentStep",
         "DiscoverResult",
         "ExecuteResult",
         "PlanResult",

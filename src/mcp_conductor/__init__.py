@@ -25,7 +25,9 @@ if TYPE_CHECKING:
     from mcp_conductor.client_pool.config_models import ConductorConfig
     from mcp_conductor.server.conductor import Conductor
     from mcp_conductor.server.discovery.results import DiscoverResult
+    from mcp_conductor.server.execution.consent import ConsentDecision
     from mcp_conductor.server.execution.results import ExecuteResult, RunOptions
+    from mcp_conductor.server.planning.consent import ConsentStep
     from mcp_conductor.server.planning.models import PlanResult
 
 __version__ = "0.1.0"
@@ -33,6 +35,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "Conductor": "mcp_conductor.server.conductor",
     "ConductorConfig": "mcp_conductor.client_pool.config",
+    "ConsentDecision": "mcp_conductor.server.execution.consent",
+    "ConsentStep": "mcp_conductor.server.planning.consent",
     "DiscoverResult": "mcp_conductor.server.discovery.results",
     "ExecuteResult": "mcp_conductor.server.execution.results",
     "PlanResult": "mcp_conductor.server.planning.models",
@@ -44,6 +48,8 @@ __all__ = [
     "Conductor",
     "ConductorConfig",
     "ConductorError",
+    "ConsentDecision",
+    "ConsentStep",
     "DiscoverResult",
     "ExecuteResult",
     "PlanResult",

@@ -80,7 +80,7 @@ def serve_errlog(serve_log: Path) -> Iterator[IO[str]]:
 
 @pytest.fixture
 def serve_stdio(serve_errlog: IO[str], tmp_path: Path) -> ServeStdio:
-    """``serve_stdio(config, *args, env={...})``: a ``Client`` connected over stdio to a fresh
+    """``serve_stdio(config, *args, env={...}, **client_options)``: a ``Client`` connected over stdio to a fresh
     ``mcp-conductor serve --config config *args`` child whose environment is ``host_env(**env)``.
 
     When the host disconnects, the meta server and every process it started must be gone within a few seconds:
@@ -88,11 +88,13 @@ def serve_stdio(serve_errlog: IO[str], tmp_path: Path) -> ServeStdio:
     """
 
     @asynccontextmanager
-    async def serve(config: Path, *args: str, env: Mapping[str, str] | None = None) -> AsyncIterator[Client]:
+    async def serve(
+        config: Path, *args: str, env: Mapping[str, str] | None = None, **client_options: Any
+    ) -> AsyncIterator[Client]:
         command, *argv = serve_command(config, *args)
         child_env = fixtures.env.host_env(tmp_path / "home", **(env or {}))
         params = StdioServerParameters(command=command, args=argv, env=child_env)
-        async with Client(stdio_client(params, errlog=serve_errlog)) as client:
+        async with Client(stdio_client(params, errlog=serve_errlog), **client_options) as client:
             try:
                 yield client
             finally:

@@ -63,7 +63,7 @@ async def test_a_compact_hit_has_a_cut_description_a_lean_schema_and_the_shape_o
                 client, "discover_tools", {"query": "weather of a city", "top_k": 1, "detail": "full"}
             )
     (hit,) = found["tools"]
-    assert set(hit) == {"id", "description", "input_schema", "returns", "score"}
+    assert set(hit) == {"id", "description", "input_schema", "returns", "effect", "score"}
     assert hit["id"] == "tools/weather"
     assert len(hit["description"]) <= DESCRIPTION_CHARS and hit["description"].endswith("…")
     assert hit["input_schema"] == {"properties": {"city": {"type": "string"}}, "required": ["city"]}

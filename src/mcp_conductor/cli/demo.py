@@ -25,6 +25,8 @@ from mcp_conductor.demo import DEMO_CONFIG_PATH
 
 if TYPE_CHECKING:  # the command imports the MCP SDK when it runs, not when the parser is built
     from mcp import Client
+    from mcp.client import ClientRequestContext
+    from mcp.types import ElicitRequestParams, ElicitResult
 
 QUERIES = (
     "count the words in a text",
@@ -94,7 +96,7 @@ async def _demo(limit_s: float, state_dir: Path, kept: bool) -> int:
     where = f"in {state_dir}" if kept else "in a fresh temporary directory (deleted at the end; --state-dir keeps it)"
     _say(f"state: the meta server keeps runs, plans and metrics {where}", indent="")
     with anyio.fail_after(limit_s):
-        async with Client(params) as client:
+        async with Client(params, elicitation_callback=_approve) as client:
             info = client.server_info
             _section(
                 f"connected to {info.name if info else 'mcp-conductor'} over stdio (protocol {client.protocol_version})"
@@ -109,6 +111,8 @@ async def _demo(limit_s: float, state_dir: Path, kept: bool) -> int:
             ok = await _discover(client)
             if "plan_chain" in names:
                 ok = await _plan_and_run(client, names, state_dir if kept else None) and ok
+            if "execute_chain" in names:
+                ok = await _consent(client) and ok
     return EXIT_OK if ok else EXIT_FAILED
 
 
@@ -195,6 +199,33 @@ async def _measured(client: Client) -> None:
     )
     for tool in (found.structured_content or {}).get("tools", []):
         _say(f"{tool['id']}: stats {json.dumps(tool.get('stats'))}")
+
+
+CLEANUP_PLAN: dict[str, Any] = {"steps": [{"id": "tidy", "tool": "notes/delete", "arguments": {"key": "summary"}}]}
+
+
+async def _approve(context: ClientRequestContext, params: ElicitRequestParams) -> ElicitResult:
+    """The scripted host: show the form as a person would see it, and approve."""
+    from mcp.types import ElicitResult
+
+    print("  the host asks the person:")
+    for line in params.message.splitlines():
+        print(f"    | {line}")
+    print("  the person approves")
+    return ElicitResult(action="accept", content={"approve": True})
+
+
+async def _consent(client: Client) -> bool:
+    """A destructive step (notes/delete) is not run before the person approves it through the host."""
+    _section("consent: notes/delete is destructive, so execute_chain asks first")
+    planned = (await client.call_tool("plan_chain", {"plan": CLEANUP_PLAN})).structured_content or {}
+    print(f"  plan_chain effects: {json.dumps(planned.get('effects'))}")
+    result = await client.call_tool("execute_chain", {"plan": CLEANUP_PLAN})
+    run = result.structured_content or {}
+    print(f"  execute_chain: {run.get('status')} {json.dumps(run.get('outputs'))}")
+    print("  (to run it without asking, the config would say")
+    print('     "conductor": {"consent": {"allow": ["notes/delete"]}})')
+    return run.get("status") == "succeeded"
 
 
 def _text(result: Any) -> str:

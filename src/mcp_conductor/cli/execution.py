@@ -28,6 +28,7 @@ from mcp_conductor.cli.live import LiveDisplay, RunView, format_ms
 from mcp_conductor.cli.words import shorten
 from mcp_conductor.client_pool.pool import ClientPool
 from mcp_conductor.server.conductor import Conductor
+from mcp_conductor.server.execution.consent import ApproveFn
 from mcp_conductor.server.execution.results import ExecuteResult, RunOptions
 from mcp_conductor.server.planning.models import PlanResult
 from mcp_conductor.server.store.store import StoreError
@@ -163,13 +164,14 @@ async def execute_live(
     plan_id: str | None = None,
     inputs: Mapping[str, Any] | None = None,
     options: RunOptions,
+    approve: ApproveFn | None = None,
 ) -> Outcome:
     """Run under the live view; on SIGINT, the stored (cancelled) run is the result."""
     run_id = view.run_id
     results: list[ExecuteResult] = []
 
     async def body() -> None:
-        results.append(await conductor.execute(plan_id=plan_id, inputs=inputs, options=options))
+        results.append(await conductor.execute(plan_id=plan_id, inputs=inputs, options=options, approve=approve))
 
     async def follow() -> None:
         while True:

@@ -11,12 +11,14 @@ from mcp_conductor.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_USAGE,
     add_config_option,
     add_state_dir_option,
     announce_connecting,
     load,
     state_dir,
 )
+from mcp_conductor.cli.consent import add_yes_option
 from mcp_conductor.cli.plan import PLAN_FILE_HELP, exit_code, print_invalid
 
 if TYPE_CHECKING:  # the command imports these when it runs, not when the parser is built
@@ -56,6 +58,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         metavar="S",
         help="deadline for the whole run in seconds (the run ends as timed_out)",
     )
+    add_yes_option(p)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -83,12 +86,15 @@ def run(args: argparse.Namespace) -> int:
     raw = with_inputs(read_plan(args.file), parse_inputs(args.input))  # a bad --input fails before connecting
     config = load(args)
     announce_connecting(config)
-    outcome = anyio.run(_run, config, state_dir(args), raw, args.timeout, args.json)
+    outcome = anyio.run(_run, config, state_dir(args), raw, args.timeout, args.json, args.yes)
     return report(outcome, args, Path(args.file).name)
 
 
-async def _run(config: ConductorConfig, directory: Path, raw: Any, timeout_s: float | None, quiet: bool) -> Outcome:
+async def _run(
+    config: ConductorConfig, directory: Path, raw: Any, timeout_s: float | None, quiet: bool, yes: bool = False
+) -> Outcome:
     from mcp_conductor.cli import console as ui
+    from mcp_conductor.cli.consent import ask_person
     from mcp_conductor.cli.execution import Outcome, execute_live, wait_for_servers
     from mcp_conductor.cli.live import LiveDisplay, RunView
     from mcp_conductor.server.conductor import Conductor
@@ -101,13 +107,11 @@ async def _run(config: ConductorConfig, directory: Path, raw: Any, timeout_s: fl
         if not checked.valid or checked.plan_id is None:
             return Outcome(ExecuteResult(run_id=None, status="invalid", errors=list(checked.errors)), invalid=checked)
         view = RunView([(s.id, s.target) for s in checked.steps], new_run_id())
+        options = RunOptions(run_id=view.run_id, timeout_s=timeout_s, detail="steps")
+        approve = await ask_person(conductor, plan_id=checked.plan_id, options=options, assume_yes=yes)
         with LiveDisplay(view, ui.out(), quiet=quiet) as display:
             return await execute_live(
-                conductor,
-                view,
-                display,
-                plan_id=checked.plan_id,
-                options=RunOptions(run_id=view.run_id, timeout_s=timeout_s, detail="steps"),
+                conductor, view, display, plan_id=checked.plan_id, options=options, approve=approve
             )
 
 
@@ -118,6 +122,12 @@ def report(outcome: Outcome, args: argparse.Namespace, name: str) -> int:
 
     if outcome.invalid is not None and not args.json:
         print_invalid(ui.err(), outcome.invalid, name)
+    if outcome.result.status == "consent_required":  # nothing ran: say why, and how to allow it
+        if args.json:
+            print(outcome.result.model_dump_json(indent=2))
+        if outcome.result.error is not None:
+            print(outcome.result.error.message, file=sys.stderr)
+        return EXIT_USAGE
     if args.json:
         print(outcome.result.model_dump_json(indent=2))
     elif outcome.invalid is None:

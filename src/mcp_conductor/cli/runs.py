@@ -27,7 +27,7 @@ _FORMATTER = argparse.RawDescriptionHelpFormatter
 WIDE_ENOUGH_FOR_PLAN = 110
 # The values of server.store.records.RunStatus (a test pins them), here so that building the parser imports
 # no pydantic.
-RUN_STATUSES = ("running", "succeeded", "failed", "partial", "timed_out", "cancelled", "interrupted")
+RUN_STATUSES = ("running", "succeeded", "failed", "partial", "timed_out", "cancelled", "interrupted", "declined")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

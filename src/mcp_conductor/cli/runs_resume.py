@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     inputs = parse_inputs(args.input)
     config = load(args)
     announce_connecting(config)
-    outcome = anyio.run(_resume, config, state_dir(args), args.run_id, inputs, args.timeout, args.json)
+    outcome = anyio.run(_resume, config, state_dir(args), args.run_id, inputs, args.timeout, args.json, args.yes)
     return report(outcome, args, args.run_id)
 
 
@@ -48,8 +48,10 @@ async def _resume(
     inputs: dict[str, Any],
     timeout_s: float | None,
     quiet: bool,
+    yes: bool = False,
 ) -> Outcome:
     from mcp_conductor.cli import console as ui
+    from mcp_conductor.cli.consent import ask_person
     from mcp_conductor.cli.execution import Outcome, execute_live, wait_for_servers
     from mcp_conductor.cli.live import LiveDisplay, RunView
     from mcp_conductor.server.conductor import Conductor
@@ -71,14 +73,10 @@ async def _resume(
         steps = await store.get_steps(run_id)
         view = RunView([(s.step_id, s.tool) for s in steps], run_id)
         view.update(steps)
+        options = RunOptions(resume_run_id=run_id, timeout_s=timeout_s, detail="steps")
+        approve = await ask_person(conductor, inputs=inputs, options=options, assume_yes=yes)
         with LiveDisplay(view, ui.out(), quiet=quiet) as display:
-            outcome = await execute_live(
-                conductor,
-                view,
-                display,
-                inputs=inputs,
-                options=RunOptions(resume_run_id=run_id, timeout_s=timeout_s, detail="steps"),
-            )
+            outcome = await execute_live(conductor, view, display, inputs=inputs, options=options, approve=approve)
         if outcome.result.status == "invalid":
             checked = PlanResult(valid=False, errors=tuple(outcome.result.errors))
             return Outcome(

@@ -55,6 +55,7 @@ from mcp_conductor.client_pool.config_models import (
     _RemoteEntry,
     _StdioEntry,
 )
+from mcp_conductor.client_pool.consent_policy import ConsentPolicy
 from mcp_conductor.errors import ConfigError
 from mcp_conductor.suggest import close_matches, did_you_mean
 
@@ -154,6 +155,7 @@ def build_config(raw: Any, *, source: str = "<config>", environ: Mapping[str, st
         max_global_concurrency=conductor.max_concurrency if conductor else DEFAULT_GLOBAL_CONCURRENCY,
         keep_runs=conductor.keep_runs if conductor else DEFAULT_KEEP_RUNS,
         output_budget_bytes=conductor.output_budget_bytes if conductor else DEFAULT_OUTPUT_BUDGET_BYTES,
+        consent=conductor.consent if conductor else ConsentPolicy(),
         source=source,
         skipped=tuple(skipped),
         warnings=warnings,
@@ -284,10 +286,13 @@ def _runs_conductor(server: StdioServer) -> bool:
     return any(a == "-m" and b == "mcp_conductor" for a, b in itertools.pairwise(words))
 
 
-def in_process_config(servers: Mapping[str, Any], *, defaults: Defaults | None = None) -> ConductorConfig:
+def in_process_config(
+    servers: Mapping[str, Any], *, defaults: Defaults | None = None, consent: ConsentPolicy | None = None
+) -> ConductorConfig:
     """A config of in-process ``MCPServer`` objects by name (tests, embedding)."""
     return ConductorConfig(
         servers={ServerName(name): InProcessServer(name=name, server=srv) for name, srv in servers.items()},
         defaults=defaults or Defaults(),
+        consent=consent or ConsentPolicy(),
         source="<in-process>",
     )

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from mcp_conductor.client_pool.catalog import ServerName
+from mcp_conductor.client_pool.consent_policy import ConsentPolicy
 
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_CONNECT_TIMEOUT_S = 30.0
@@ -69,6 +70,7 @@ class ConductorSection(_Strict):
     max_concurrency: Annotated[int, Field(ge=1)] = DEFAULT_GLOBAL_CONCURRENCY
     keep_runs: Annotated[int, Field(ge=1)] = DEFAULT_KEEP_RUNS
     output_budget_bytes: Annotated[int, Field(ge=256)] = DEFAULT_OUTPUT_BUDGET_BYTES
+    consent: ConsentPolicy = Field(default_factory=ConsentPolicy)
 
 
 class _StdioEntry(_Strict):
@@ -156,6 +158,7 @@ class ConductorConfig(_Strict):
     max_global_concurrency: int = DEFAULT_GLOBAL_CONCURRENCY
     keep_runs: int = DEFAULT_KEEP_RUNS
     output_budget_bytes: int = DEFAULT_OUTPUT_BUDGET_BYTES
+    consent: ConsentPolicy = Field(default_factory=ConsentPolicy)
     source: str | None = None
     skipped: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()

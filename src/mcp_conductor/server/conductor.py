@@ -31,10 +31,12 @@ from mcp_conductor.server.discovery.metrics import MetricsRegistry
 from mcp_conductor.server.discovery.results import Detail, DiscoverResult
 from mcp_conductor.server.discovery.search import DEFAULT_TOP_K, ToolSearch
 from mcp_conductor.server.execution.chains import ChainService
+from mcp_conductor.server.execution.consent import ApproveFn
 from mcp_conductor.server.execution.engine import ProgressFn
 from mcp_conductor.server.execution.executor import LocalExecutor
 from mcp_conductor.server.execution.live_runs import LiveRuns
 from mcp_conductor.server.execution.results import ExecuteResult, RunOptions
+from mcp_conductor.server.planning.consent import ConsentStep
 from mcp_conductor.server.planning.models import PlanResult
 from mcp_conductor.server.store.records import StepRun
 from mcp_conductor.server.store.state_dir import resolve_state_dir
@@ -165,11 +167,16 @@ class Conductor:
         inputs: Mapping[str, Any] | None = None,
         options: RunOptions | Mapping[str, Any] | None = None,
         progress: ProgressFn | None = None,
+        approve: ApproveFn | None = None,
     ) -> ExecuteResult:
         """Run a plan (inline, or by the ``plan_id`` of ``plan``); ``progress(done, total, message)`` is
         awaited as steps end. An invalid plan runs nothing and comes back with status ``invalid``. With
         ``options.wait_s`` the run goes on after that many seconds (status ``running``; call again with its
         ``run_id`` to wait again, or with ``cancel`` to stop it); without, this waits until the run ends.
+
+        Before anything runs, the steps that need the person's consent (``config.consent``: destructive tools
+        and ``ask`` patterns) are put to ``approve``; declined, nothing runs and the run is recorded
+        ``declined``; without ``approve`` (or when it could not ask), the answer is ``consent_required``.
 
         Raises:
             ConductorError: neither ``plan`` nor ``plan_id``; an unknown ``plan_id`` or ``resume_run_id``; the
@@ -180,8 +187,27 @@ class Conductor:
         if options is not None and not isinstance(options, RunOptions):
             options = RunOptions.model_validate(options)
         return await self.chains.execute(
-            plan_id=plan_id, plan=plan, inputs=inputs or {}, options=options, progress=progress
+            plan_id=plan_id, plan=plan, inputs=inputs or {}, options=options, progress=progress, approve=approve
         )
+
+    async def consent_needed(
+        self,
+        plan: Mapping[str, Any] | None = None,
+        *,
+        plan_id: str | None = None,
+        inputs: Mapping[str, Any] | None = None,
+        options: RunOptions | Mapping[str, Any] | None = None,
+    ) -> list[ConsentStep]:
+        """The steps ``execute`` with the same arguments would ask consent for (none already succeeded).
+
+        Raises:
+            ConductorError: as ``execute``.
+            pydantic.ValidationError: ``options`` given as a mapping is not valid.
+        """
+        await self.wait_for_startup()
+        if options is not None and not isinstance(options, RunOptions):
+            options = RunOptions.model_validate(options)
+        return await self.chains.consent_needed(plan_id=plan_id, plan=plan, inputs=inputs or {}, options=options)
 
     async def step(self, run_id: str, step_id: str) -> StepRun | None:
         """One step of a run as stored (its full output), or None.

@@ -5,13 +5,21 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.elicitation import ElicitationResult
+from mcp.server.mcpserver import Context, MCPServer, Resolve
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field, ValidationError
 
 from mcp_conductor.errors import ConductorError
 from mcp_conductor.server.conductor import Conductor
+from mcp_conductor.server.consent_front import (
+    ConsentForm,
+    NeededConsent,
+    approver,
+    consent_answer,
+    steps_needing_consent,
+)
 from mcp_conductor.server.execution.results import ExecuteResult, RunOptions
 from mcp_conductor.server.planning.models import PLAN_DETAIL, PlanResult
 from mcp_conductor.server.replies import argument_errors, reply
@@ -40,7 +48,8 @@ Returns {run_id, status, outputs (values of plan.outputs, default the last steps
 succeed)}. options: timeout_s, on_error, max_concurrency, default_step_timeout_s, output_budget_bytes, run_id
 (idempotency key), resume_run_id (re-run what did not succeed), detail: "steps", wait_s (default 50: a run not
 done by then answers status "running" and goes on; call again with options.run_id to wait, or cancel: true;
-null waits for the end).
+null waits for the end). Destructive steps are put to the person first: status "declined" means they said
+no (do not retry).
 """
 )
 
@@ -80,6 +89,9 @@ def register_chain_tools(server: MCPServer[Conductor]) -> None:
     )
     async def execute_chain(
         ctx: Context[Conductor],
+        # Filled before the body runs, never by the model: the steps needing consent and the person's answer.
+        needed: Annotated[NeededConsent, Resolve(steps_needing_consent)],
+        answer: Annotated[ElicitationResult[ConsentForm], Resolve(consent_answer)],
         plan: dict[str, Any] | None = None,
         plan_id: Annotated[str | None, Field(description="instead of plan: from plan_chain")] = None,
         inputs: Annotated[dict[str, Any] | None, Field(description="override the plan's inputs")] = None,
@@ -97,7 +109,10 @@ def register_chain_tools(server: MCPServer[Conductor]) -> None:
         except ValidationError as exc:  # hosts give up on a call after about a minute: hence the wait_s default
             raise ToolError(argument_errors("execute_chain", exc, within="options")) from exc
         try:
-            result = await conductor.execute(plan, plan_id=plan_id, inputs=inputs, options=chosen, progress=progress)
+            approve = approver(needed, answer)
+            result = await conductor.execute(
+                plan, plan_id=plan_id, inputs=inputs, options=chosen, progress=progress, approve=approve
+            )
         except ConductorError as exc:
             raise ToolError(exc.summary()) from exc
         return reply(result, is_error=result.failed)

@@ -1,6 +1,6 @@
 """What ``discover_tools`` returns (structured content; the text content is the same JSON, compact).
 
-By default a hit is small: ``{id, description, input_schema, returns, score}``, the description cut at
+By default a hit is small: ``{id, description, input_schema, returns, effect, score}``, the description cut at
 ``DESCRIPTION_CHARS`` and the schema without noise; ``detail="full"`` adds the server, name, title, output schema,
 annotations and measured stats.
 """
@@ -29,6 +29,7 @@ class DiscoveredTool(OutModel):
     description: str
     input_schema: dict[str, Any] | None = None
     returns: Any = Field(None, description="the shape of the step's value: JSON types and keys")
+    effect: str | None = Field(None, description="read_only, writes or destructive (may need consent)")
     score: float
     server: str | None = detail()
     name: str | None = detail()

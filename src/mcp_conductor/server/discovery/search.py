@@ -87,7 +87,9 @@ class ToolSearch:
         shapes = self._metrics.shapes()
         return DiscoverResult(
             tools=[
-                _describe(tool, score, stats.get(tool.id), shapes.get(tool.id), include_schemas, detail)
+                _describe(tool, score, stats.get(tool.id), shapes.get(tool.id), include_schemas, detail).model_copy(
+                    update={"effect": self._pool.config.consent.effect(tool)}
+                )
                 for tool, score in hits
             ],
             unavailable_servers=self.unavailable(filter_),

@@ -20,15 +20,17 @@ from mcp_conductor.client_pool.config_models import DEFAULT_KEEP_RUNS
 from mcp_conductor.client_pool.pool import ClientPool
 from mcp_conductor.errors import ConductorError
 from mcp_conductor.server.discovery.metrics import MetricsRegistry
+from mcp_conductor.server.execution.consent import ApproveFn, gate
 from mcp_conductor.server.execution.engine import ProgressFn, RunEngine, RunRequest, new_run_id
 from mcp_conductor.server.execution.live_runs import LiveRun, LiveRuns
 from mcp_conductor.server.execution.results import ExecuteResult, RunOptions, RunProgress, StepProblem, StepSummary
 from mcp_conductor.server.execution.values import DEFAULT_OUTPUT_BUDGET_BYTES, budgeted, step_resource_uri
+from mcp_conductor.server.planning.consent import ConsentStep, consent_steps, effect_ids
 from mcp_conductor.server.planning.models import Plan, PlanIssue, PlanResult
 from mcp_conductor.server.planning.planner import PlannerLimits
 from mcp_conductor.server.planning.planner import plan as check_plan
 from mcp_conductor.server.planning.references import json_pointer
-from mcp_conductor.server.store.records import RunRecord, RunStatus, StepError, StepRun
+from mcp_conductor.server.store.records import RunRecord, RunStatus, StepError, StepRun, StepStatus
 from mcp_conductor.server.store.state_dir import pid_alive
 from mcp_conductor.server.store.store import RunStore
 from mcp_conductor.suggest import close_matches
@@ -98,6 +100,8 @@ class ChainService:
         )
         if result.valid and result.plan_id and result.normalized_plan is not None:
             await self.store.save_plan(result.plan_id, stored_form(result.normalized_plan))
+            effects = effect_ids(result.normalized_plan, self._pool.snapshot(), self._pool.config.consent)
+            result = result.model_copy(update={"effects": effects})
         return result
 
     async def execute(
@@ -108,8 +112,10 @@ class ChainService:
         inputs: Mapping[str, Any] | None = None,
         options: RunOptions | None = None,
         progress: ProgressFn | None = None,
+        approve: ApproveFn | None = None,
     ) -> ExecuteResult:
-        """Run a plan (by id or inline), repeat a finished run, or resume an unfinished one.
+        """Run a plan (by id or inline), repeat a finished run, or resume an unfinished one; steps that need
+        the person's consent are put to ``approve`` first (see ``consent``).
 
         Raises:
             PlanNotFoundError: ``plan_id`` is not in the store.
@@ -127,28 +133,14 @@ class ChainService:
             return await self._wait(live, options, progress)
         if options.cancel:
             return await self._cancel(attach)
-        resume_id = options.resume_run_id
-        if resume_id is None and options.run_id is not None:
-            existing = await self.store.get_run(options.run_id)
-            if existing is not None:
-                if existing.status.finished:
-                    return await self.stored_result(existing, options, reused=True)
-                resume_id = existing.run_id
-        if resume_id is not None:
-            run = await self.store.get_run(resume_id)
-            if run is None:
-                raise RunNotFoundError(f"no run {resume_id!r}", hint="`mcp-conductor runs list` shows the runs")
-            if resume_id in self._active or (
-                run.status is RunStatus.RUNNING
-                and run.owner_pid not in (None, os.getpid())
-                and pid_alive(run.owner_pid or 0)
-            ):
-                raise RunBusyError(f"run {resume_id} is running right now", hint="wait for it to finish")
-            plan_id, plan, inputs = run.plan_id, None, {**run.inputs, **(inputs or {})}
-        checked = await self._checked(plan_id, plan, inputs or {})
+        target = await self._target(plan_id, plan, inputs, options)
+        if isinstance(target, RunRecord):
+            return await self.stored_result(target, options, reused=True)
+        resumed, checked = target
         if not checked.valid or checked.normalized_plan is None or checked.plan_id is None:
             return ExecuteResult(run_id=None, status="invalid", errors=list(checked.errors))
         normalized = checked.normalized_plan
+        resume_id = resumed.run_id if resumed is not None else None
         request = RunRequest(
             plan=normalized,
             plan_id=checked.plan_id,
@@ -156,6 +148,17 @@ class ChainService:
             options=options if resume_id is None else options.model_copy(update={"run_id": resume_id}),
             resume=resume_id is not None,
         )
+        needed = await self._consent_steps(normalized, resumed)
+        if needed:
+            if request.options.run_id is None:  # the decision is recorded under the run's id
+                request = replace(request, options=request.options.model_copy(update={"run_id": new_run_id()}))
+            run_id = request.options.run_id
+            assert run_id is not None
+            stop = await gate(
+                self.store, approve, needed, run_id=run_id, plan=normalized, plan_id=checked.plan_id, resumed=resumed
+            )
+            if stop is not None:
+                return stop
         if options.wait_s is None or self._live is None:
             return await self._run(request, options, checked.warnings, progress)
         if request.options.run_id is None:
@@ -174,6 +177,69 @@ class ChainService:
 
         live = self._live.start(run_id, len(normalized.steps), body, stopped)
         return await self._wait(live, options, progress)
+
+    async def consent_needed(
+        self,
+        *,
+        plan_id: str | None = None,
+        plan: Mapping[str, Any] | None = None,
+        inputs: Mapping[str, Any] | None = None,
+        options: RunOptions | None = None,
+    ) -> list[ConsentStep]:
+        """The steps that ``execute`` with these arguments would put to its approver: none for a finished run
+        repeated by ``run_id``, a live run, a cancel or an invalid plan; for a resume, only the steps that have
+        not succeeded yet.
+
+        Raises:
+            the errors of ``execute`` (an unknown plan or run, a busy run, the store).
+        """
+        options = options or RunOptions()
+        attach = options.run_id or options.resume_run_id
+        if options.cancel or (self._live is not None and attach and self._live.get(attach) is not None):
+            return []
+        target = await self._target(plan_id, plan, inputs, options)
+        if isinstance(target, RunRecord):
+            return []
+        resumed, checked = target
+        if not checked.valid or checked.normalized_plan is None:
+            return []
+        return await self._consent_steps(checked.normalized_plan, resumed)
+
+    async def _consent_steps(self, plan: Plan, resumed: RunRecord | None) -> list[ConsentStep]:
+        done: set[str] = set()
+        if resumed is not None:
+            done = {s.step_id for s in await self.store.get_steps(resumed.run_id) if s.status is StepStatus.SUCCEEDED}
+        return consent_steps(plan, self._pool.snapshot(), self._pool.config.consent, done=done)
+
+    async def _target(
+        self, plan_id: str | None, plan: Mapping[str, Any] | None, inputs: Mapping[str, Any] | None, options: RunOptions
+    ) -> RunRecord | tuple[RunRecord | None, PlanResult]:
+        """What a call runs: a finished run that its ``run_id`` repeats, or the run it resumes (if any) and the
+        checked plan.
+
+        Raises:
+            RunNotFoundError, RunBusyError, PlanNotFoundError, ConductorError, StoreError: as ``execute``.
+        """
+        resume_id = options.resume_run_id
+        if resume_id is None and options.run_id is not None:
+            existing = await self.store.get_run(options.run_id)
+            if existing is not None:
+                if existing.status.finished:
+                    return existing
+                resume_id = existing.run_id
+        resumed = None
+        if resume_id is not None:
+            resumed = await self.store.get_run(resume_id)
+            if resumed is None:
+                raise RunNotFoundError(f"no run {resume_id!r}", hint="`mcp-conductor runs list` shows the runs")
+            if resume_id in self._active or (
+                resumed.status is RunStatus.RUNNING
+                and resumed.owner_pid not in (None, os.getpid())
+                and pid_alive(resumed.owner_pid or 0)
+            ):
+                raise RunBusyError(f"run {resume_id} is running right now", hint="wait for it to finish")
+            plan_id, plan, inputs = resumed.plan_id, None, {**resumed.inputs, **(inputs or {})}
+        return resumed, await self._checked(plan_id, plan, inputs or {})
 
     async def _wait(self, live: LiveRun, options: RunOptions, progress: ProgressFn | None) -> ExecuteResult:
         result = await LiveRuns.wait(live, options.wait_s or 0.0, progress)

@@ -11,11 +11,12 @@ from typing import Any, Literal
 from pydantic import Field
 
 from mcp_conductor.models import OutModel, detail
+from mcp_conductor.server.planning.consent import ConsentReport
 from mcp_conductor.server.planning.models import PlanIssue
 from mcp_conductor.server.store.records import StepError, StepRun, StepStatus
 
 STORED_OPTIONS = frozenset({"max_concurrency", "timeout_s", "default_step_timeout_s", "on_error"})
-FAILED_STATUSES = frozenset({"invalid", "failed", "timed_out", "cancelled"})
+FAILED_STATUSES = frozenset({"invalid", "failed", "timed_out", "cancelled", "consent_required"})
 
 
 class RunOptions(OutModel):
@@ -122,13 +123,16 @@ class ExecuteResult(OutModel):
     ``detail: "steps"`` adds every step and the duration."""
 
     run_id: str | None = None
-    status: str = Field(description="succeeded, partial, failed, timed_out, cancelled, running, or invalid")
+    status: str = Field(
+        description="succeeded, partial, failed, timed_out, cancelled, running, invalid, declined or consent_required"
+    )
     outputs: dict[str, Any] = Field(default_factory=dict, description="value of each output step")
     problems: list[StepProblem] = Field(default_factory=list)
     warnings: list[PlanIssue] = Field(default_factory=list)
     errors: list[PlanIssue] = Field(default_factory=list, description="why the plan is invalid (nothing ran)")
     error: StepError | None = None
     progress: RunProgress | None = None
+    consent: ConsentReport | None = None
     steps: list[StepSummary] | None = detail()
     duration_ms: float | None = detail()
     reused: bool = Field(False, description="an earlier finished run with this run_id")

@@ -199,6 +199,7 @@ class PlanResult(OutModel):
     critical_path: tuple[str, ...] = ()
     estimated_latency_ms: float | None = None
     fan_out: dict[str, FanOut] = Field(default_factory=dict, description="the foreach steps' widths")
+    effects: dict[str, list[str]] = Field(default_factory=dict, description="step ids: destructive, writes")
     warnings: tuple[PlanIssue, ...] = ()
     errors: tuple[PlanIssue, ...] = ()
     steps: tuple[PlannedStep, ...] = Field((), json_schema_extra={DETAIL: True})

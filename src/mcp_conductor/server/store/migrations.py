@@ -3,7 +3,8 @@
 Every statement is idempotent (``IF NOT EXISTS``), so a migration that a killed process left half done simply runs
 again. Version 2 adds learned tool shapes and cancel requests; version 3 adds ``step_items``: a foreach step's
 items, one row each, so a resume re-runs only the items that did not succeed; version 4 adds
-``tool_metrics.caller_errors`` (failed calls that were the caller's mistake).
+``tool_metrics.caller_errors`` (failed calls that were the caller's mistake); version 5 adds ``consents``:
+the person's decisions about the steps that needed their consent.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 def migration_tool_metrics_caller_errors(conn: sqlite3.Connection) -> None:
@@ -104,6 +105,16 @@ MIGRATIONS: dict[int, str | Callable[[sqlite3.Connection], None]] = {
     );
     """,
     4: migration_tool_metrics_caller_errors,
+    5: """
+    CREATE TABLE IF NOT EXISTS consents (
+        run_id     TEXT NOT NULL,
+        decided_at TEXT NOT NULL,
+        who        TEXT NOT NULL,
+        decision   TEXT NOT NULL,
+        steps_json TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS consents_run ON consents (run_id);
+    """,
 }
 
 

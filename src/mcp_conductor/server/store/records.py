@@ -20,6 +20,7 @@ class RunStatus(StrEnum):
     TIMED_OUT = "timed_out"
     CANCELLED = "cancelled"
     INTERRUPTED = "interrupted"  # the server died while the run was running; resume it
+    DECLINED = "declined"  # the person declined the steps that needed consent: nothing ran
 
     @property
     def finished(self) -> bool:
@@ -89,6 +90,16 @@ class StepRun:
     output: Any = None
     has_output: bool = False  # distinguishes a stored null output from no output
     items: list[ItemRun] | None = None  # a foreach step's elements, in input order
+
+
+class ConsentRecord(_Model):
+    """A consent decision recorded with a run: who decided, when, and about which steps."""
+
+    run_id: str
+    decided_at: str
+    who: str
+    decision: str  # approved, declined
+    steps: list[dict[str, Any]] = Field(default_factory=list, description="the steps as the person saw them")
 
 
 class RunRecord(_Model):

@@ -387,6 +387,7 @@ def prune(c: sqlite3.Connection, keep: int) -> int:
             " (SELECT plan_id FROM plans ORDER BY created_at DESC, rowid DESC LIMIT ?)",
             (keep,),
         )
+        c.execute("DELETE FROM consents WHERE run_id NOT IN (SELECT run_id FROM runs)")
     return int(deleted)
 
 

@@ -33,6 +33,7 @@ from mcp_conductor.server.discovery.metrics import ToolMetrics
 from mcp_conductor.server.store import migrations, schema
 from mcp_conductor.server.store.journal import RunJournal
 from mcp_conductor.server.store.records import (
+    ConsentRecord,
     ItemRun,
     RunExport,
     RunRecord,
@@ -341,6 +342,30 @@ class RunStore:
             StoreError: the store cannot be written.
         """
         return await self._run(lambda c: schema.mark_interrupted(c, alive))
+
+    # -- consent -------------------------------------------------------------------------------------------
+
+    async def record_consent(self, consent: ConsentRecord) -> None:
+        """Keep a consent decision with its run (the run may not exist yet: it is created after approval).
+
+        Raises:
+            StoreError: the store cannot be written.
+        """
+        row = (consent.run_id, consent.decided_at, consent.who, consent.decision, schema.dumps(consent.steps))
+        sql = "INSERT INTO consents (run_id, decided_at, who, decision, steps_json) VALUES (?, ?, ?, ?, ?)"
+        await self._quick(lambda c: c.execute(sql, row))
+
+    async def get_consents(self, run_id: str) -> list[ConsentRecord]:
+        """The run's consent decisions, oldest first.
+
+        Raises:
+            StoreError: the store cannot be read.
+        """
+        sql = "SELECT run_id, decided_at, who, decision, steps_json FROM consents WHERE run_id = ? ORDER BY rowid"
+        rows = await self._quick(lambda c: c.execute(sql, (run_id,)).fetchall())
+        return [
+            ConsentRecord(run_id=r[0], decided_at=r[1], who=r[2], decision=r[3], steps=schema.loads(r[4])) for r in rows
+        ]
 
     # -- steps ---------------------------------------------------------------------------------------------
 
