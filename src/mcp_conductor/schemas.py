@@ -219,3 +219,21 @@ def lean_input_schema(schema: Any) -> Any:
             if isinstance(prop, dict) and isinstance(prop.get("description"), str):
                 prop["description"] = clip(prop["description"], PARAMETER_DESCRIPTION_CHARS)
     return compact
+
+
+def without_descriptions(schema: Any) -> Any:
+    """``schema`` without ``description`` keywords (a property named "description" stays): for output schemas,
+    whose fields the tool's own description already explains."""
+    if isinstance(schema, list):
+        return [without_descriptions(item) for item in schema]
+    if not isinstance(schema, Mapping):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "description":
+            continue
+        if key in _NAME_MAPS and isinstance(value, Mapping):
+            out[key] = {name: without_descriptions(sub) for name, sub in value.items()}
+        else:
+            out[key] = without_descriptions(value)
+    return out

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from mcp_conductor import __version__
 from mcp_conductor.client_pool.config_models import ConductorConfig
 from mcp_conductor.client_pool.status import ServerState
-from mcp_conductor.schemas import compact_schema
+from mcp_conductor.schemas import compact_schema, without_descriptions
 from mcp_conductor.server.conductor import Conductor
 from mcp_conductor.server.discovery.metrics import MetricsRegistry
 from mcp_conductor.server.replies import argument_errors
@@ -55,7 +55,9 @@ class ConductorServer(MCPServer[Conductor]):
             tool.model_copy(
                 update={
                     "input_schema": compact_schema(tool.input_schema),
-                    "output_schema": compact_schema(tool.output_schema) if tool.output_schema else None,
+                    "output_schema": without_descriptions(compact_schema(tool.output_schema))
+                    if tool.output_schema
+                    else None,
                 }
             )
             for tool in await super().list_tools()

@@ -130,3 +130,31 @@ def test_fuzzed_plans_and_patterns_never_run_an_unlisted_step(
         assert result.status == "declined" and calls == Counter()
     else:
         assert result.status == "succeeded"
+
+
+async def test_a_foreach_over_50_items_of_a_destructive_tool_asks_once_with_the_item_count(tmp_path: Path):
+    calls: Counter[str] = Counter()
+    asked: list[list[tuple[str, int | None]]] = []
+    keys = [f"k{i}" for i in range(50)]
+    plan = {
+        "inputs": {"keys": keys},
+        "steps": [
+            {
+                "id": "wipe",
+                "tool": "vault/erase",
+                "foreach": "inputs.keys",
+                "foreach_options": {"max_items": 60},
+                "arguments": {"key": "${item}"},
+            }
+        ],
+    }
+
+    async def decline(steps: Sequence[ConsentStep]) -> ConsentDecision:
+        asked.append([(s.id, s.items) for s in steps])
+        return ConsentDecision(approved=False)
+
+    async with opened(tmp_path, calls) as conductor:
+        result = await conductor.execute(plan, approve=decline)
+    assert asked == [[("wipe", 60)]]  # one question, with the item bound
+    assert result.status == "declined"
+    assert calls == Counter()  # nothing unlisted (or listed) ran

@@ -16,7 +16,7 @@ from mcp_conductor.client_pool.catalog import CatalogSnapshot, ToolId
 from mcp_conductor.client_pool.consent_policy import ConsentPolicy, Effect, allow_line
 from mcp_conductor.errors import ConductorError
 from mcp_conductor.models import OutModel
-from mcp_conductor.server.planning.models import Plan, PlannedStep
+from mcp_conductor.server.planning.models import ForeachOptions, Plan, PlannedStep
 
 ARGUMENT_CHARS = 80  # one argument's value in the form
 ARGUMENTS_SHOWN = 6  # arguments per step in the form
@@ -92,10 +92,11 @@ def _effect(step: PlannedStep, snapshot: CatalogSnapshot, policy: ConsentPolicy)
 
 
 def _item_bound(step: PlannedStep) -> int | None:
-    # Hook for the plan language's foreach: a foreach step reports its item bound (max_items) here, so the form
-    # says how often the call can run. Plain steps run once.
-    bound = getattr(step, "max_items", None)
-    return bound if isinstance(bound, int) else None
+    # A foreach step's item bound (max_items): the form says how often the call can run. Plain steps run once.
+    if step.foreach is MISSING:
+        return None
+    options = step.foreach_options if step.foreach_options is not MISSING else ForeachOptions()
+    return options.max_items
 
 
 def shown_arguments(arguments: dict[str, Any]) -> dict[str, str]:
