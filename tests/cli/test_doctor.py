@@ -104,3 +104,11 @@ def test_doctor_tells_http_401_from_404_and_hides_the_token(cli, write_json, ref
     assert rows["auth"]["cause"] == "HTTP 401 Unauthorized: the server wants credentials"
     assert rows["gone"]["cause"] == "HTTP 404 Not Found: no MCP endpoint at this url"
     assert SECRET not in done.stdout + done.stderr  # debug logs included
+
+
+def test_a_near_miss_of_the_conductor_key_is_a_warning_under_the_human_output(cli, tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text('{"mcpServers": {}, "condutor": {"keep_runs": 5}}', encoding="utf-8")
+    done = cli("doctor", "--config", str(config))
+    assert "warning: " in done.stderr
+    assert 'unknown top-level key "condutor" is ignored (did you mean "conductor"?)' in done.stderr

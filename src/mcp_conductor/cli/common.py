@@ -77,6 +77,8 @@ def load(args: argparse.Namespace, *, announce: bool = True) -> ConductorConfig:
     if announce and not getattr(args, "config", None):
         print(f"using config {path}", file=sys.stderr)
     config = load_config(path)
+    for warning in config.warnings:  # said here, once: the human commands show no log lines
+        print(f"warning: {warning}", file=sys.stderr)
     redact_logs(secret_values(config))  # servers echo their keys; the SDK's debug logs print urls
     return config
 
