@@ -40,7 +40,7 @@ from typing import IO, Any
 import anyio
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
-from mcp.types import CallToolResult, TextContent, Tool
+from mcp.types import CallToolResult, ElicitResult, TextContent, Tool
 
 from host_tasks import TASKS, Sandbox, make_sandbox
 from mcp_conductor.server.execution.values import step_value
@@ -117,6 +117,10 @@ def pre_compact(found: dict[str, Any]) -> str:
         "next_cursor": found.get("next_cursor"),
     }
     return json.dumps(old, indent=2, ensure_ascii=False)
+
+
+async def person_approves(context: Any, params: Any) -> ElicitResult:
+    return ElicitResult(action="accept", content={"approve": True})
 
 
 def shown(result: CallToolResult, *, structured_first: bool) -> str:
@@ -226,7 +230,9 @@ async def run_conductor(sandbox: Sandbox, root: Path, errlog: IO[str]) -> tuple[
     }
     params = StdioServerParameters(command=command, args=[*args, "serve", "--config", str(config)], env=env)
     runs: dict[str, Run] = {}
-    async with Client(stdio_client(params, errlog=errlog)) as client:
+    # The host asks the person before destructive steps run (consent) and the person approves: a question to
+    # the person, not a model turn, so it is counted in neither column.
+    async with Client(stdio_client(params, errlog=errlog), elicitation_callback=person_approves) as client:
         front = Front(client.instructions or "", await list_all(client))
         discover_options = front.tools[[t.name for t in front.tools].index("discover_tools")].input_schema
         discover_options = discover_options.get("properties", {})
