@@ -15,6 +15,7 @@ from typing import Any
 
 import anyio
 import pytest
+from mcp.types import ElicitResult
 
 from fixtures.plan_language_tasks import TASKS, Workspace, make_workspace
 
@@ -63,6 +64,11 @@ def servers(workspace: Workspace) -> dict[str, Any]:
     }
 
 
+async def person_approves(context: Any, params: Any) -> ElicitResult:
+    """The host asks the person before the destructive steps (file writes) run, and the person approves."""
+    return ElicitResult(action="accept", content={"approve": True})
+
+
 async def run_task(
     name: str, workspace: Workspace, servers: dict[str, Any], serve_stdio: Any, make_config: Any, **inputs: Any
 ) -> dict[str, Any]:
@@ -70,7 +76,7 @@ async def run_task(
     config = make_config(servers)
     env = {"MCP_CONDUCTOR_STATE_DIR": str(workspace.root / "state")}
     with anyio.fail_after(90):
-        async with serve_stdio(config, env=env) as client:
+        async with serve_stdio(config, env=env, elicitation_callback=person_approves) as client:
             result = await client.call_tool("execute_chain", {"plan": plan, "options": {"detail": "steps"}})
     run = result.structured_content
     assert run is not None, result.content
