@@ -31,6 +31,7 @@ from typing import Any
 
 import anyio
 from mcp import Client, StdioServerParameters
+from mcp.types import ElicitResult
 
 from mcp_conductor.client_pool.config import build_config, in_process_config
 from mcp_conductor.demo import latency
@@ -210,7 +211,11 @@ async def bench_tasks(root: Path) -> list[Row]:
     meta = build_server(build_config({"mcpServers": servers}), state_dir=root / "state")
     rows = []
     total_meta = total_direct = 0
-    async with Client(meta) as client:
+
+    async def person_approves(context: Any, params: Any) -> ElicitResult:  # consent: a person, not a meta call
+        return ElicitResult(action="accept", content={"approve": True})
+
+    async with Client(meta, elicitation_callback=person_approves) as client:
         for name, make_plan in TASKS.items():
             meta_calls = 1
             result = await client.call_tool(
