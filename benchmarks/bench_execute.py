@@ -26,7 +26,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ from mcp_conductor.client_pool.config_models import ConductorConfig
 from mcp_conductor.logs import configure_logging
 from mcp_conductor.server.conductor import Conductor
 from mcp_conductor.server.execution.results import ExecuteResult
+from ratio_table import Row, print_table
 
 LATENCY = {"command": sys.executable, "args": ["-m", "mcp_conductor.demo.latency"]}
 
@@ -52,16 +52,6 @@ CRITICAL_PATH_MS = 1100.0
 DAG_TARGET = 1.1
 MEMORY_RUNS = (10, 1000)
 MEMORY_TARGET = 1.10
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    name: str
-    value: str
-    baseline: str
-    ratio: float | None
-    target: str
-    ok: bool | None
 
 
 def config(per_server_limit: int | None = None) -> ConductorConfig:
@@ -290,27 +280,6 @@ async def bench_memory(state_dir: Path) -> list[Row]:
             ratio <= MEMORY_TARGET,
         )
     ]
-
-
-def print_table(rows: list[Row]) -> None:
-    header = ("measure", "value", "baseline", "ratio", "target", "ok")
-    cells = [
-        (
-            r.name,
-            r.value,
-            r.baseline,
-            "" if r.ratio is None else f"{r.ratio:.3f}",
-            r.target,
-            "" if r.ok is None else ("yes" if r.ok else "NO"),
-        )
-        for r in rows
-    ]
-    widths = [max(len(str(c[i])) for c in [header, *cells]) for i in range(len(header))]
-    line = "  ".join(f"{{:<{w}}}" for w in widths)
-    print(line.format(*header))
-    print("  ".join("-" * w for w in widths))
-    for c in cells:
-        print(line.format(*c))
 
 
 async def main(reps: int) -> None:

@@ -25,7 +25,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,7 @@ from mcp_conductor.demo import latency
 from mcp_conductor.logs import configure_logging
 from mcp_conductor.server.app import build_server
 from mcp_conductor.server.conductor import Conductor
+from ratio_table import Row, print_table
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -49,16 +49,6 @@ ITEMS, CONCURRENCY, ITEM_MS = 100, 10, 50.0
 FOREACH_TARGET = 1.15
 CHAIN = 50
 DATA_TARGET = 0.1
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    name: str
-    value: str
-    baseline: str
-    ratio: float | None
-    target: str
-    ok: bool | None
 
 
 async def timed(fn: Callable[[], Awaitable[Any]]) -> float:
@@ -247,27 +237,6 @@ async def bench_tasks(root: Path) -> list[Row]:
         )
     )
     return rows
-
-
-def print_table(rows: list[Row]) -> None:
-    header = ("measure", "value", "baseline", "ratio", "target", "ok")
-    cells = [
-        (
-            r.name,
-            r.value,
-            r.baseline,
-            "" if r.ratio is None else f"{r.ratio:.3f}",
-            r.target,
-            "" if r.ok is None else ("yes" if r.ok else "NO"),
-        )
-        for r in rows
-    ]
-    widths = [max(len(str(c[i])) for c in [header, *cells]) for i in range(len(header))]
-    line = "  ".join(f"{{:<{w}}}" for w in widths)
-    print(line.format(*header))
-    print("  ".join("-" * w for w in widths))
-    for c in cells:
-        print(line.format(*c))
 
 
 async def main(reps: int) -> None:
