@@ -125,6 +125,7 @@ class RunExport(_Model):
     run: RunRecord
     steps: list[StepRun]
     plan: dict[str, Any] | None = None
+    consents: list[ConsentRecord] = Field(default_factory=list, description="who approved or declined its steps")
 
 
 def now_iso() -> str:

@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mcp_conductor.server.discovery.metrics import ToolMetrics
-from mcp_conductor.server.store.records import ItemRun, RunRecord, RunStatus, StepError, StepRun, StepStatus
+from mcp_conductor.server.store.records import (
+    ConsentRecord,
+    ItemRun,
+    RunRecord,
+    RunStatus,
+    StepError,
+    StepRun,
+    StepStatus,
+)
 
 
 def connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
@@ -270,6 +278,22 @@ def select_steps(c: sqlite3.Connection, run_id: str, step_id: str | None = None)
 def select_plan(c: sqlite3.Connection, plan_id: str) -> dict[str, Any] | None:
     row = c.execute("SELECT plan_json FROM plans WHERE plan_id = ?", (plan_id,)).fetchone()
     return None if row is None else dict(loads(row[0]))
+
+
+def insert_consents(c: sqlite3.Connection, consents: Sequence[ConsentRecord]) -> None:
+    c.executemany(
+        "INSERT INTO consents (run_id, decided_at, who, decision, steps_json) VALUES (?, ?, ?, ?, ?)",
+        [(r.run_id, r.decided_at, r.who, r.decision, dumps(r.steps)) for r in consents],
+    )
+
+
+def select_consents(c: sqlite3.Connection, run_id: str) -> list[ConsentRecord]:
+    """The run's consent decisions, oldest first."""
+    sql = "SELECT run_id, decided_at, who, decision, steps_json FROM consents WHERE run_id = ? ORDER BY rowid"
+    return [
+        ConsentRecord(run_id=r[0], decided_at=r[1], who=r[2], decision=r[3], steps=loads(r[4]))
+        for r in c.execute(sql, (run_id,)).fetchall()
+    ]
 
 
 def insert_plan(c: sqlite3.Connection, plan_id: str, plan_json: str, created_at: str) -> None:
