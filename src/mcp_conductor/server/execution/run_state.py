@@ -182,4 +182,12 @@ def ended_unknown(old: Record, tool: str) -> Record:
     """``old`` (a step or an item whose call was in flight) ended in status unknown, its call not made again."""
     error = StepError(kind=UNKNOWN_OUTCOME, message=unknown_message(tool))
     finished_at = old.finished_at if old.status is StepStatus.UNKNOWN and old.finished_at else now_iso()
-    return replace(old, status=StepStatus.UNKNOWN, error=error, finished_at=finished_at, output=None, has_output=False)
+    return replace(
+        old,
+        status=StepStatus.UNKNOWN,
+        error=error,
+        finished_at=finished_at,
+        duration_ms=None,  # the call's answer was lost
+        output=None,
+        has_output=False,
+    )

@@ -33,7 +33,8 @@ from mcp_conductor.suggest import close_matches
 
 StepId = NewType("StepId", str)
 FailureKind = Literal["timeout", "unavailable", "connection_lost", "tool_error", "protocol_error"]
-RetryOn = FailureKind | Literal["unknown"]  # "unknown": an interrupted call is made again on resume (see execution)
+# retry.on: the failure kinds, and "unknown": a call cut off by a crash is made again on resume (see execution)
+RetryOn = Literal["timeout", "unavailable", "connection_lost", "tool_error", "protocol_error", "unknown"]
 EstimateBasis = Literal["measured", "default", "in_process"]
 
 TRANSIENT_FAILURES: tuple[FailureKind, ...] = ("timeout", "unavailable", "connection_lost")
