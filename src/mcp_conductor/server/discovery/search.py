@@ -3,7 +3,9 @@ their schemas, measured stats, and the servers that cannot be searched right now
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping, Sequence
+from typing import Literal
 
 from mcp_conductor.client_pool.catalog import ToolId, ToolInfo
 from mcp_conductor.client_pool.pool import ClientPool
@@ -21,11 +23,14 @@ from mcp_conductor.server.discovery.results import (
     ToolStatsOut,
     UnavailableServer,
 )
+from mcp_conductor.server.discovery.signature import signature
+from mcp_conductor.server.discovery.text import deprecation
 from mcp_conductor.shapes import Shape, schema_shape
 
 DEFAULT_TOP_K = 8
 MAX_TOP_K = 50
 SPREAD_POOL = 3  # rank this many times top_k before spreading the hits over servers
+SCHEMA_HITS = 3  # a compact answer's first hits show their input schema, the rest a one-line signature
 CLAUSE_HITS = 2  # each clause of a task gets this many of its best tools into the answer (as many as fit)
 
 
@@ -86,10 +91,15 @@ class ToolSearch:
         shapes = self._metrics.shapes()
         return DiscoverResult(
             tools=[
-                _describe(tool, score, stats.get(tool.id), shapes.get(tool.id), include_schemas, detail).model_copy(
-                    update={"effect": self._pool.config.consent.effect(tool)}
-                )
-                for tool, score in hits
+                _describe(
+                    tool,
+                    score,
+                    stats.get(tool.id),
+                    shapes.get(tool.id),
+                    ("schema" if place < SCHEMA_HITS else "signature") if include_schemas else "none",
+                    detail,
+                ).model_copy(update={"effect": self._pool.config.consent.effect(tool)})
+                for place, (tool, score) in enumerate(hits)
             ],
             unavailable_servers=self.unavailable(filter_),
             total_tools=len(listing),
@@ -160,14 +170,21 @@ def spread(ranked: Sequence[ScoredTool], top_k: int) -> list[ScoredTool]:
 
 
 def _describe(
-    tool: ToolInfo, score: float, stats: ToolStats | None, learned: Shape | None, include_schemas: bool, detail: Detail
+    tool: ToolInfo,
+    score: float,
+    stats: ToolStats | None,
+    learned: Shape | None,
+    inputs: Literal["schema", "signature", "none"],
+    detail: Detail,
 ) -> DiscoveredTool:
     returns = schema_shape(tool.output_schema) if tool.output_schema else learned
+    include_schemas = inputs != "none"
     if detail == "compact":
         return DiscoveredTool(
             id=tool.id,
-            description=clip(tool.description, DESCRIPTION_CHARS),
-            input_schema=lean_input_schema(tool.input_schema) if include_schemas else None,
+            description=clip(tool.description if inputs == "schema" else summary(tool.description), DESCRIPTION_CHARS),
+            input_schema=lean_input_schema(tool.input_schema) if inputs == "schema" else None,
+            input=signature(tool.input_schema) if inputs == "signature" else None,
             returns=returns,
             score=round(score, 3),
         )
@@ -184,6 +201,19 @@ def _describe(
         score=round(score, 4),
         stats=ToolStatsOut(**stats.public()) if stats is not None and stats.calls else None,
     )
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(`'\"])")
+
+
+def summary(description: str) -> str:
+    """The first sentence of a tool's description (what the lower hits of a compact answer show), plus the
+    deprecation notice when a later sentence has it."""
+    first = _SENTENCE_END.split(description.strip(), maxsplit=1)[0]
+    deprecated, replacement = deprecation(description)
+    if deprecated and not deprecation(first)[0]:
+        first += f" DEPRECATED: use {replacement} instead." if replacement else " DEPRECATED."
+    return first
 
 
 def _decode_cursor(cursor: str | None, total: int) -> int:
