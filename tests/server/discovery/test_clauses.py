@@ -74,3 +74,14 @@ def test_every_clause_of_a_task_gets_its_tools_into_the_answer_and_the_whole_tas
     assert len(hits) == 5
     assert {"time/get_current_time", "files/read_text_file", "files/write_file", "memory/create_entities"} <= set(hits)
     assert hits[0] == index.search(query, top_k=1)[0].tool.id
+
+
+def test_request_openers_are_not_taken_for_the_missing_verb():
+    assert clauses("I need to read the README and the todo file") == [
+        Clause("I need to read the README"),
+        Clause("the todo file", "read"),
+    ]
+
+
+def test_turning_one_thing_into_another_reads_the_one_and_writes_the_other():
+    assert clauses("turn the notes into a PDF") == [Clause("turn the notes", SOURCE_WORDS), Clause("a PDF", SINK_WORDS)]

@@ -47,7 +47,10 @@ _DESTINATION = re.compile(r"\s+\b(?:into|onto)\b\s+", re.IGNORECASE)
 # Joining words of a list: a verbless clause after one of them does what the clause before it does.
 _LISTING = frozenset({",", "and", "plus"})
 # Words before a clause's verb that are not its verb ("then also save it").
-_FILLERS = frozenset({"then", "also", "please", "just", "finally", "first", "next", "and", "to", "kindly", "now"})
+_FILLERS = frozenset(
+    """then also please just finally first next and to kindly now help me us i we you can could would will want
+    wants need needs like let lets""".split()
+)
 _BREAK = re.compile(r"\s*([,;:]|\.\s|\band then\b|\bthen\b|\band\b|\bplus\b)\s*", re.IGNORECASE)
 _WORD = re.compile(r"[A-Za-z]+")
 

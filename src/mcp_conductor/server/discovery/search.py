@@ -124,7 +124,8 @@ def rank(
     """
     overall = spread(index.search(query, top_k=top_k * SPREAD_POOL, servers=servers, stats=stats), top_k)
     per_clause = [
-        index.search(c.text, top_k=top_k, servers=servers, stats=stats, implied=c.implied) for c in clauses(query)
+        index.search(c.text, top_k=top_k, servers=servers, stats=stats, implied=c.implied)
+        for c in clauses(query)[:top_k]  # the first top_k clauses' best hits fill the list: later ones never show
     ]
     members = {hit.tool.id for hit in interleave(per_clause, top_k, depth=CLAUSE_HITS)}
     for hit in overall:
