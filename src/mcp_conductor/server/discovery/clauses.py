@@ -48,8 +48,11 @@ _DESTINATION = re.compile(r"\s+\b(?:into|onto)\b\s+", re.IGNORECASE)
 _LISTING = frozenset({",", "and", "plus"})
 # Words before a clause's verb that are not its verb ("then also save it").
 _FILLERS = frozenset(
-    """then also please just finally first next and to kindly now help me us i we you can could would will want
-    wants need needs like let lets""".split()
+    (
+        *("then", "also", "please", "just", "finally", "first", "next", "and", "to", "kindly", "now"),
+        *("help", "me", "us", "i", "we", "you", "can", "could", "would", "will", "want", "wants", "need", "needs"),
+        *("like", "let", "lets"),
+    )
 )
 _BREAK = re.compile(r"\s*([,;:]|\.\s|\band then\b|\bthen\b|\band\b|\bplus\b)\s*", re.IGNORECASE)
 _WORD = re.compile(r"[A-Za-z]+")
