@@ -9,7 +9,8 @@ by the term's IDF. That weight depends only on the document, so ``build`` precom
 
 Queries are whole task statements, so the query side is damped: a term counts by a saturated in-query
 frequency (saying "file" five times is not five times the evidence), very long queries keep their most
-specific terms, and a few common verbs expand to their synonyms at reduced weight.
+specific terms, and a few common verbs expand to their synonyms at reduced weight. A search may carry implied
+words (the action a verbless clause means, see ``clauses``), counted at ``implied_weight``.
 
 A tool that says it is deprecated scores ``deprecated_factor`` of its text score, and stays below the tool it
 names as its replacement whenever that one matches too (server-filesystem's ``read_file`` says "DEPRECATED: Use
