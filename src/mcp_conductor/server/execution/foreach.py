@@ -60,8 +60,9 @@ async def run_items(run: RunState, step: PlannedStep, live: StepRun, caller: Cal
     slots = anyio.Semaphore(step.options.max_concurrency)
     async with anyio.create_task_group() as tg:
         for item in todo:
-            if slots.value == 0:
-                await run.journal.sync()  # nothing unsaved while waiting
+            # No sync before waiting for a slot: the item started last writes the pending ends (the ended items'
+            # successes) with its own start, or before it waits for a limiter, so nothing stays unsaved while
+            # this loop waits, and an item costs one commit, not two.
             await slots.acquire()
             tg.start_soon(_tool_item, run, step, live, item, caller, call_timeout_s, slots, tg.cancel_scope, counter)
 
