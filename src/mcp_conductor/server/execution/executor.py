@@ -9,7 +9,8 @@ runs) and an optional per-run limiter bound the parallelism; the pool's per-serv
 Persistence: the executor tells the run's ``RunJournal`` (the store) each start and end, and calls its
 ``sync()`` before it reports progress, waits for a slot, or leaves a task; the journal decides when what is
 committed (see ``store.RunJournal``). So a killed server loses nothing that finished, and ``resume`` re-runs
-only what did not succeed.
+only what did not succeed, except a call cut off mid-flight to a tool that is not read-only or idempotent: that
+step ends ``unknown`` (see ``interrupted``).
 
 Failure policy per step: ``on_error="fail"`` cancels running steps and skips the rest (run ``failed``);
 ``"continue"`` skips only the failed step's dependents while other branches go on (run ``partial``).
