@@ -10,12 +10,14 @@ from typing import Any
 import anyio
 import pytest
 from mcp import Client
+from mcp.client import ClientRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import ToolAnnotations
+from mcp.types import ElicitRequestParams, ElicitResult, ToolAnnotations
 
 from fixtures.crash import crash_during
 from mcp_conductor.client_pool.config import in_process_config
+from mcp_conductor.client_pool.consent_policy import ConsentPolicy
 from mcp_conductor.server.app import build_server
 from mcp_conductor.server.execution.interrupted import (
     IDEMPOTENCY_KEY_META,
@@ -211,3 +213,26 @@ async def test_plan_validation_accepts_unknown_in_retry_on_and_names_it_among_th
     assert good.structured_content is not None and good.structured_content["valid"] is True
     assert bad.structured_content is not None and bad.structured_content["valid"] is False
     assert "'unknown'" in bad.structured_content["errors"][0]["message"]
+
+
+async def test_a_resume_asks_consent_for_an_unknown_step_only_when_it_will_call_it_again(tmp_path: Path):
+    server, calls = shop()
+    state = tmp_path / "state"
+    config = in_process_config({"shop": server}, consent=ConsentPolicy(ask=("shop/add",)))
+    forms: list[str] = []
+
+    async def approve(context: ClientRequestContext, params: ElicitRequestParams) -> ElicitResult:
+        forms.append(params.message)
+        return ElicitResult(action="accept", content={"approve": True})
+
+    async with Client(build_server(config, state_dir=state), elicitation_callback=approve) as client:
+        with anyio.fail_after(10):
+            await execute(client, plan=two_branches("add"), options={"run_id": "r", "on_error": "continue"})
+            await crash_during(state, "r", "write")
+            kept = await execute(client, inputs={"fail": False}, options={"resume_run_id": "r"})
+            asked_before_rerun = len(forms)
+            rerun = await execute(client, inputs={"fail": False}, options={"resume_run_id": "r", "rerun_unknown": True})
+    assert asked_before_rerun == 1  # the first run's form only: the resume that leaves write unknown asks nothing
+    assert (kept["status"], statuses(kept)["write"]) == ("failed", "unknown")
+    assert "shop/add" in forms[1] and rerun["status"] == "succeeded"
+    assert calls["add:w"] == 2

@@ -22,11 +22,12 @@ from mcp_conductor.errors import ConductorError
 from mcp_conductor.server.discovery.metrics import MetricsRegistry
 from mcp_conductor.server.execution.consent import ApproveFn, gate
 from mcp_conductor.server.execution.engine import ProgressFn, RunEngine, RunRequest, new_run_id
+from mcp_conductor.server.execution.interrupted import stays_unknown
 from mcp_conductor.server.execution.live_runs import LiveRun, LiveRuns
 from mcp_conductor.server.execution.results import ExecuteResult, RunOptions, RunProgress, StepProblem, StepSummary
 from mcp_conductor.server.execution.values import DEFAULT_OUTPUT_BUDGET_BYTES, budgeted, step_resource_uri
 from mcp_conductor.server.planning.consent import ConsentStep, consent_steps, effect_ids
-from mcp_conductor.server.planning.models import Plan, PlanIssue, PlanResult
+from mcp_conductor.server.planning.models import Plan, PlanIssue, PlannedStep, PlanResult
 from mcp_conductor.server.planning.planner import PlannerLimits
 from mcp_conductor.server.planning.planner import plan as check_plan
 from mcp_conductor.server.planning.references import json_pointer
@@ -148,7 +149,7 @@ class ChainService:
             options=options if resume_id is None else options.model_copy(update={"run_id": resume_id}),
             resume=resume_id is not None,
         )
-        needed = await self._consent_steps(normalized, resumed)
+        needed = await self._consent_steps(normalized, resumed, options.rerun_unknown)
         if needed:
             if request.options.run_id is None:  # the decision is recorded under the run's id
                 request = replace(request, options=request.options.model_copy(update={"run_id": new_run_id()}))
@@ -203,13 +204,21 @@ class ChainService:
         resumed, checked = target
         if not checked.valid or checked.normalized_plan is None:
             return []
-        return await self._consent_steps(checked.normalized_plan, resumed)
+        return await self._consent_steps(checked.normalized_plan, resumed, options.rerun_unknown)
 
-    async def _consent_steps(self, plan: Plan, resumed: RunRecord | None) -> list[ConsentStep]:
+    async def _consent_steps(self, plan: Plan, resumed: RunRecord | None, rerun_unknown: bool) -> list[ConsentStep]:
+        """The steps to put to the approver: for a resume, not those that succeeded or will end unknown."""
+        snapshot = self._pool.snapshot()
         done: set[str] = set()
         if resumed is not None:
-            done = {s.step_id for s in await self.store.get_steps(resumed.run_id) if s.status is StepStatus.SUCCEEDED}
-        return consent_steps(plan, self._pool.snapshot(), self._pool.config.consent, done=done)
+            steps: dict[str, PlannedStep] = {s.id: s for s in plan.steps}
+            for stored in await self.store.get_steps(resumed.run_id):
+                step = steps.get(stored.step_id)
+                if stored.status is StepStatus.SUCCEEDED or (
+                    step is not None and stays_unknown(step, stored, snapshot, rerun_unknown)
+                ):
+                    done.add(stored.step_id)
+        return consent_steps(plan, snapshot, self._pool.config.consent, done=done)
 
     async def _target(
         self, plan_id: str | None, plan: Mapping[str, Any] | None, inputs: Mapping[str, Any] | None, options: RunOptions

@@ -9,7 +9,8 @@ runs) and an optional per-run limiter bound the parallelism; the pool's per-serv
 Persistence: the executor tells the run's ``RunJournal`` (the store) each start and end, and calls its
 ``sync()`` before it reports progress, waits for a slot, or leaves a task; the journal decides when what is
 committed (see ``store.RunJournal``). So a killed server loses nothing that finished, and ``resume`` re-runs
-only what did not succeed.
+only what did not succeed, except a call cut off mid-flight to a tool that is not read-only or idempotent: that
+step ends ``unknown`` (see ``interrupted``).
 
 Failure policy per step: ``on_error="fail"`` cancels running steps and skips the rest (run ``failed``);
 ``"continue"`` skips only the failed step's dependents while other branches go on (run ``partial``).
@@ -36,8 +37,8 @@ from mcp_conductor.server.discovery.metrics import MetricsRegistry
 from mcp_conductor.server.execution.calls import Caller, Sleep, end
 from mcp_conductor.server.execution.engine import ProgressFn, RunOutcome, RunRequest, new_run_id
 from mcp_conductor.server.execution.foreach import outcome, prepare_items, run_items
-from mcp_conductor.server.execution.interrupted import Interrupted
-from mcp_conductor.server.execution.run_state import Progress, RunState, ended_unknown, interrupted_rule, step_error
+from mcp_conductor.server.execution.interrupted import Interrupted, ended_unknown, interrupted_rule, stays_unknown
+from mcp_conductor.server.execution.run_state import Progress, RunState, step_error
 from mcp_conductor.server.planning.expressions import compile_expression
 from mcp_conductor.server.planning.models import PlannedStep
 from mcp_conductor.server.planning.references import substitute
@@ -49,8 +50,6 @@ log = structlog.get_logger(__name__)
 DEFAULT_MAX_CONCURRENCY = 32
 DEFAULT_STEP_TIMEOUT_S = 60.0
 
-# Stored so, a step's call may have happened (running: its server died and was not marked yet).
-_IN_FLIGHT = frozenset({StepStatus.RUNNING, StepStatus.INTERRUPTED, StepStatus.UNKNOWN})
 _ENDED = frozenset(
     {StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.TIMEOUT, StepStatus.SKIPPED, StepStatus.UNKNOWN}
 )
@@ -223,7 +222,10 @@ class LocalExecutor:
         live.attempts += 1
         live.started_at = now_iso()
         assert run.snapshot is not None
-        keep_unknown = not step.is_data and interrupted_rule(run.request, run.snapshot, step) is Interrupted.UNKNOWN
+        keep_unknown = (
+            not step.is_data
+            and interrupted_rule(step, run.snapshot, run.request.options.rerun_unknown) is Interrupted.UNKNOWN
+        )
         live.items = prepare_items(live, elements, keep_unknown=keep_unknown)
         await run.journal.step_started(live)
         log.info("chain.foreach_started", items=len(elements))
@@ -312,13 +314,7 @@ class LocalExecutor:
                 old = stored.get(step.id)
                 if old is not None and old.status is StepStatus.SUCCEEDED:
                     records[step.id] = old
-                elif (
-                    old is not None
-                    and old.status in _IN_FLIGHT
-                    and step.foreach is MISSING  # a foreach step decides item by item (see _foreach)
-                    and not step.is_data
-                    and interrupted_rule(request, snapshot, step) is Interrupted.UNKNOWN
-                ):
+                elif old is not None and stays_unknown(step, old, snapshot, request.options.rerun_unknown):
                     records[step.id] = ended_unknown(old, step.target)
                     unknown.append(records[step.id])
                 else:

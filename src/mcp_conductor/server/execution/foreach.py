@@ -19,14 +19,14 @@ import anyio
 
 from mcp_conductor.errors import ConductorError
 from mcp_conductor.server.execution.calls import Caller, end
-from mcp_conductor.server.execution.run_state import RunState, ended_unknown, step_error
+from mcp_conductor.server.execution.interrupted import IN_FLIGHT, ended_unknown
+from mcp_conductor.server.execution.run_state import RunState, step_error
 from mcp_conductor.server.planning.expressions import compile_expression
 from mcp_conductor.server.planning.models import PlannedStep
 from mcp_conductor.server.planning.references import substitute
 from mcp_conductor.server.store.records import ItemRun, StepError, StepRun, StepStatus
 
 _DONE = frozenset({StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.TIMEOUT, StepStatus.UNKNOWN})
-_IN_FLIGHT = frozenset({StepStatus.RUNNING, StepStatus.INTERRUPTED, StepStatus.UNKNOWN})  # the call may have happened
 _NOT_RUN = frozenset({StepStatus.SUCCEEDED, StepStatus.UNKNOWN})  # items an execution does not run
 
 
@@ -40,7 +40,7 @@ def prepare_items(live: StepRun, elements: list[Any], *, keep_unknown: bool = Fa
         old = earlier.get(index)
         if old is not None and old.status is StepStatus.SUCCEEDED and old.item == element:
             items.append(old)
-        elif keep_unknown and old is not None and old.status in _IN_FLIGHT:
+        elif keep_unknown and old is not None and old.status in IN_FLIGHT:
             items.append(ended_unknown(old, live.tool))
         else:
             items.append(ItemRun(index, element, attempts=old.attempts if old else 0))
@@ -60,8 +60,9 @@ async def run_items(run: RunState, step: PlannedStep, live: StepRun, caller: Cal
     slots = anyio.Semaphore(step.options.max_concurrency)
     async with anyio.create_task_group() as tg:
         for item in todo:
-            if slots.value == 0:
-                await run.journal.sync()  # nothing unsaved while waiting
+            # No sync before waiting for a slot: the item started last writes the pending ends (the ended items'
+            # successes) with its own start, or before it waits for a limiter, so nothing stays unsaved while
+            # this loop waits, and an item costs one commit, not two.
             await slots.acquire()
             tg.start_soon(_tool_item, run, step, live, item, caller, call_timeout_s, slots, tg.cancel_scope, counter)
 

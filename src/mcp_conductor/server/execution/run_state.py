@@ -6,8 +6,8 @@ the pool or the store. ``Progress`` sends the host's progress notifications.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import Any, Literal, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import anyio
 import structlog
@@ -16,15 +16,9 @@ from anyio.abc import TaskGroup
 from mcp_conductor.client_pool.catalog import CatalogSnapshot, ToolId
 from mcp_conductor.errors import ConductorError
 from mcp_conductor.server.execution.engine import ProgressFn, RunRequest
-from mcp_conductor.server.execution.interrupted import (
-    UNKNOWN_OUTCOME,
-    UNKNOWN_RUN_MESSAGE,
-    Interrupted,
-    interrupted_outcome,
-    unknown_message,
-)
+from mcp_conductor.server.execution.interrupted import UNKNOWN_OUTCOME, UNKNOWN_RUN_MESSAGE
 from mcp_conductor.server.planning.models import PlannedStep
-from mcp_conductor.server.store.records import ItemRun, RunRecord, RunStatus, StepError, StepRun, StepStatus, now_iso
+from mcp_conductor.server.store.records import RunRecord, RunStatus, StepError, StepRun, StepStatus
 from mcp_conductor.server.store.store import RunJournal
 
 log = structlog.get_logger(__name__)
@@ -161,33 +155,4 @@ def step_error(exc: ConductorError, server: str, tool: str) -> StepError:
         retryable=bool(d["retryable"]),
         server=d.get("server") or server,
         tool=d.get("tool") or tool,
-    )
-
-
-def interrupted_rule(request: RunRequest, snapshot: CatalogSnapshot, step: PlannedStep) -> Interrupted:
-    """What becomes of ``step``'s call (or its items' calls) found in flight on resume (see ``interrupted``)."""
-    tool = snapshot.tools.get(ToolId(step.target))
-    return interrupted_outcome(
-        read_only=tool is not None and tool.read_only,
-        idempotent=tool is not None and tool.idempotent,
-        retry_on=step.retry.on,
-        rerun_unknown=request.options.rerun_unknown,
-    )
-
-
-Record = TypeVar("Record", StepRun, ItemRun)
-
-
-def ended_unknown(old: Record, tool: str) -> Record:
-    """``old`` (a step or an item whose call was in flight) ended in status unknown, its call not made again."""
-    error = StepError(kind=UNKNOWN_OUTCOME, message=unknown_message(tool))
-    finished_at = old.finished_at if old.status is StepStatus.UNKNOWN and old.finished_at else now_iso()
-    return replace(
-        old,
-        status=StepStatus.UNKNOWN,
-        error=error,
-        finished_at=finished_at,
-        duration_ms=None,  # the call's answer was lost
-        output=None,
-        has_output=False,
     )

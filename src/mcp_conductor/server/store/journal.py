@@ -18,7 +18,9 @@ class RunJournal:
     any end that is not a success is committed before ``step_ended`` returns; a success is committed with the
     run's next write (in a chain: the next step's start, one transaction instead of two), so before anything
     that depends on it can start, and at the latest by ``sync()``. The executor calls ``sync()`` before it
-    reports progress, waits for anything or leaves a task, and the run's end is written after a ``sync()``.
+    reports progress, waits for anything or leaves a task (a foreach step waiting for an item slot leaves that
+    to the item it started last, whose start write carries the pending ends), and the run's end is written
+    after a ``sync()``.
     A write that fails or is cancelled keeps the ends it carried for the next one.
     """
 
