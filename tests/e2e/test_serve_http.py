@@ -72,7 +72,7 @@ async def test_a_host_with_the_token_lists_the_meta_tools_and_discovers_tools(
     token = "tok-" + secrets.token_urlsafe(24)
     async with running_server(tmp_path, serve_errlog, wait_gone, "--auth-token", token, env=host_env()) as url:
         with anyio.fail_after(60):
-            http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"})
+            http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=50)  # bounded by fail_after
             async with http, Client(streamable_http_client(url, http_client=http)) as client:
                 listed = await client.list_tools()
                 found = await client.call_tool("discover_tools", {"query": "convert kilometers to miles"})
@@ -94,7 +94,7 @@ async def test_a_missing_or_wrong_token_gets_a_bare_401_and_a_foreign_origin_or_
     bearer = {"Authorization": f"Bearer {token}"}
     async with running_server(tmp_path, serve_errlog, wait_gone, env=env) as url:
         with anyio.fail_after(30):
-            async with httpx2.AsyncClient(headers=MCP_HEADERS) as http:
+            async with httpx2.AsyncClient(headers=MCP_HEADERS, timeout=25) as http:
 
                 async def post(headers: dict[str, str]) -> Any:
                     return await http.post(url, json=INITIALIZE, headers=headers)
