@@ -16,20 +16,26 @@ from typing import Any
 
 import structlog
 
+from mcp_conductor.client_pool.catalog import CatalogSnapshot, ToolId
 from mcp_conductor.client_pool.config_models import DEFAULT_KEEP_RUNS
 from mcp_conductor.client_pool.pool import ClientPool
 from mcp_conductor.errors import ConductorError
 from mcp_conductor.server.discovery.metrics import MetricsRegistry
 from mcp_conductor.server.execution.consent import ApproveFn, gate
 from mcp_conductor.server.execution.engine import ProgressFn, RunEngine, RunRequest, new_run_id
+from mcp_conductor.server.execution.executor import LocalExecutor
+from mcp_conductor.server.execution.library import ChainLibrary
 from mcp_conductor.server.execution.live_runs import LiveRun, LiveRuns
 from mcp_conductor.server.execution.results import ExecuteResult, RunOptions, RunProgress, StepProblem, StepSummary
+from mcp_conductor.server.execution.sub_runs import SubRuns
 from mcp_conductor.server.execution.values import DEFAULT_OUTPUT_BUDGET_BYTES, budgeted, step_resource_uri
 from mcp_conductor.server.planning.consent import ConsentStep, consent_steps, effect_ids
 from mcp_conductor.server.planning.models import Plan, PlanIssue, PlanResult
 from mcp_conductor.server.planning.planner import PlannerLimits
 from mcp_conductor.server.planning.planner import plan as check_plan
 from mcp_conductor.server.planning.references import json_pointer
+from mcp_conductor.server.planning.saved_chains import ChainTool, SaveAs, recursion_issues
+from mcp_conductor.server.store.chains import ChainRun
 from mcp_conductor.server.store.records import RunRecord, RunStatus, StepError, StepRun, StepStatus
 from mcp_conductor.server.store.state_dir import pid_alive
 from mcp_conductor.server.store.store import RunStore
@@ -80,16 +86,23 @@ class ChainService:
         self._keep_runs = keep_runs
         self._runs_since_prune = 0
         self._checked_cache: OrderedDict[tuple[str, int, frozenset[str]], PlanResult] = OrderedDict()
+        self.library = ChainLibrary(store, pool)
+        self._library_generation: tuple[int, int] | None = None
+        self.sub_runs = SubRuns(self)
+        if isinstance(engine, LocalExecutor):
+            engine.run_sub_chains_with(self.sub_runs.run)
 
     def _unavailable(self) -> set[str]:
         return {s.name for s in self._pool.unavailable()}
 
-    async def plan(self, raw: Mapping[str, Any] | Plan) -> PlanResult:
-        """Validate ``raw``; a valid plan is stored under its ``plan_id``.
+    async def plan(self, raw: Mapping[str, Any] | Plan, save_as: SaveAs | None = None) -> PlanResult:
+        """Validate ``raw``; a valid plan is stored under its ``plan_id``, and saved as a chain with ``save_as``
+        (its problems, and a chain that would run itself, make the result invalid).
 
         Raises:
             StoreError: the store cannot be written.
         """
+        chains = await self.library.chain_tools(raw)
         result = check_plan(
             raw,
             self._pool.snapshot(),
@@ -97,12 +110,28 @@ class ChainService:
             unavailable_servers=self._unavailable(),
             limits=self._limits,
             shapes=self._metrics.shapes(),
+            chains=chains,
         )
+        if result.valid and result.normalized_plan is not None:
+            problems = recursion_issues(result.normalized_plan, chains, None)
+            if problems:
+                return invalid(result, problems)
         if result.valid and result.plan_id and result.normalized_plan is not None:
             await self.store.save_plan(result.plan_id, stored_form(result.normalized_plan))
-            effects = effect_ids(result.normalized_plan, self._pool.snapshot(), self._pool.config.consent)
+            effects = effect_ids(result.normalized_plan, self._snapshot(chains), self._pool.config.consent)
             result = result.model_copy(update={"effects": effects})
+            if save_as is not None:
+                saved = await self.library.save(result, save_as, chains)
+                if isinstance(saved, list):
+                    return invalid(result, saved)
+                result = result.model_copy(update={"saved": saved})
         return result
+
+    def _snapshot(self, chains: Mapping[str, ChainTool]) -> CatalogSnapshot:
+        """The catalog with the saved chains in it, for the consent policy's effect of each chain step."""
+        snapshot = self._pool.snapshot()
+        tools = {**snapshot.tools, **{ToolId(tool_id): chain.info for tool_id, chain in chains.items()}}
+        return replace(snapshot, tools=tools)
 
     async def execute(
         self,
@@ -113,9 +142,11 @@ class ChainService:
         options: RunOptions | None = None,
         progress: ProgressFn | None = None,
         approve: ApproveFn | None = None,
+        chain: str | None = None,
     ) -> ExecuteResult:
-        """Run a plan (by id or inline), repeat a finished run, or resume an unfinished one; steps that need
-        the person's consent are put to ``approve`` first (see ``consent``).
+        """Run a plan (by id, inline, or a saved ``chain`` by ``NAME[@VERSION]``, its inputs checked against its
+        schema), repeat a finished run, or resume an unfinished one; steps that need the person's consent are put
+        to ``approve`` first (see ``consent``).
 
         Raises:
             PlanNotFoundError: ``plan_id`` is not in the store.
@@ -133,6 +164,11 @@ class ChainService:
             return await self._wait(live, options, progress)
         if options.cancel:
             return await self._cancel(attach)
+        saved = None if chain is None else await self.library.open(chain, inputs or {})
+        if isinstance(saved, list):
+            return ExecuteResult(run_id=None, status="invalid", errors=saved)
+        if saved is not None:
+            plan, plan_id = dict(saved.plan), None
         target = await self._target(plan_id, plan, inputs, options)
         if isinstance(target, RunRecord):
             return await self.stored_result(target, options, reused=True)
@@ -147,7 +183,12 @@ class ChainService:
             inputs=normalized.inputs,
             options=options if resume_id is None else options.model_copy(update={"run_id": resume_id}),
             resume=resume_id is not None,
+            chain_stack=() if saved is None else (saved.name,),
         )
+        if saved is not None:
+            if request.options.run_id is None:
+                request = replace(request, options=request.options.model_copy(update={"run_id": new_run_id()}))
+            await self.library.chains.record_run(ChainRun(str(request.options.run_id), saved.name, saved.version))
         needed = await self._consent_steps(normalized, resumed)
         if needed:
             if request.options.run_id is None:  # the decision is recorded under the run's id
@@ -185,6 +226,7 @@ class ChainService:
         plan: Mapping[str, Any] | None = None,
         inputs: Mapping[str, Any] | None = None,
         options: RunOptions | None = None,
+        chain: str | None = None,
     ) -> list[ConsentStep]:
         """The steps that ``execute`` with these arguments would put to its approver: none for a finished run
         repeated by ``run_id``, a live run, a cancel or an invalid plan; for a resume, only the steps that have
@@ -197,6 +239,11 @@ class ChainService:
         attach = options.run_id or options.resume_run_id
         if options.cancel or (self._live is not None and attach and self._live.get(attach) is not None):
             return []
+        saved = None if chain is None else await self.library.open(chain, inputs or {})
+        if isinstance(saved, list):
+            return []
+        if saved is not None:
+            plan, plan_id = dict(saved.plan), None
         target = await self._target(plan_id, plan, inputs, options)
         if isinstance(target, RunRecord):
             return []
@@ -209,7 +256,8 @@ class ChainService:
         done: set[str] = set()
         if resumed is not None:
             done = {s.step_id for s in await self.store.get_steps(resumed.run_id) if s.status is StepStatus.SUCCEEDED}
-        return consent_steps(plan, self._pool.snapshot(), self._pool.config.consent, done=done)
+        snapshot = self._snapshot(await self.library.chain_tools(plan))
+        return consent_steps(plan, snapshot, self._pool.config.consent, done=done)
 
     async def _target(
         self, plan_id: str | None, plan: Mapping[str, Any] | None, inputs: Mapping[str, Any] | None, options: RunOptions
@@ -305,6 +353,14 @@ class ChainService:
         outputs = {s.step_id: s.output for s in steps if s.step_id in run.outputs and s.has_output}
         return self._result(run, steps, outputs, options or RunOptions(), reused=reused)
 
+    async def check(self, plan: Mapping[str, Any], inputs: Mapping[str, Any]) -> PlanResult:
+        """``plan`` with ``inputs`` over its own, checked against today's catalog (cached; see ``_checked``).
+
+        Raises:
+            StoreError: the store cannot be used.
+        """
+        return await self._checked(None, plan, inputs)
+
     async def _checked(
         self, plan_id: str | None, plan: Mapping[str, Any] | None, inputs: Mapping[str, Any]
     ) -> PlanResult:
@@ -314,6 +370,10 @@ class ChainService:
         Validity depends only on the plan and the catalog, so a repeated execution skips the schema checks; a
         stored plan never changes (its id is its content's hash), so it is looked up by id and inputs alone.
         """
+        await self.library.refresh()
+        if self.library.generation != self._library_generation:  # a chain step's meaning changed
+            self._checked_cache.clear()
+            self._library_generation = self.library.generation
         state = (self._pool.snapshot().version, frozenset(self._unavailable()))
         by_id = None if plan is not None or plan_id is None else ("id:" + plan_id + _canonical(inputs), *state)
         if by_id is not None and (cached := self._cache_get(by_id)) is not None:
@@ -379,6 +439,12 @@ class ChainService:
             error=run.error,
             reused=reused,
         )
+
+
+def invalid(result: PlanResult, errors: Sequence[PlanIssue]) -> PlanResult:
+    """``result`` made invalid by ``errors`` found after planning (saving, recursion)."""
+    update = {"valid": False, "plan_id": None, "normalized_plan": None, "errors": (*result.errors, *errors)}
+    return result.model_copy(update=update)
 
 
 def undeclared_input(name: str, declared: Mapping[str, Any]) -> PlanIssue:
