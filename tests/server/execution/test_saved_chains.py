@@ -1,0 +1,268 @@
+"""Saved chains through the real MCP front: save_as and its versions, running a chain by name, chain steps as
+sub-runs, no recursion, and discover_tools finding chains (and saying when one went stale)."""
+
+from pathlib import Path
+from typing import Any
+
+import anyio
+from mcp import Client
+from mcp.server.mcpserver import MCPServer
+from test_executor import conductor, execute, step_of  # type: ignore[import-not-found]
+
+from mcp_conductor.client_pool.config import in_process_config
+from mcp_conductor.demo import latency
+from mcp_conductor.server.conductor import Conductor
+from mcp_conductor.server.store.chains import ChainStore
+from mcp_conductor.server.store.store import RunStore
+
+GREET = {
+    "inputs": {"name": "world", "punctuation": "!"},
+    "steps": [
+        {"id": "greet", "tool": "latency/echo", "arguments": {"value": "hello ${inputs.name}${inputs.punctuation}"}}
+    ],
+}
+GREET_SCHEMA = {
+    "type": "object",
+    "properties": {"name": {"type": "string", "minLength": 1}, "punctuation": {"type": "string"}},
+    "required": ["name"],
+    "additionalProperties": False,
+}
+
+
+def save_as(name: str = "greet", **extra: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "description": "Greet a person by name with a friendly hello",
+        "inputs": GREET_SCHEMA,
+        **extra,
+    }
+
+
+async def plan_chain(client: Client, plan: dict[str, Any], **arguments: Any) -> tuple[bool, dict[str, Any]]:
+    result = await client.call_tool("plan_chain", {"plan": plan, **arguments})
+    assert result.structured_content is not None, result.content
+    return not result.is_error, result.structured_content
+
+
+def greeting(plan: dict[str, Any], text: str) -> dict[str, Any]:
+    step = {**plan["steps"][0], "arguments": {"value": text}}
+    return {**plan, "steps": [step]}
+
+
+async def test_saving_makes_versions_by_content_and_an_old_version_stays_runnable_by_name_at_version(tmp_path: Path):
+    async with Client(conductor(tmp_path, latency=latency.build_server())) as client:
+        with anyio.fail_after(10):
+            ok, first = await plan_chain(client, GREET, save_as=save_as())
+            _, again = await plan_chain(client, GREET, save_as=save_as())
+            changed = greeting(GREET, "hi ${inputs.name}${inputs.punctuation}")
+            _, second = await plan_chain(client, changed, save_as=save_as())
+            newest = await execute(client, chain="greet", inputs={"name": "Ada"})
+            old = await execute(client, chain=f"greet@{first['saved']['version']}", inputs={"name": "Ada"})
+    assert ok and first["saved"]["status"] == "created" and first["saved"]["id"] == "chain/greet"
+    assert again["saved"] == {**first["saved"], "status": "unchanged"}
+    assert second["saved"]["status"] == "new_version"
+    assert second["saved"]["version"] != first["saved"]["version"]
+    assert second["saved"]["previous"] == first["saved"]["version"]
+    assert newest["outputs"]["greet"]["value"] == "hi Ada!"
+    assert old["outputs"]["greet"]["value"] == "hello Ada!"
+
+
+async def test_only_a_valid_plan_is_saved(tmp_path: Path):
+    broken = {"steps": [{"id": "a", "tool": "latency/no_such_tool"}]}
+    async with Client(conductor(tmp_path, latency=latency.build_server())) as client:
+        with anyio.fail_after(10):
+            ok, checked = await plan_chain(client, broken, save_as={"name": "broken"})
+            run = await execute(client, chain="broken")
+    assert not ok and "saved" not in checked
+    assert run["status"] == "invalid"
+    assert run["errors"][0]["kind"] == "unknown_chain"
+
+
+async def test_a_bad_name_or_an_inputs_schema_that_does_not_fit_the_plan_is_a_clear_plan_error(tmp_path: Path):
+    undeclared = {**GREET_SCHEMA, "properties": {**GREET_SCHEMA["properties"], "nmae": {"type": "string"}}}
+    async with Client(conductor(tmp_path, latency=latency.build_server())) as client:
+        with anyio.fail_after(10):
+            _, bad_name = await plan_chain(client, GREET, save_as={"name": "Notes To Memory"})
+            _, bad_inputs = await plan_chain(client, GREET, save_as={"name": "greet", "inputs": undeclared})
+            _, not_schema = await plan_chain(client, GREET, save_as={"name": "greet", "inputs": {"type": 5}})
+            extra = await client.call_tool("plan_chain", {"plan": GREET, "save_as": {"name": "g", "nmae": "x"}})
+    assert bad_name["valid"] is False
+    assert bad_name["errors"][0]["kind"] == "invalid_chain_name"
+    assert bad_name["errors"][0]["field"] == "/save_as/name"
+    assert "lowercase letter" in bad_name["errors"][0]["message"]
+    assert bad_inputs["errors"][0]["field"] == "/save_as/inputs/properties/nmae"
+    assert "not one the plan declares" in bad_inputs["errors"][0]["message"]
+    assert "not a valid JSON Schema" in not_schema["errors"][0]["message"]
+    assert extra.is_error and "save_as.nmae is not" in extra.content[0].text  # type: ignore[union-attr]
+
+
+async def test_execute_chain_checks_the_inputs_against_the_saved_schema_and_runs_nothing_when_they_do_not_fit(
+    tmp_path: Path,
+):
+    async with Client(conductor(tmp_path, latency=latency.build_server())) as client:
+        with anyio.fail_after(10):
+            await plan_chain(client, GREET, save_as=save_as())
+            missing = await execute(client, chain="greet", inputs={})
+            wrong = await execute(client, chain="greet", inputs={"name": 7, "colour": "red"})
+            count = await execute(client, {"steps": [{"id": "count", "tool": "latency/counters"}]})
+    assert missing["status"] == "invalid"
+    assert missing["errors"][0] == {
+        "field": "/inputs",
+        "kind": "invalid_inputs",
+        "message": "inputs: 'name' is a required property",
+        "hint": "chain/greet takes: name, punctuation (see its input_schema in discover_tools)",
+        "suggestions": [],
+    }
+    messages = [e["message"] for e in wrong["errors"]]
+    assert "inputs.name: 7 is not of type 'string'" in messages
+    assert any("'colour' was unexpected" in m for m in messages)
+    assert count["outputs"]["count"]["counts"].get("echo", 0) == 0
+
+
+async def test_discover_tools_finds_a_saved_chain_by_its_description_and_input_names(tmp_path: Path):
+    async with Client(conductor(tmp_path, latency=latency.build_server())) as client:
+        with anyio.fail_after(10):
+            await plan_chain(client, GREET, save_as=save_as())
+            by_words = await client.call_tool("discover_tools", {"query": "friendly hello greeting", "top_k": 3})
+            by_input = await client.call_tool("discover_tools", {"query": "punctuation", "top_k": 3})
+            listed = await client.call_tool("discover_tools", {"servers": ["chain"]})
+    hits = by_words.structured_content["tools"]  # type: ignore[index]
+    assert hits[0]["id"] == "chain/greet"
+    assert hits[0]["input_schema"]["required"] == ["name"]
+    assert "stale" not in hits[0]
+    assert by_input.structured_content["tools"][0]["id"] == "chain/greet"  # type: ignore[index]
+    assert [t["id"] for t in listed.structured_content["tools"]] == ["chain/greet"]  # type: ignore[index]
+
+
+def notes_server(key_schema: dict[str, Any] | None = None, with_delete: bool = True) -> MCPServer:
+    """A notes server whose ``get`` takes ``key`` as a string (or ``key_schema``'s shape)."""
+    server = MCPServer("notes")
+
+    if key_schema is None:
+
+        @server.tool()
+        async def get(key: str) -> str:
+            return f"note {key}"
+
+    else:
+
+        @server.tool()
+        async def get(key: int, version: int = 1) -> str:  # the changed inputSchema
+            return f"note {key} v{version}"
+
+    if with_delete:
+
+        @server.tool()
+        async def delete(key: str) -> str:
+            return f"deleted {key}"
+
+    return server
+
+
+READ_PLAN = {"inputs": {"key": "a"}, "steps": [{"id": "n", "tool": "notes/get", "arguments": {"key": "${inputs.key}"}}]}
+DELETE_PLAN = {
+    "inputs": {"key": "a"},
+    "steps": [{"id": "d", "tool": "notes/delete", "arguments": {"key": "${inputs.key}"}}],
+}
+
+
+async def discover_chains(tmp_path: Path, server: MCPServer) -> dict[str, Any]:
+    async with Conductor.open(in_process_config({"notes": server}), tmp_path / "state") as c:
+        found = await c.discover("", servers=["chain"], top_k=10)
+    return {t.id: t.stale for t in found.tools}
+
+
+async def test_a_chain_is_reported_stale_when_a_tool_it_uses_is_gone_or_its_input_schema_changed(tmp_path: Path):
+    async with Conductor.open(in_process_config({"notes": notes_server()}), tmp_path / "state") as c:
+        with anyio.fail_after(10):
+            read = await c.plan(READ_PLAN, save_as={"name": "read-note"})
+            wipe = await c.plan(DELETE_PLAN, save_as={"name": "wipe-note"})
+    assert read.saved is not None and wipe.saved is not None
+    with anyio.fail_after(10):
+        same = await discover_chains(tmp_path, notes_server())
+        gone = await discover_chains(tmp_path, notes_server(with_delete=False))
+        changed = await discover_chains(tmp_path, notes_server(key_schema={"type": "integer"}))
+    assert same == {"chain/read-note": None, "chain/wipe-note": None}
+    assert gone == {"chain/read-note": None, "chain/wipe-note": "tool notes/delete is gone"}
+    assert changed["chain/read-note"] == "the input schema of notes/get changed since the chain was saved"
+    assert changed["chain/wipe-note"] is None
+
+
+OUTER = {
+    "inputs": {"who": "Grace"},
+    "steps": [
+        {"id": "hello", "tool": "chain/greet", "arguments": {"name": "${inputs.who}"}},
+        {"id": "shout", "tool": "latency/echo", "arguments": {"value": "${steps.hello.greet.value}"}},
+    ],
+}
+
+
+async def test_a_chain_step_runs_as_a_linked_sub_run_whose_outputs_are_the_step_value(tmp_path: Path):
+    async with Client(conductor(tmp_path, latency=latency.build_server())) as client:
+        with anyio.fail_after(10):
+            await plan_chain(client, GREET, save_as=save_as())
+            ok, checked = await plan_chain(client, OUTER, detail="plan")
+            run = await execute(client, OUTER)
+    assert ok, checked
+    assert checked["estimate_basis"]["hello"] == "chain"
+    assert run["status"] == "succeeded"
+    assert run["outputs"]["shout"]["value"] == "hello Grace!"
+    assert step_of(run, "hello")["tool"] == "chain/greet"
+    async with RunStore.open(tmp_path / "state") as store:
+        links = await ChainStore(store).runs(parent_run_id=run["run_id"])
+        sub = await store.get_run(f"{run['run_id']}.hello")
+        hello = await store.get_step(run["run_id"], "hello")
+    assert [(link.run_id, link.chain, link.parent_step_id) for link in links] == [
+        (f"{run['run_id']}.hello", "greet", "hello")
+    ]
+    assert sub is not None and sub.status.value == "succeeded"
+    assert hello is not None and hello.output["greet"]["value"] == "hello Grace!"
+
+
+async def test_plan_chain_checks_a_chain_step_s_arguments_against_the_chain_inputs_and_that_the_chain_exists(
+    tmp_path: Path,
+):
+    wrong = {"steps": [{"id": "h", "tool": "chain/greet", "arguments": {"name": 5}}]}
+    typo = {"steps": [{"id": "h", "tool": "chain/gret", "arguments": {"name": "x"}}]}
+    async with Client(conductor(tmp_path, latency=latency.build_server())) as client:
+        with anyio.fail_after(10):
+            await plan_chain(client, GREET, save_as=save_as())
+            _, bad_arguments = await plan_chain(client, wrong)
+            _, unknown = await plan_chain(client, typo)
+    assert bad_arguments["errors"][0]["kind"] == "invalid_arguments"
+    assert bad_arguments["errors"][0]["field"] == "/steps/0/arguments/name"
+    assert unknown["errors"][0]["kind"] == "unknown_chain"
+    assert unknown["errors"][0]["suggestions"] == ["chain/greet"]
+
+
+async def test_a_chain_that_would_reach_itself_directly_or_through_another_is_refused(tmp_path: Path):
+    uses_greet = {"steps": [{"id": "inner", "tool": "chain/greet", "arguments": {"name": "x"}}]}
+    uses_wrapper = {"steps": [{"id": "inner", "tool": "chain/wrapper", "arguments": {}}]}
+    async with Client(conductor(tmp_path, latency=latency.build_server())) as client:
+        with anyio.fail_after(10):
+            await plan_chain(client, GREET, save_as=save_as())
+            _, direct = await plan_chain(client, uses_greet, save_as={"name": "greet", "inputs": {"type": "object"}})
+            ok, _ = await plan_chain(client, uses_greet, save_as={"name": "wrapper"})
+            _, indirect = await plan_chain(
+                client, uses_wrapper, save_as={"name": "greet", "inputs": {"type": "object"}}
+            )
+    assert ok
+    assert direct["errors"][0]["kind"] == "chain_recursion"
+    assert "chain/greet is the chain being saved" in direct["errors"][0]["message"]
+    assert indirect["errors"][0]["kind"] == "chain_recursion"
+    assert "reaches chain/greet" in indirect["errors"][0]["message"]
+
+
+async def test_a_failed_sub_run_fails_its_step_with_the_sub_run_s_reason(tmp_path: Path):
+    failing = {"steps": [{"id": "boom", "tool": "latency/fail", "arguments": {"message": "disk on fire"}}]}
+    outer = {"steps": [{"id": "call", "tool": "chain/fails", "arguments": {}}]}
+    async with Client(conductor(tmp_path, latency=latency.build_server())) as client:
+        with anyio.fail_after(10):
+            ok, saved = await plan_chain(client, failing, save_as={"name": "fails"})
+            run = await execute(client, outer)
+    assert ok, saved
+    error = step_of(run, "call")["error"]
+    assert run["status"] == "failed"
+    assert error["kind"] == "tool_error"
+    assert f"sub-run {run['run_id']}.call of chain/fails@" in error["message"]
+    assert "disk on fire" in error["message"]
