@@ -13,6 +13,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from pydantic import ValidationError
+
 from mcp_conductor.client_pool.catalog import CatalogSnapshot, ServerName, ToolId, ToolInfo
 from mcp_conductor.client_pool.pool import ClientPool
 from mcp_conductor.errors import ConductorError
@@ -260,3 +264,94 @@ def _pinned_refs(raw: Mapping[str, Any] | Plan) -> list[str]:
 
 def _versions(versions: Sequence[str]) -> str:
     return "its versions, newest first: " + ", ".join(versions[:10])
+
+
+class ChainImportError(ConductorError):
+    """A ``chains import`` file that is not a chain export, or a chain in it that is not sound."""
+
+    kind = "invalid_chain_export"
+
+
+def parse_export(raw: Any) -> list[SavedChain]:
+    """The versions in a ``chains export`` document, each checked: the shape, the name, a plan that parses,
+    a valid inputs schema, and a version that matches its content (so a hand-edited chain cannot pose as
+    another version).
+
+    Raises:
+        ChainImportError: what is wrong, and where.
+    """
+    hint = "make one with `mcp-conductor chains export NAME -o FILE`"
+    if not isinstance(raw, Mapping) or raw.get("format") != EXPORT_FORMAT or not isinstance(raw.get("versions"), list):
+        raise ChainImportError(
+            f'not a chain export: expected {{"format": "{EXPORT_FORMAT}", "versions": [...]}}', hint=hint
+        )
+    if not raw["versions"]:
+        raise ChainImportError("the export holds no versions", hint=hint)
+    found = []
+    for index, item in enumerate(raw["versions"]):
+        where = f"versions[{index}]"
+        try:
+            found.append(_parse_version(item))
+        except (ValidationError, SchemaError, ConductorError, TypeError, ValueError, KeyError) as exc:
+            reason = exc.message if isinstance(exc, ConductorError | SchemaError) else str(exc).splitlines()[0]
+            if isinstance(exc, ValidationError):
+                first = exc.errors()[0]
+                reason = f"plan.{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+            raise ChainImportError(f"{where}: {reason}", hint=hint) from exc
+    return found
+
+
+def _parse_version(item: Any) -> SavedChain:
+    if not isinstance(item, Mapping):
+        raise TypeError("a version is a JSON object")
+    missing = [key for key in ("name", "version", "inputs", "plan") if key not in item]
+    if missing:
+        raise KeyError(f"missing {', '.join(missing)}")
+    ref = parse_ref(str(item["name"]))
+    plan = Plan.model_validate(item["plan"])
+    inputs = item["inputs"]
+    if not isinstance(inputs, Mapping):
+        raise TypeError("inputs is a JSON Schema object")
+    Draft202012Validator.check_schema(dict(inputs))
+    dumped = plan.model_dump(mode="json")
+    version = chain_version(dumped, inputs)
+    if item["version"] != version:
+        raise ValueError(f"version {item['version']!r} does not match its content ({version}): was it edited?")
+    tools = item.get("tools") or {}
+    chains = [s.target.removeprefix(CHAIN_PREFIX) for s in plan.steps if s.target.startswith(CHAIN_PREFIX)]
+    effect = item.get("effect", "destructive")
+    if effect not in ("read_only", "writes", "destructive") or not isinstance(tools, Mapping):
+        raise ValueError("effect is read_only, writes or destructive; tools maps tool ids to fingerprints")
+    estimate = item.get("estimated_latency_ms")
+    return SavedChain(
+        name=ref.name,
+        version=version,
+        description=str(item.get("description") or ""),
+        inputs_schema=dict(inputs),
+        plan=dumped,
+        tools={str(k): str(v) for k, v in tools.items()},
+        chains=tuple(dict.fromkeys(chains)),
+        estimated_latency_ms=float(estimate) if isinstance(estimate, int | float) else None,
+        effect=effect,
+        created_at=str(item.get("created_at") or ""),
+    )
+
+
+async def import_chains(chains: ChainStore, versions: Sequence[SavedChain]) -> list[str]:
+    """Store imported versions, oldest first (saving one again is a no-op); what happened to each.
+
+    Raises:
+        ChainImportError: a version would make a chain reach itself.
+        StoreError: the store cannot be used.
+    """
+    newest = {c.name: c for c in await chains.newest()} | {v.name: v for v in versions}
+    for version in versions:
+        todo, seen = list(version.chains), set()
+        while todo:
+            name = todo.pop().partition("@")[0]
+            if name == version.name:
+                raise ChainImportError(f"chain {version.name}@{version.version} would run itself through its steps")
+            if name not in seen and (sub := newest.get(name)) is not None:
+                seen.add(name)
+                todo += sub.chains
+    return [f"{v.name}@{v.version}: {await chains.save(v)}" for v in versions]
