@@ -16,7 +16,6 @@ from typing import Any
 
 import structlog
 
-from mcp_conductor.client_pool.catalog import CatalogSnapshot, ToolId
 from mcp_conductor.client_pool.config_models import DEFAULT_KEEP_RUNS
 from mcp_conductor.client_pool.pool import ClientPool
 from mcp_conductor.errors import ConductorError
@@ -34,7 +33,7 @@ from mcp_conductor.server.planning.models import Plan, PlanIssue, PlanResult
 from mcp_conductor.server.planning.planner import PlannerLimits
 from mcp_conductor.server.planning.planner import plan as check_plan
 from mcp_conductor.server.planning.references import json_pointer
-from mcp_conductor.server.planning.saved_chains import ChainTool, SaveAs, recursion_issues
+from mcp_conductor.server.planning.saved_chains import SaveAs
 from mcp_conductor.server.store.chains import ChainRun
 from mcp_conductor.server.store.records import RunRecord, RunStatus, StepError, StepRun, StepStatus
 from mcp_conductor.server.store.state_dir import pid_alive
@@ -112,26 +111,15 @@ class ChainService:
             shapes=self._metrics.shapes(),
             chains=chains,
         )
-        if result.valid and result.normalized_plan is not None:
-            problems = recursion_issues(result.normalized_plan, chains, None)
-            if problems:
-                return invalid(result, problems)
+        result = self.library.refuse_recursion(result, chains)
         if result.valid and result.plan_id and result.normalized_plan is not None:
             await self.store.save_plan(result.plan_id, stored_form(result.normalized_plan))
-            effects = effect_ids(result.normalized_plan, self._snapshot(chains), self._pool.config.consent)
+            snapshot = self.library.with_chains(self._pool.snapshot(), chains)
+            effects = effect_ids(result.normalized_plan, snapshot, self._pool.config.consent)
             result = result.model_copy(update={"effects": effects})
             if save_as is not None:
-                saved = await self.library.save(result, save_as, chains)
-                if isinstance(saved, list):
-                    return invalid(result, saved)
-                result = result.model_copy(update={"saved": saved})
+                result = await self.library.save(result, save_as, chains)
         return result
-
-    def _snapshot(self, chains: Mapping[str, ChainTool]) -> CatalogSnapshot:
-        """The catalog with the saved chains in it, for the consent policy's effect of each chain step."""
-        snapshot = self._pool.snapshot()
-        tools = {**snapshot.tools, **{ToolId(tool_id): chain.info for tool_id, chain in chains.items()}}
-        return replace(snapshot, tools=tools)
 
     async def execute(
         self,
@@ -256,7 +244,7 @@ class ChainService:
         done: set[str] = set()
         if resumed is not None:
             done = {s.step_id for s in await self.store.get_steps(resumed.run_id) if s.status is StepStatus.SUCCEEDED}
-        snapshot = self._snapshot(await self.library.chain_tools(plan))
+        snapshot = self.library.with_chains(self._pool.snapshot(), await self.library.chain_tools(plan))
         return consent_steps(plan, snapshot, self._pool.config.consent, done=done)
 
     async def _target(
@@ -439,12 +427,6 @@ class ChainService:
             error=run.error,
             reused=reused,
         )
-
-
-def invalid(result: PlanResult, errors: Sequence[PlanIssue]) -> PlanResult:
-    """``result`` made invalid by ``errors`` found after planning (saving, recursion)."""
-    update = {"valid": False, "plan_id": None, "normalized_plan": None, "errors": (*result.errors, *errors)}
-    return result.model_copy(update=update)
 
 
 def undeclared_input(name: str, declared: Mapping[str, Any]) -> PlanIssue:

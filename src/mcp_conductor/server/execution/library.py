@@ -10,7 +10,7 @@ chain and for every pinned version a plan names, with the chain names it reaches
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -186,11 +186,21 @@ class ChainLibrary:
             todo += sub.chains if sub is not None else ()
         return frozenset(found)
 
-    async def save(
-        self, result: PlanResult, save_as: SaveAs, chains: Mapping[str, ChainTool]
-    ) -> SavedChainRef | list[PlanIssue]:
-        """Save a valid plan's normalized form under ``save_as.name``; the problems instead when ``save_as`` does
-        not fit the plan or the chain would run itself.
+    @staticmethod
+    def refuse_recursion(result: PlanResult, chains: Mapping[str, ChainTool]) -> PlanResult:
+        """``result``, made invalid if a chain step reaches a chain that reaches itself."""
+        if not result.valid or result.normalized_plan is None:
+            return result
+        return invalid(result, recursion_issues(result.normalized_plan, chains, None))
+
+    @staticmethod
+    def with_chains(snapshot: CatalogSnapshot, chains: Mapping[str, ChainTool]) -> CatalogSnapshot:
+        """The catalog with the saved chains in it (for the consent policy's effect of each chain step)."""
+        return replace(snapshot, tools={**snapshot.tools, **{ToolId(k): chain.info for k, chain in chains.items()}})
+
+    async def save(self, result: PlanResult, save_as: SaveAs, chains: Mapping[str, ChainTool]) -> PlanResult:
+        """Save a valid plan's normalized form under ``save_as.name``: ``result`` with ``saved``, or made invalid
+        when ``save_as`` does not fit the plan or the chain would run itself.
 
         Raises:
             StoreError: the store cannot be written.
@@ -200,7 +210,7 @@ class ChainLibrary:
         schema, issues = check_save(plan, save_as)
         issues += recursion_issues(plan, chains, save_as.name)
         if issues:
-            return issues
+            return invalid(result, issues)
         snapshot = self._pool.snapshot()
         dumped = plan.model_dump(mode="json")
         tools, used = plan_uses(plan, snapshot)
@@ -220,9 +230,10 @@ class ChainLibrary:
         stored = await self.chains.save(chain)
         status = "new_version" if stored == "created" and previous is not None else stored
         replaced = previous.version if previous is not None and previous.version != chain.version else None
-        return SavedChainRef(
+        saved = SavedChainRef(
             id=f"{CHAIN_PREFIX}{chain.name}", name=chain.name, version=chain.version, status=status, previous=replaced
         )
+        return result.model_copy(update={"saved": saved})
 
     def discoverable(self) -> DiscoverableChains:
         """The cached newest chains for ``discover_tools`` (``refresh`` first), each with its staleness."""
@@ -248,6 +259,14 @@ class ChainLibrary:
         found = await self.resolve(ref)
         versions = [found] if ref.version else list(reversed(await self.chains.versions(ref.name)))
         return {"format": EXPORT_FORMAT, "name": ref.name, "versions": [v.export() for v in versions]}
+
+
+def invalid(result: PlanResult, errors: Sequence[PlanIssue]) -> PlanResult:
+    """``result`` made invalid by ``errors`` found after planning (saving, recursion); unchanged without any."""
+    if not errors:
+        return result
+    update = {"valid": False, "plan_id": None, "normalized_plan": None, "errors": (*result.errors, *errors)}
+    return result.model_copy(update=update)
 
 
 def _pinned_refs(raw: Mapping[str, Any] | Plan) -> list[str]:
