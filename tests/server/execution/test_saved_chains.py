@@ -1,12 +1,14 @@
 """Saved chains through the real MCP front: save_as and its versions, running a chain by name, chain steps as
 sub-runs, no recursion, and discover_tools finding chains (and saying when one went stale)."""
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import anyio
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
+from mcp.types import ToolAnnotations
 from test_executor import conductor, execute, step_of  # type: ignore[import-not-found]
 
 from mcp_conductor.client_pool.config import in_process_config
@@ -266,3 +268,91 @@ async def test_a_failed_sub_run_fails_its_step_with_the_sub_run_s_reason(tmp_pat
     assert error["kind"] == "tool_error"
     assert f"sub-run {run['run_id']}.call of chain/fails@" in error["message"]
     assert "disk on fire" in error["message"]
+
+
+async def test_a_chain_step_over_a_destructive_tool_needs_the_person_s_consent_like_the_tool_itself(tmp_path: Path):
+    wipe_step = {"steps": [{"id": "wipe", "tool": "chain/wipe-note", "arguments": {"key": "b"}}]}
+    async with Conductor.open(in_process_config({"notes": destructive_notes()}), tmp_path / "state") as c:
+        with anyio.fail_after(10):
+            saved = await c.plan(DELETE_PLAN, save_as={"name": "wipe-note"})
+            checked = await c.plan(wipe_step)
+            run = await c.execute(wipe_step)
+            listed = await c.discover("delete a note", servers=["chain"])
+    assert saved.saved is not None
+    assert checked.effects == {"destructive": ["wipe"]}
+    assert run.status == "consent_required"
+    assert run.consent is not None and [s.tool for s in run.consent.steps] == ["chain/wipe-note"]
+    assert listed.tools[0].effect == "destructive"
+
+
+def destructive_notes() -> MCPServer:
+    server = MCPServer("notes")
+
+    @server.tool(annotations=ToolAnnotations(destructive_hint=True))
+    async def delete(key: str) -> str:
+        return f"deleted {key}"
+
+    return server
+
+
+async def test_a_foreach_chain_step_runs_one_sub_run_per_item(tmp_path: Path):
+    plan = {
+        "inputs": {"names": ["Ada", "Grace", "Edsger"]},
+        "steps": [{"id": "each", "tool": "chain/greet", "foreach": "inputs.names", "arguments": {"name": "${item}"}}],
+    }
+    async with Client(conductor(tmp_path, latency=latency.build_server())) as client:
+        with anyio.fail_after(10):
+            await plan_chain(client, GREET, save_as=save_as())
+            run = await execute(client, plan)
+    assert run["status"] == "succeeded", run
+    assert [v["greet"]["value"] for v in run["outputs"]["each"]] == ["hello Ada!", "hello Grace!", "hello Edsger!"]
+    async with RunStore.open(tmp_path / "state") as store:
+        links = await ChainStore(store).runs(parent_run_id=run["run_id"])
+    assert sorted((link.run_id, link.item_index) for link in links) == [
+        (f"{run['run_id']}.each.{i}", i) for i in range(3)
+    ]
+
+
+async def test_resuming_the_parent_resumes_the_sub_run_so_its_finished_steps_are_not_called_again(tmp_path: Path):
+    flaky_chain = {
+        "steps": [
+            {"id": "first", "tool": "latency/echo", "arguments": {"value": 1}},
+            {
+                "id": "then",
+                "tool": "latency/flaky",
+                "arguments": {"key": "k", "fail_first": 1},
+                "depends_on": ["first"],
+            },
+        ]
+    }
+    outer = {"steps": [{"id": "sub", "tool": "chain/flaky-chain", "arguments": {}}]}
+    async with Client(conductor(tmp_path, latency=latency.build_server())) as client:
+        with anyio.fail_after(10):
+            await plan_chain(client, flaky_chain, save_as={"name": "flaky-chain"})
+            failed = await execute(client, outer)
+            resumed = await execute(client, options={"resume_run_id": failed["run_id"]})
+            count = await execute(client, {"steps": [{"id": "count", "tool": "latency/counters"}]})
+    assert failed["status"] == "failed"
+    assert resumed["status"] == "succeeded", resumed
+    assert resumed["outputs"]["sub"]["then"]["ok"] is True
+    assert count["outputs"]["count"]["counts"]["echo"] == 1  # the sub-run's finished step ran once
+    assert count["outputs"]["count"]["counts"]["flaky"] == 2
+
+
+async def test_a_stored_cycle_between_chains_is_a_plan_error_before_anything_runs(tmp_path: Path):
+    async with Conductor.open(in_process_config({"latency": latency.build_server()}), tmp_path / "state") as c:
+        with anyio.fail_after(10):
+            await c.plan(GREET, save_as={"name": "b"})
+            ok = await c.plan(
+                {"steps": [{"id": "x", "tool": "chain/b", "arguments": {"name": "n"}}]}, save_as={"name": "a"}
+            )
+            # b's new version calls a, written straight to the store as an import of a crafted file could
+            a = await c.chains.library.resolve("a")
+            b = await c.chains.library.resolve("b")
+            cyclic = replace(b, version="0000cafe", chains=("a",), plan={"steps": [{"id": "y", "tool": "chain/a"}]})
+            await c.chains.library.chains.save(cyclic)
+            run = await c.execute(chain="a", inputs={})
+    assert ok.valid and a.chains == ("b",)
+    assert run.status == "invalid"
+    assert run.errors[0].kind == "chain_recursion"
+    assert "reaches itself" in run.errors[0].message
