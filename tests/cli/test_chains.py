@@ -136,3 +136,24 @@ def test_delete_one_version_then_the_chain_and_an_unknown_chain_is_a_usage_error
     assert every.returncode == 0 and "deleted 1 version" in every.stderr
     assert gone.returncode == 2 and "no saved chain 'say'" in gone.stderr
     assert bad.returncode == 2 and "is not a chain name" in bad.stderr
+
+
+def test_plan_save_as_saves_the_chain_and_says_its_version(cli, tmp_path: Path):
+    from mcp_conductor.demo import DEMO_CONFIG_PATH
+
+    plan = tmp_path / "say.json"
+    plan.write_text(json.dumps(ECHO), encoding="utf-8")
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps(SCHEMA), encoding="utf-8")
+    state = str(tmp_path / "state")
+    common = ("--config", str(DEMO_CONFIG_PATH), "--state-dir", state, "--save-as", "say", "--description", "Say it")
+    first = cli("plan", str(plan), *common, "--inputs-schema", str(schema))
+    again = cli("plan", str(plan), *common, "--inputs-schema", str(schema), "--json")
+    lone = cli("plan", str(plan), "--description", "x", "--state-dir", state)
+    assert first.returncode == 0, first.stderr
+    saved = json.loads(again.stdout)["saved"]
+    assert f"saved          chain/say@{saved['version']} (created)" in first.stdout
+    assert saved["status"] == "unchanged"
+    assert lone.returncode == 2 and "go with --save-as" in lone.stderr
+    listed = json.loads(cli("chains", "list", "--json", "--state-dir", state).stdout)
+    assert [(c["name"], c["description"], c["inputs"]) for c in listed] == [("say", "Say it", ["text"])]
