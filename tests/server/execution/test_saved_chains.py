@@ -14,6 +14,9 @@ from test_executor import conductor, execute, step_of  # type: ignore[import-not
 from mcp_conductor.client_pool.config import in_process_config
 from mcp_conductor.demo import latency
 from mcp_conductor.server.conductor import Conductor
+from mcp_conductor.server.execution.engine import SubChainCall
+from mcp_conductor.server.execution.results import RunOptions
+from mcp_conductor.server.execution.sub_runs import MAX_RUN_ID, sub_run_id
 from mcp_conductor.server.store.chains import ChainStore
 from mcp_conductor.server.store.store import RunStore
 
@@ -356,3 +359,24 @@ async def test_a_stored_cycle_between_chains_is_a_plan_error_before_anything_run
     assert run.status == "invalid"
     assert run.errors[0].kind == "chain_recursion"
     assert "reaches itself" in run.errors[0].message
+
+
+def test_a_sub_run_id_too_long_for_a_run_id_is_shortened_the_same_way_each_time():
+    parent = "run_20261202162227_5a382079" + ".a_very_long_step_identifier_that_goes_on" * 2
+    call = SubChainCall("greet", {}, parent, "s" * 40, 7, (), None)
+    short = SubChainCall("greet", {}, "run_1", "step", None, (), None)
+    assert sub_run_id(short) == "run_1.step"
+    assert len(sub_run_id(call)) == MAX_RUN_ID
+    assert sub_run_id(call) == sub_run_id(call) and sub_run_id(call).startswith(parent[:40])
+    assert RunOptions(run_id=sub_run_id(call)).run_id == sub_run_id(call)
+
+
+async def test_listing_only_saved_chains_works_before_any_is_saved_and_sees_a_new_description(tmp_path: Path):
+    async with Client(conductor(tmp_path, latency=latency.build_server())) as client:
+        with anyio.fail_after(10):
+            empty = await client.call_tool("discover_tools", {"servers": ["chain"]})
+            await plan_chain(client, GREET, save_as=save_as())
+            await plan_chain(client, GREET, save_as=save_as(description="Say hello to someone"))
+            listed = await client.call_tool("discover_tools", {"servers": ["chain"]})
+    assert not empty.is_error and empty.structured_content["tools"] == []  # type: ignore[index]
+    assert listed.structured_content["tools"][0]["description"] == "Say hello to someone"  # type: ignore[index]

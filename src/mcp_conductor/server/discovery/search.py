@@ -39,6 +39,8 @@ class ExtraTools(Protocol):
     def tools(self) -> Sequence[ToolInfo]: ...
     @property
     def stale(self) -> Mapping[str, str]: ...
+    @property
+    def servers(self) -> Collection[str]: ...  # what ``servers`` may name beside the configured servers
 
 
 class ToolSearch:
@@ -84,7 +86,7 @@ class ToolSearch:
         """
         extra = self.extra() if self.extra is not None else None
         for server in servers or ():
-            if extra is None or all(tool.server != server for tool in extra.tools):
+            if extra is None or server not in extra.servers:
                 self._pool.connection(server)
         index = self.index(extra)
         stats = self._metrics.stats()

@@ -88,6 +88,7 @@ class DiscoverableChains:
     key: tuple[Any, ...]
     tools: Sequence[ToolInfo]
     stale: Mapping[str, str]
+    servers: tuple[str, ...] = (CHAIN_SERVER,)
 
 
 class ChainLibrary:
@@ -228,6 +229,7 @@ class ChainLibrary:
         )
         previous = (await self.refresh()).get(chain.name)
         stored = await self.chains.save(chain)
+        self._generation = None  # a changed description leaves the table's count and last row as they were
         status = "new_version" if stored == "created" and previous is not None else stored
         replaced = previous.version if previous is not None and previous.version != chain.version else None
         saved = SavedChainRef(

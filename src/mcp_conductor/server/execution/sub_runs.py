@@ -9,6 +9,7 @@ could still reach) fails the step instead of running again.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,18 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 _USABLE = frozenset({RunStatus.SUCCEEDED, RunStatus.PARTIAL})
+
+
+MAX_RUN_ID = 100  # RunOptions.run_id's limit
+
+
+def sub_run_id(call: SubChainCall) -> str:
+    """``<parent run>.<step>[.<item>]``, or, when nesting makes that too long, the parent's id and a hash of it:
+    the same for the same step, so a resume finds the sub-run again."""
+    full = f"{call.parent_run_id}.{call.parent_step_id}" + ("" if call.item_index is None else f".{call.item_index}")
+    if len(full) <= MAX_RUN_ID:
+        return full
+    return f"{call.parent_run_id[: MAX_RUN_ID - 17]}.{hashlib.sha256(full.encode()).hexdigest()[:16]}"
 
 
 class SubRuns:
@@ -63,9 +76,7 @@ class SubRuns:
         if not checked.valid or checked.normalized_plan is None or checked.plan_id is None:
             reasons = "; ".join(issue.message for issue in checked.errors[:3])
             raise failed(f"chain/{saved.name}@{saved.version} does not plan against today's tools: {reasons}")
-        run_id = f"{call.parent_run_id}.{call.parent_step_id}" + (
-            "" if call.item_index is None else f".{call.item_index}"
-        )
+        run_id = sub_run_id(call)
         resume = False
         existing = await service.store.get_run(run_id)
         if existing is not None and existing.plan_id == checked.plan_id and existing.status in _USABLE:

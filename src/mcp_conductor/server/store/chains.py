@@ -182,9 +182,8 @@ class ChainStore:
         Raises:
             StoreError: the store cannot be read.
         """
-        row = await self.store.call(
-            lambda c: c.execute("SELECT COUNT(*), COALESCE(MAX(rowid), 0) FROM saved_chains").fetchone()
-        )
+        sql = "SELECT COUNT(*), COALESCE(MAX(rowid), 0) FROM saved_chains"
+        row = await self.store.call(lambda c: c.execute(sql).fetchone(), quick=True)
         return int(row[0]), int(row[1])
 
     async def delete(self, name: str, version: str | None = None) -> int:
