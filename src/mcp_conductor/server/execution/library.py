@@ -251,17 +251,6 @@ class ChainLibrary:
                 stale[info.id] = why
         return DiscoverableChains((self._generation, snapshot.version, frozenset(unavailable)), tools, stale)
 
-    async def export(self, ref: ChainRef | str) -> dict[str, Any]:
-        """``chains export``: every version of a chain (or the pinned one), oldest first.
-
-        Raises:
-            ChainRefError, ChainNotFoundError, StoreError: as ``resolve``.
-        """
-        ref = parse_ref(ref) if isinstance(ref, str) else ref
-        found = await self.resolve(ref)
-        versions = [found] if ref.version else list(reversed(await self.chains.versions(ref.name)))
-        return {"format": EXPORT_FORMAT, "name": ref.name, "versions": [v.export() for v in versions]}
-
 
 def invalid(result: PlanResult, errors: Sequence[PlanIssue]) -> PlanResult:
     """``result`` made invalid by ``errors`` found after planning (saving, recursion); unchanged without any."""
