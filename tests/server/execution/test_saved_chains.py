@@ -380,3 +380,12 @@ async def test_listing_only_saved_chains_works_before_any_is_saved_and_sees_a_ne
             listed = await client.call_tool("discover_tools", {"servers": ["chain"]})
     assert not empty.is_error and empty.structured_content["tools"] == []  # type: ignore[index]
     assert listed.structured_content["tools"][0]["description"] == "Say hello to someone"  # type: ignore[index]
+
+
+async def test_a_chain_and_a_plan_in_one_call_is_refused_before_anything_runs(tmp_path: Path):
+    async with Client(conductor(tmp_path, latency=latency.build_server())) as client:
+        with anyio.fail_after(10):
+            await plan_chain(client, GREET, save_as=save_as())
+            both = await execute(client, GREET, chain="greet", inputs={"name": "x"})
+    assert both["status"] == "invalid"
+    assert both["errors"][0]["message"] == "chain and plan both given"

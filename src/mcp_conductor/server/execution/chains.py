@@ -152,7 +152,7 @@ class ChainService:
             return await self._wait(live, options, progress)
         if options.cancel:
             return await self._cancel(attach)
-        saved = None if chain is None else await self.library.open(chain, inputs or {})
+        saved = None if chain is None else await self.library.open(chain, inputs or {}, also=plan or plan_id)
         if isinstance(saved, list):
             return ExecuteResult(run_id=None, status="invalid", errors=saved)
         if saved is not None:
@@ -227,7 +227,7 @@ class ChainService:
         attach = options.run_id or options.resume_run_id
         if options.cancel or (self._live is not None and attach and self._live.get(attach) is not None):
             return []
-        saved = None if chain is None else await self.library.open(chain, inputs or {})
+        saved = None if chain is None else await self.library.open(chain, inputs or {}, also=plan or plan_id)
         if isinstance(saved, list):
             return []
         if saved is not None:

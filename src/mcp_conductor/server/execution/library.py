@@ -136,13 +136,16 @@ class ChainLibrary:
             raise ChainNotFoundError(f"no saved chain {ref.name!r}", hint=hint)
         return found
 
-    async def open(self, chain: str, inputs: Mapping[str, Any]) -> SavedChain | list[PlanIssue]:
+    async def open(self, chain: str, inputs: Mapping[str, Any], *, also: Any = None) -> SavedChain | list[PlanIssue]:
         """The chain ``execute_chain`` runs by ``NAME[@VERSION]``, or why not (no such chain, inputs that do not fit
         its inputs schema).
 
         Raises:
             StoreError: the store cannot be read.
         """
+        if also is not None:
+            hint = "give chain alone (with inputs), or a plan / plan_id without chain"
+            return [PlanIssue(field="/chain", kind="invalid_arguments", message="chain and plan both given", hint=hint)]
         try:
             saved = await self.resolve(chain)
         except (ChainRefError, ChainNotFoundError) as exc:
