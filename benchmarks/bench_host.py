@@ -16,10 +16,12 @@ A scripted host does every task of ``host_tasks.TASKS`` two ways:
 
 Turns are tool calls; context is the characters the model reads: definitions (compact JSON) plus every result.
 Whatever shape the tools return is measured as is. Each task's effect is checked in the sandbox (files, the
-memory file, the last result); a task that did not do its job fails its row. Targets (issue 14): total turns
-<= 0.6x direct, total context <= 0.5x direct; instructions plus the three tools as a model sees them <= 900
-tokens, the full ``tools/list`` JSON <= 2,500 tokens, the first ``discover_tools`` result <= 25% of its
-``detail: "full"`` form on the same query (or of the 16,000 characters the issue measured, without that option).
+memory file, the last result); a task that did not do its job fails its row, and so does one whose plan passes
+an argument that the ``discover_tools`` answers it read do not show (by input schema or signature). Targets
+(issue 14): total turns <= 0.6x direct, total context <= 0.5x direct; instructions plus the three tools as a
+model sees them <= 900 tokens, the full ``tools/list`` JSON <= 2,500 tokens, the first ``discover_tools`` result
+<= 25% of its ``detail: "full"`` form on the same query (or of the 16,000 characters the issue measured, without
+that option).
 """
 
 from __future__ import annotations
@@ -117,6 +119,40 @@ def pre_compact(found: dict[str, Any]) -> str:
         "next_cursor": found.get("next_cursor"),
     }
     return json.dumps(old, indent=2, ensure_ascii=False)
+
+
+def shown_hits(text: str) -> dict[str, dict[str, Any]]:
+    """The hits of a discover_tools answer, by tool id."""
+    return {hit["id"]: hit for hit in json.loads(text).get("tools", [])}
+
+
+def unshown_arguments(plan: dict[str, Any], hits: dict[str, dict[str, Any]]) -> list[str]:
+    """The arguments the plan passes that the model could not have read in the hits it got: every one must be
+    named by the tool's input_schema or its input signature (a compact hit shows one of them)."""
+    problems = []
+    for step in plan["steps"]:
+        hit = hits.get(step.get("tool", ""))
+        if hit is None:
+            continue
+        named = set((hit.get("input_schema") or {}).get("properties", {}))
+        named |= {part.split(":")[0].strip().rstrip("?") for part in _top_level(hit.get("input") or "")}
+        problems += [
+            f"the answer for {step['tool']} does not show its argument {name!r}"
+            for name in step.get("arguments", {})
+            if name not in named
+        ]
+    return problems
+
+
+def _top_level(signature: str) -> list[str]:
+    """A signature's top-level ``name: type`` parts (commas inside ``{...}`` belong to nested objects)."""
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(signature):
+        depth += {"{": 1, "}": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            parts.append(signature[start:i])
+            start = i + 1
+    return [*parts, signature[start:]] if signature else parts
 
 
 async def person_approves(context: Any, params: Any) -> ElicitResult:
@@ -256,6 +292,7 @@ async def run_conductor(sandbox: Sandbox, root: Path, errlog: IO[str]) -> tuple[
                     baseline = {"query": task.query, "detail": "full", "top_k": 8}
                     full = await client.call_tool("discover_tools", baseline)
                     front.full_discover = len(pre_compact(full.structured_content or {}))
+            hits = shown_hits(found)
             for tool_id in dict.fromkeys(step["tool"] for step in plan["steps"] if "tool" in step):
                 if tool_id in found:
                     continue
@@ -267,8 +304,10 @@ async def run_conductor(sandbox: Sandbox, root: Path, errlog: IO[str]) -> tuple[
                 _, again = await meta(run, "discover_tools", query, f"discover_tools for {tool_id}")
                 run.notes.append(f"{tool_id} was not among the first hits: discover_tools again ({len(again):,} chars)")
                 found += again
+                hits |= shown_hits(again)
                 if tool_id not in again:
                     run.problems.append(f"discover_tools did not find {tool_id}")
+            run.problems += unshown_arguments(plan, hits)
             result, last = await meta(run, "execute_chain", {"plan": plan})
             status = (result.structured_content or {}).get("status", "succeeded")
             if result.is_error or status != "succeeded":

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -69,7 +70,10 @@ def test_doctor_reports_a_config_error_in_two_lines_with_exit_2(cli, write_json)
 class _Refusing(BaseHTTPRequestHandler):
     """Answers every request with the status named by the path's first segment: /401/mcp -> 401."""
 
+    paths: ClassVar[list[str]] = []  # every path asked for, in order
+
     def do_POST(self) -> None:
+        self.paths.append(self.path)
         self.send_response(int(self.path.strip("/").split("/")[0]))
         self.send_header("Content-Length", "0")
         self.end_headers()
@@ -82,6 +86,7 @@ class _Refusing(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def refusing_http() -> Iterator[str]:
+    _Refusing.paths.clear()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Refusing)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -112,3 +117,14 @@ def test_a_near_miss_of_the_conductor_key_is_a_warning_under_the_human_output(cl
     done = cli("doctor", "--config", str(config))
     assert "warning: " in done.stderr
     assert 'unknown top-level key "condutor" is ignored (did you mean "conductor"?)' in done.stderr
+
+
+def test_doctor_never_contacts_a_disabled_server(cli, write_json, refusing_http):
+    config = write_json("servers.json", {"mcpServers": {
+        "good": GOOD, "off": {"url": f"{refusing_http}/401/off", "disabled": True},
+        "gone": {"url": f"{refusing_http}/404/mcp"},
+    }})  # fmt: skip
+    done = cli("doctor", "--config", str(config), "--json")
+    rows = {row["server"]: row for row in json.loads(done.stdout)}
+    assert (rows["off"]["state"], rows["off"]["ok"]) == ("disabled", True)
+    assert _Refusing.paths and all(path.startswith("/404/") for path in _Refusing.paths)  # "gone" was asked

@@ -110,3 +110,37 @@ def test_runs_resume_asks_again_for_what_has_not_run(setup, capsys):
     assert code == 2 and [s["id"] for s in result["consent"]["steps"]] == ["drop"]
     assert main(["runs", "resume", first["run_id"], *args[1:], "--json", "--yes"]) == 0
     assert json.loads(capsys.readouterr().out)["status"] == "succeeded"
+
+
+def _on_a_terminal(args: list[str], answer: str) -> tuple[int, str, dict[str, Any]]:
+    """Run ``mcp-conductor run ARGS --json`` as a person would, with stdin and stderr on a terminal (a pty) and
+    stdout to a pipe; type ``answer`` at the prompt. Returns the exit code, what the terminal showed, the result."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import time
+
+    leader, follower = pty.openpty()
+    command = [sys.executable, "-m", "mcp_conductor", "run", *args, "--json"]
+    with subprocess.Popen(command, stdin=follower, stderr=follower, stdout=subprocess.PIPE) as proc:
+        os.close(follower)
+        shown, deadline = b"", time.monotonic() + 60
+        while b"[y/N]" not in shown:
+            ready, _, _ = select.select([leader], [], [], max(0.0, deadline - time.monotonic()))
+            assert ready, f"no prompt within 60 s; the terminal showed: {shown.decode(errors='replace')}"
+            shown += os.read(leader, 4096)
+        os.write(leader, answer.encode() + b"\n")
+        out, _ = proc.communicate(timeout=60)
+    os.close(leader)
+    return proc.returncode, shown.decode(errors="replace"), json.loads(out)
+
+
+@pytest.mark.parametrize(("answer", "code", "status"), [("y", 0, "succeeded"), ("n", 1, "declined")])
+def test_the_person_at_a_terminal_is_shown_the_steps_and_their_answer_decides(setup, answer, code, status):
+    args, notes = setup
+    returncode, shown, result = _on_a_terminal(args, answer)
+    assert "drop" in shown and "notes/delete" in shown  # the step that needs consent, listed before the prompt
+    assert "save" not in shown.split("[y/N]")[0].split()  # notes/put is allowed by the config: not asked about
+    assert (returncode, result["status"]) == (code, status)
+    assert notes.exists() is (answer == "y")  # declined: nothing ran, not even the allowed put

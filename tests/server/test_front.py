@@ -199,3 +199,15 @@ async def test_an_input_the_plan_does_not_declare_is_an_invalid_plan_naming_the_
     (issue,) = run["errors"]
     assert (issue["kind"], issue["field"], issue["suggestions"]) == ("unknown_input", "/inputs/pth", ["path"])
     assert issue["hint"] == "the plan's inputs: path"
+
+
+async def test_hits_after_the_first_three_show_a_signature_and_the_first_sentence(tmp_path: Path):
+    async with Client(conductor(tmp_path)) as client:
+        with anyio.fail_after(10):
+            _, found, _ = await call(client, "discover_tools", {"query": "", "top_k": 50})
+    first, rest = found["tools"][:3], found["tools"][3:]
+    assert rest and all("input_schema" in hit and "input" not in hit for hit in first)
+    assert all("input" in hit and "input_schema" not in hit for hit in rest)
+    weather = next(hit for hit in rest if hit["id"] == "tools/weather")
+    assert weather["input"] == "city: string"
+    assert weather["description"] == "Look up the weather of a city."

@@ -109,7 +109,7 @@ async def check(config: ConductorConfig, wait_s: float) -> list[Row]:
     async with anyio.create_task_group() as tg:
         for name, status in statuses.items():
             server = config.servers[name]
-            if isinstance(server, RemoteServer) and status.state is not ServerState.READY:
+            if isinstance(server, RemoteServer) and status.state not in (ServerState.READY, ServerState.DISABLED):
                 tg.start_soon(probe, name, server)
     rows = []
     for name, status in sorted(statuses.items()):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import structlog
@@ -23,16 +23,15 @@ from mcp import Client, MCPError
 from mcp.client.subscriptions import SubscriptionLost
 from mcp.types import (
     CONNECTION_CLOSED,
-    REQUEST_TIMEOUT,
     CallToolResult,
-    ErrorData,
-    TextContent,
+    RequestParamsMeta,
     ToolListChangedNotification,
 )
 from mcp.types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 
 from mcp_conductor.backoff import Backoff
+from mcp_conductor.client_pool.call_errors import describe, error_text, no_person_to_ask, translate
 from mcp_conductor.client_pool.catalog import Catalog, ServerName, ToolInfo
 from mcp_conductor.client_pool.config_models import InProcessServer, ServerConfig
 from mcp_conductor.client_pool.secrets import redact, server_secrets
@@ -41,7 +40,6 @@ from mcp_conductor.client_pool.transports import StderrTail, open_transport
 from mcp_conductor.errors import (
     CallTimeoutError,
     ConnectionLostError,
-    InputRequiredError,
     ProtocolError,
     ServerUnavailableError,
     ToolExecutionError,
@@ -168,7 +166,7 @@ class Connection:
                     async with Client(
                         target,
                         message_handler=self._on_message,
-                        elicitation_callback=_no_person_to_ask,
+                        elicitation_callback=no_person_to_ask,
                     ) as client:
                         await self._list_tools(client)
                         reached_ready = True
@@ -216,7 +214,7 @@ class Connection:
                         await self._list_tools(client)
                         log.info("pool.tools_refreshed", server=self.name, tools=self._status.tools)
                     except Exception as exc:
-                        log.warning("pool.tools_refresh_failed", server=self.name, error=_describe(exc))
+                        log.warning("pool.tools_refresh_failed", server=self.name, error=describe(exc))
 
             tg.start_soon(refresher)
             async with anyio.create_task_group() as waiters:
@@ -239,13 +237,13 @@ class Connection:
         except SubscriptionLost:
             pass
         except Exception as exc:  # a server that does not serve listen still works; it just won't push changes
-            log.debug("pool.listen_unavailable", server=self.name, error=_describe(exc))
+            log.debug("pool.listen_unavailable", server=self.name, error=describe(exc))
 
     async def _on_message(self, message: Any) -> None:
         if isinstance(message, ToolListChangedNotification):
             self.request_refresh()
         elif isinstance(message, Exception):
-            first_line = _describe(message).splitlines()[0]
+            first_line = describe(message).splitlines()[0]
             self._set(stdout_garbage=self._status.stdout_garbage + 1)
             log.warning("pool.server_sent_garbage", server=self.name, error=first_line[:300])
 
@@ -286,9 +284,15 @@ class Connection:
 
     # -- calls ---------------------------------------------------------------------------------------------
     async def call_tool(
-        self, tool: str, arguments: dict[str, Any], *, timeout_s: float | None = None
+        self,
+        tool: str,
+        arguments: dict[str, Any],
+        *,
+        timeout_s: float | None = None,
+        meta: dict[str, Any] | None = None,
     ) -> CallToolResult:
-        """Call ``tool`` on this server within ``timeout_s`` (default: the server's configured timeout).
+        """Call ``tool`` on this server within ``timeout_s`` (default: the server's configured timeout), with
+        ``meta`` as the request's ``_meta`` (e.g. the chain's idempotency key).
 
         Waits for a server that is still connecting (within the same timeout); cancellation of the caller
         cancels the downstream call.
@@ -309,7 +313,7 @@ class Connection:
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
             try:
                 with anyio.CancelScope(deadline=deadline) as scope:  # fail_after, without its generator
-                    result = await client.call_tool(tool, arguments)
+                    result = await client.call_tool(tool, arguments, meta=cast(RequestParamsMeta | None, meta))
                 if scope.cancelled_caught:
                     raise TimeoutError
             except TimeoutError as exc:
@@ -322,10 +326,10 @@ class Connection:
             except MCPError as exc:
                 if exc.code == CONNECTION_CLOSED and self._client is client:
                     self._mark_dead(client)
-                raise _translate(exc, self.name, tool, self._secrets) from exc
+                raise translate(exc, self.name, tool, self._secrets) from exc
             except ValidationError as exc:  # the answer to this call is not a CallToolResult
                 raise ProtocolError(
-                    f"{self.name}/{tool} answered with a malformed result: {redact(_describe(exc), self._secrets)}",
+                    f"{self.name}/{tool} answered with a malformed result: {redact(describe(exc), self._secrets)}",
                     server=self.name,
                     tool=tool,
                 ) from exc
@@ -334,7 +338,7 @@ class Connection:
                 raise ConnectionLostError(f"{self.name} closed the connection", server=self.name, tool=tool) from exc
             except Exception as exc:  # e.g. the SDK's RuntimeError for a result that breaks the tool's outputSchema
                 raise ProtocolError(
-                    f"{self.name}/{tool} failed in the MCP client: {redact(_describe(exc), self._secrets)}",
+                    f"{self.name}/{tool} failed in the MCP client: {redact(describe(exc), self._secrets)}",
                     server=self.name,
                     tool=tool,
                 ) from exc
@@ -343,7 +347,7 @@ class Connection:
         finally:
             self._limiter.release()
         if result.is_error:
-            raise ToolExecutionError(redact(_error_text(result), self._secrets), server=self.name, tool=tool)
+            raise ToolExecutionError(redact(error_text(result), self._secrets), server=self.name, tool=tool)
         return result
 
     async def _slot_within(self, deadline: float, tool: str, *, waited_s: float) -> None:
@@ -391,7 +395,7 @@ class Connection:
     def _fail(self, exc: BaseException) -> None:
         was_ready = self._status.state is ServerState.READY or self._status.connected_at is not None
         state = ServerState.RECONNECTING if was_ready else ServerState.FAILED
-        message = _describe(exc)
+        message = describe(exc)
         if not was_ready and self._stderr.lines:
             message = f"{message} (stderr: {self._stderr.lines[-1][:300]})"
         message = redact(message, self._secrets)
@@ -406,47 +410,3 @@ class Connection:
         if changed:
             self._changed.set()
             self._changed = anyio.Event()
-
-
-# The code of the refusal ``_no_person_to_ask`` answers a tool's request for input with (a server error code of
-# our own: it reaches the downstream server only in the legacy era, where the tool sees it as a failed request).
-INPUT_REQUIRED = -32050
-
-
-async def _no_person_to_ask(context: Any, params: Any) -> ErrorData:
-    """A downstream tool asked for user input (elicitation): nobody can answer inside a chain, so the call ends
-    and its step fails with kind ``input_required`` and the tool's own question."""
-    question = str(getattr(params, "message", "") or "").strip() or "(no message)"
-    return ErrorData(code=INPUT_REQUIRED, message=question[:1000])
-
-
-def _translate(exc: MCPError, server: ServerName, tool: str, secrets: frozenset[str]) -> Exception:
-    message = redact(exc.message, secrets)
-    if exc.code == INPUT_REQUIRED:
-        return InputRequiredError(
-            f"{server}/{tool} asked for input from a person: {message}",
-            server=server,
-            tool=tool,
-            hint="give the tool what it asks for in its arguments, or call it directly so the host can ask",
-        )
-    if exc.code == CONNECTION_CLOSED:
-        return ConnectionLostError(f"{server} closed the connection during the call", server=server, tool=tool)
-    if exc.code == REQUEST_TIMEOUT:
-        return CallTimeoutError(f"{server}/{tool} timed out: {message}", server=server, tool=tool)
-    return ProtocolError(f"{server} answered with error {exc.code}: {message}", server=server, tool=tool)
-
-
-def _error_text(result: CallToolResult) -> str:
-    texts = [block.text for block in result.content if isinstance(block, TextContent)]
-    return " ".join(texts).strip()[:4000] or "the tool reported an error without a message"
-
-
-def _describe(exc: BaseException) -> str:
-    """One line for an exception, unwrapping exception groups to their first leaf."""
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    if isinstance(exc, FileNotFoundError):
-        return f"command not found: {exc.filename or exc}"
-    # First line only: a pydantic error goes on for lines, which must not reach the LLM or the status.
-    text = str(exc).strip().split("\n", 1)[0] or type(exc).__name__
-    return f"{type(exc).__name__}: {text}"[:500]

@@ -51,28 +51,39 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
+class _LogMask(logging.Filter):
+    """Masks the secrets it was given in structlog events (as a processor) and stdlib records (as a filter)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: frozenset[str] = frozenset()
+
+    def __call__(self, logger: Any, name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        event = structlog.processors.format_exc_info(logger, name, event)
+        return {k: redact(v, self.secrets) if isinstance(v, str) else v for k, v in event.items()}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = redact(record.getMessage(), self.secrets), None
+        if record.exc_info:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info), self.secrets)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info, self.secrets)
+        return True
+
+
+_MASK = _LogMask()  # one for the process: calling ``redact_logs`` again adds secrets, never a second mask
+
+
 def redact_logs(secrets: frozenset[str]) -> None:
     """Mask ``secrets`` in every log line from now on: structlog events (a processor just before the renderer,
     tracebacks included) and the stdlib records of the SDK, whose debug logs name urls and quote a server's bad
-    stdout lines in tracebacks."""
+    stdout lines in tracebacks. Idempotent: each call adds its secrets to the one mask the process has."""
     if not secrets:
         return
-
-    def mask(logger: Any, name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-        event = structlog.processors.format_exc_info(logger, name, event)
-        return {k: redact(v, secrets) if isinstance(v, str) else v for k, v in event.items()}
-
+    _MASK.secrets |= secrets
     processors = list(structlog.get_config()["processors"])
-    structlog.configure(processors=[*processors[:-1], mask, processors[-1]])
-
-    class Mask(logging.Filter):
-        def filter(self, record: logging.LogRecord) -> bool:
-            record.msg, record.args = redact(record.getMessage(), secrets), None
-            if record.exc_info:
-                record.exc_text = redact(logging.Formatter().formatException(record.exc_info), secrets)
-            if record.stack_info:
-                record.stack_info = redact(record.stack_info, secrets)
-            return True
-
+    if _MASK not in processors:
+        structlog.configure(processors=[*processors[:-1], _MASK, processors[-1]])
     for handler in logging.getLogger().handlers:
-        handler.addFilter(Mask())
+        if _MASK not in handler.filters:
+            handler.addFilter(_MASK)

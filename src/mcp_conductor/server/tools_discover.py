@@ -11,15 +11,15 @@ from pydantic import Field
 
 from mcp_conductor.errors import ConductorError
 from mcp_conductor.server.conductor import Conductor
-from mcp_conductor.server.discovery.results import DESCRIPTION_CHARS, Detail, DiscoverResult
-from mcp_conductor.server.discovery.search import DEFAULT_TOP_K, MAX_TOP_K
+from mcp_conductor.server.discovery.results import Detail, DiscoverResult
+from mcp_conductor.server.discovery.search import DEFAULT_TOP_K, MAX_TOP_K, SCHEMA_HITS
 from mcp_conductor.server.replies import reply
 
 DESCRIPTION = f"""\
 Find the tools for a task across all connected servers, best first: id ("server/tool", a step's tool),
-description (first {DESCRIPTION_CHARS} characters), input_schema, returns (the shape of the step's value, for
-${{steps.ID.key}} references). An empty query lists all tools (pass next_cursor as cursor). detail="full" adds
-output schemas, annotations, measured latency and success.
+description, input_schema (first {SCHEMA_HITS} hits; the rest: input, e.g. `path: string, head?: number`), returns
+(the shape of the step's value, for ${{steps.ID.key}} references). An empty query lists all tools (pass
+next_cursor as cursor). detail="full" adds full schemas, annotations, measured latency and success.
 """
 
 

@@ -76,7 +76,7 @@ async def test_a_downstream_translation_that_raises_fails_the_step_with_internal
     def broken(result: Any) -> str:
         raise KeyError("content")
 
-    monkeypatch.setattr(connection, "_error_text", broken)  # runs on every isError result
+    monkeypatch.setattr(connection, "error_text", broken)  # runs on every isError result
     plan = {
         "steps": [
             {"id": "ok", "tool": "latency/echo", "arguments": {"value": "x"}},

@@ -41,8 +41,15 @@ async def test_a_host_that_stops_waiting_does_not_stop_the_run(tmp_path: Path):
     server = build_server(config(), state_dir=tmp_path / "state")
     async with Client(server) as client:
         with anyio.fail_after(10):
-            with anyio.move_on_after(0.3):  # the host gives up on its call
-                await client.call_tool("execute_chain", {"plan": SLOW, "options": {"run_id": "mine"}})
+            with anyio.CancelScope() as waiting:
+
+                async def give_up(progress: float, total: float | None, message: str | None) -> None:
+                    waiting.cancel()  # the host gives up on its call once the run is under way
+
+                await client.call_tool(
+                    "execute_chain", {"plan": SLOW, "options": {"run_id": "mine"}}, progress_callback=give_up
+                )
+            assert waiting.cancelled_caught
             result = await client.call_tool("execute_chain", {"options": {"run_id": "mine", "wait_s": 10}})
     assert result.structured_content is not None
     assert result.structured_content["status"] == "succeeded"

@@ -17,6 +17,7 @@ import pytest
 from mcp_conductor.server.discovery.metrics import ToolMetrics
 from mcp_conductor.server.store import migrations
 from mcp_conductor.server.store.records import (
+    ConsentRecord,
     RunExport,
     RunRecord,
     RunStatus,
@@ -406,7 +407,7 @@ async def test_runs_left_running_by_dead_processes_become_interrupted(store: Run
         "done": RunStatus.SUCCEEDED,
     }
     assert [(s.step_id, s.status) for s in await store.get_steps("dead")] == [
-        ("a", StepStatus.PENDING),
+        ("a", StepStatus.INTERRUPTED),  # its call was in flight: the resume decides (see execution.interrupted)
         ("b", StepStatus.SUCCEEDED),
         ("c", StepStatus.PENDING),
     ]
@@ -461,9 +462,15 @@ async def test_export_then_import_into_a_fresh_store_is_lossless(store: RunStore
         ]
     )
     await store.finish_run("run_1", RunStatus.PARTIAL, "2025-01-01T00:00:01+00:00", 1000.0)
+    approved = ConsentRecord(
+        run_id="run_1", decided_at="2025-01-01T00:00:00+00:00", who="host", decision="approved",
+        steps=[{"id": "c", "tool": "text/c_tool", "effect": "destructive"}],
+    )  # fmt: skip
+    await store.record_consent(approved)
 
     exported = await store.export_run("run_1")
     assert exported is not None
+    assert exported.consents == [approved]
     as_file = RunExport.model_validate_json(exported.model_dump_json())
     async with RunStore.open(tmp_path / "other") as fresh:
         await fresh.import_run(as_file)
@@ -489,6 +496,19 @@ async def test_importing_a_run_that_exists_needs_replace(store: RunStore) -> Non
     await store.import_run(changed, replace=True)
 
     assert [s.step_id for s in await store.get_steps("run_1")] == ["x", "y"]
+
+
+async def test_replacing_an_imported_run_replaces_its_consent_decisions(store: RunStore) -> None:
+    await store.create_run(a_run(), pending("run_1", "a"))
+    declined = ConsentRecord(run_id="run_1", decided_at="2025-01-01T00:00:00+00:00", who="cli", decision="declined")
+    await store.record_consent(declined)
+    exported = await store.export_run("run_1")
+    assert exported is not None and exported.consents == [declined]
+    approved = declined.model_copy(update={"decision": "approved", "who": "host"})
+
+    await store.import_run(exported.model_copy(update={"consents": [approved]}), replace=True)
+
+    assert await store.get_consents("run_1") == [approved]
 
 
 async def test_prune_keeps_the_newest_runs_and_deletes_the_rest_with_their_steps(store: RunStore) -> None:

@@ -9,7 +9,8 @@ by the term's IDF. That weight depends only on the document, so ``build`` precom
 
 Queries are whole task statements, so the query side is damped: a term counts by a saturated in-query
 frequency (saying "file" five times is not five times the evidence), very long queries keep their most
-specific terms, and a few common verbs expand to their synonyms at reduced weight.
+specific terms, and a few common verbs expand to their synonyms at reduced weight. A search may carry implied
+words (the action a verbless clause means, see ``clauses``), counted at ``implied_weight``.
 
 A tool that says it is deprecated scores ``deprecated_factor`` of its text score, and stays below the tool it
 names as its replacement whenever that one matches too (server-filesystem's ``read_file`` says "DEPRECATED: Use
@@ -70,6 +71,8 @@ class FieldWeights:
     server_boost: float = 0.2
     # A deprecated tool's share of its score (it also stays below its named replacement).
     deprecated_factor: float = 0.6
+    # The count of each word a clause implies but does not say ("a todo file" implies "get read").
+    implied_weight: float = 0.6
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,10 +238,13 @@ class ToolIndex:
         wanted = set(servers)
         return [t for t in self._tools if t.server in wanted]
 
-    def _query_weights(self, query: str) -> dict[int, float]:
-        """Term id -> query weight for ``query`` (terms unknown to the index drop out after expansion)."""
+    def _query_weights(self, query: str, implied: str = "") -> dict[int, float]:
+        """Term id -> query weight for ``query`` (terms unknown to the index drop out after expansion); the words
+        of ``implied`` count ``implied_weight`` each unless the query says them."""
         w = self._weights
         counts = query_terms(query, path_weight=w.path_weight, path_terms=w.path_terms)
+        for term in tokenize(implied):
+            counts.setdefault(term, w.implied_weight)
         if len(counts) > w.max_query_terms:
             # Unknown terms have no IDF to rank by; they only matter through their synonyms.
             specific = sorted(counts, key=lambda t: (-self._term_idf(t), t))[: w.max_query_terms]
@@ -260,9 +266,9 @@ class ToolIndex:
         tid = self._vocabulary.get(term)
         return 0.0 if tid is None else float(self._idf[tid])
 
-    def _text_scores(self, query: str) -> FloatArray:
+    def _text_scores(self, query: str, implied: str = "") -> FloatArray:
         """The BM25F score of every tool (in id order) for ``query``."""
-        weights = self._query_weights(query)
+        weights = self._query_weights(query, implied)
         n_docs = len(self._tools)
         if not weights:
             return np.zeros(n_docs, dtype=np.float64)
@@ -294,15 +300,17 @@ class ToolIndex:
         top_k: int = 8,
         servers: Collection[str] | None = None,
         stats: Mapping[ToolId, ToolStats] | None = None,
+        implied: str = "",
     ) -> list[ScoredTool]:
         """The ``top_k`` best tools for ``query``, best first; [] for an empty or all-stop-word query.
 
         ``servers`` restricts the candidates; ``stats`` (per tool id) reorders near-ties by reliability and
-        latency (see ``stats_factor``). Equal scores break by tool id.
+        latency (see ``stats_factor``). ``implied`` are words the query means without saying them (a clause's
+        implied action, see ``clauses``), counted at ``implied_weight``. Equal scores break by tool id.
         """
         if top_k <= 0 or not self._tools:
             return []
-        scores = self._text_scores(query)
+        scores = self._text_scores(query, implied)
         if servers is not None:
             mask = np.zeros(len(self._tools), dtype=bool)
             for server in servers:

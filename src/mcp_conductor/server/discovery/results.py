@@ -1,8 +1,9 @@
 """What ``discover_tools`` returns (structured content; the text content is the same JSON, compact).
 
 By default a hit is small: ``{id, description, input_schema, returns, effect, score}``, the description cut at
-``DESCRIPTION_CHARS`` and the schema without noise; ``detail="full"`` adds the server, name, title, output schema,
-annotations and measured stats.
+``DESCRIPTION_CHARS`` and the schema without noise; after the first ``search.SCHEMA_HITS`` hits, ``input`` (a
+one-line signature, see ``signature``) stands for ``input_schema`` and the description is its first sentence.
+``detail="full"`` adds the server, name, title, output schema, annotations and measured stats.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class DiscoveredTool(OutModel):
     id: str = Field(description="use as a step's tool: server/tool")
     description: str
     input_schema: dict[str, Any] | None = None
+    input: str | None = Field(None, description="the arguments as a signature (name?: optional), beside input_schema")
     returns: Any = Field(None, description="the shape of the step's value: JSON types and keys")
     effect: str | None = Field(None, description="read_only, writes or destructive (may need consent)")
     score: float

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
-from typing import Protocol
+from typing import Literal, Protocol
 
-from mcp_conductor.client_pool.catalog import ToolInfo
+from mcp_conductor.client_pool.catalog import ToolId, ToolInfo
 from mcp_conductor.client_pool.pool import ClientPool
 from mcp_conductor.clip import clip
 from mcp_conductor.errors import ConductorError
 from mcp_conductor.schemas import lean_input_schema
+from mcp_conductor.server.discovery.clauses import clauses
 from mcp_conductor.server.discovery.index import ScoredTool, ToolIndex
 from mcp_conductor.server.discovery.metrics import MetricsRegistry, ToolStats
 from mcp_conductor.server.discovery.results import (
@@ -22,11 +23,15 @@ from mcp_conductor.server.discovery.results import (
     ToolStatsOut,
     UnavailableServer,
 )
+from mcp_conductor.server.discovery.signature import signature
+from mcp_conductor.server.discovery.text import deprecation
 from mcp_conductor.shapes import Shape, schema_shape
 
 DEFAULT_TOP_K = 8
 MAX_TOP_K = 50
 SPREAD_POOL = 3  # rank this many times top_k before spreading the hits over servers
+SCHEMA_HITS = 3  # a compact answer's first hits show their input schema, the rest a one-line signature
+CLAUSE_HITS = 2  # each clause of a task gets this many of its best tools into the answer (as many as fit)
 
 
 class ExtraTools(Protocol):
@@ -94,9 +99,7 @@ class ToolSearch:
         listing = index.list_tools(servers=filter_)
         next_cursor: str | None = None
         if query.strip():
-            ranked = index.search(query, top_k=top_k * SPREAD_POOL, servers=filter_, stats=stats)
-            per_clause = [index.search(c, top_k=top_k, servers=filter_, stats=stats) for c in clauses(query)]
-            hits = [(h.tool, h.score) for h in interleave(per_clause, spread(ranked, top_k), top_k)]
+            hits = [(h.tool, h.score) for h in rank(index, query, top_k=top_k, servers=filter_, stats=stats)]
         else:
             start = _decode_cursor(cursor, len(listing))
             page = listing[start : start + top_k]
@@ -106,13 +109,20 @@ class ToolSearch:
         shapes = self._metrics.shapes()
         return DiscoverResult(
             tools=[
-                _describe(tool, score, stats.get(tool.id), shapes.get(tool.id), include_schemas, detail).model_copy(
+                _describe(
+                    tool,
+                    score,
+                    stats.get(tool.id),
+                    shapes.get(tool.id),
+                    ("schema" if place < SCHEMA_HITS else "signature") if include_schemas else "none",
+                    detail,
+                ).model_copy(
                     update={
                         "effect": self._pool.config.consent.effect(tool),
                         "stale": extra.stale.get(tool.id) if extra is not None else None,
                     }
                 )
-                for tool, score in hits
+                for place, (tool, score) in enumerate(hits)
             ],
             unavailable_servers=self.unavailable(filter_),
             total_tools=len(listing),
@@ -120,30 +130,46 @@ class ToolSearch:
         )
 
 
-_CLAUSE_BREAK = re.compile(r"\s*(?:[,;:]|\.\s|\band then\b|\bthen\b|\band\b|\bplus\b)\s*", re.IGNORECASE)
-
-
-def clauses(query: str) -> list[str]:
-    """The parts of a task statement that each ask for one capability ("list a folder, read the files and
-    write a summary" has three); none when the query is one part."""
-    parts = [part for part in _CLAUSE_BREAK.split(query) if len(part.split()) >= 2]
-    return parts if len(parts) >= 2 else []
-
-
-def interleave(
-    per_clause: Sequence[Sequence[ScoredTool]], overall: Sequence[ScoredTool], top_k: int
+def rank(
+    index: ToolIndex,
+    query: str,
+    *,
+    top_k: int = DEFAULT_TOP_K,
+    servers: Collection[str] | None = None,
+    stats: Mapping[ToolId, ToolStats] | None = None,
 ) -> list[ScoredTool]:
-    """The best hit of each clause first, then each clause's second best, and so on, then the best of the whole
-    query: every capability a task asks for gets its best tools into the list."""
-    chosen: dict[str, ScoredTool] = {}
-    depth = max((len(hits) for hits in per_clause), default=0)
-    for rank in range(depth):
-        for hits in per_clause:
-            if len(chosen) < top_k and rank < len(hits):
-                chosen.setdefault(hits[rank].tool.id, hits[rank])
+    """The ``top_k`` hits ``discover_tools`` shows for ``query``.
+
+    Every clause of the task (see ``clauses``: searched with the action it implies) gets its ``CLAUSE_HITS``
+    best tools in, as many as fit; the whole query's ranking (spread over servers) fills the rest. The list is
+    in round-robin order: the whole query's best, each clause's best, the whole query's second, and so on, so
+    the first hit is the one the whole task matches best and each capability shows up early.
+    """
+    overall = spread(index.search(query, top_k=top_k * SPREAD_POOL, servers=servers, stats=stats), top_k)
+    per_clause = [
+        index.search(c.text, top_k=top_k, servers=servers, stats=stats, implied=c.implied)
+        for c in clauses(query)[:top_k]  # the first top_k clauses' best hits fill the list: later ones never show
+    ]
+    members = {hit.tool.id for hit in interleave(per_clause, top_k, depth=CLAUSE_HITS)}
     for hit in overall:
-        if len(chosen) < top_k:
-            chosen.setdefault(hit.tool.id, hit)
+        if len(members) < top_k:
+            members.add(hit.tool.id)
+    return [
+        hit
+        for hit in interleave([overall, *per_clause], len(overall) + top_k * len(per_clause))
+        if hit.tool.id in members
+    ]
+
+
+def interleave(lists: Sequence[Sequence[ScoredTool]], limit: int, *, depth: int | None = None) -> list[ScoredTool]:
+    """Round robin over ``lists`` (each one's first hit, then each one's second, ...; ``depth`` places at most),
+    a tool once, at most ``limit`` hits."""
+    chosen: dict[str, ScoredTool] = {}
+    longest = max((len(hits) for hits in lists), default=0)
+    for place in range(longest if depth is None else min(depth, longest)):
+        for hits in lists:
+            if len(chosen) < limit and place < len(hits):
+                chosen.setdefault(hits[place].tool.id, hits[place])
     return list(chosen.values())
 
 
@@ -168,14 +194,21 @@ def spread(ranked: Sequence[ScoredTool], top_k: int) -> list[ScoredTool]:
 
 
 def _describe(
-    tool: ToolInfo, score: float, stats: ToolStats | None, learned: Shape | None, include_schemas: bool, detail: Detail
+    tool: ToolInfo,
+    score: float,
+    stats: ToolStats | None,
+    learned: Shape | None,
+    inputs: Literal["schema", "signature", "none"],
+    detail: Detail,
 ) -> DiscoveredTool:
     returns = schema_shape(tool.output_schema) if tool.output_schema else learned
+    include_schemas = inputs != "none"
     if detail == "compact":
         return DiscoveredTool(
             id=tool.id,
-            description=clip(tool.description, DESCRIPTION_CHARS),
-            input_schema=lean_input_schema(tool.input_schema) if include_schemas else None,
+            description=clip(tool.description if inputs == "schema" else summary(tool.description), DESCRIPTION_CHARS),
+            input_schema=lean_input_schema(tool.input_schema) if inputs == "schema" else None,
+            input=signature(tool.input_schema) if inputs == "signature" else None,
             returns=returns,
             score=round(score, 3),
         )
@@ -192,6 +225,19 @@ def _describe(
         score=round(score, 4),
         stats=ToolStatsOut(**stats.public()) if stats is not None and stats.calls else None,
     )
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(`'\"])")
+
+
+def summary(description: str) -> str:
+    """The first sentence of a tool's description (what the lower hits of a compact answer show), plus the
+    deprecation notice when a later sentence has it."""
+    first = _SENTENCE_END.split(description.strip(), maxsplit=1)[0]
+    deprecated, replacement = deprecation(description)
+    if deprecated and not deprecation(first)[0]:
+        first += f" DEPRECATED: use {replacement} instead." if replacement else " DEPRECATED."
+    return first
 
 
 def _decode_cursor(cursor: str | None, total: int) -> int:

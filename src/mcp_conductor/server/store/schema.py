@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mcp_conductor.server.discovery.metrics import ToolMetrics
-from mcp_conductor.server.store.records import ItemRun, RunRecord, RunStatus, StepError, StepRun, StepStatus
+from mcp_conductor.server.store.records import (
+    ConsentRecord,
+    ItemRun,
+    RunRecord,
+    RunStatus,
+    StepError,
+    StepRun,
+    StepStatus,
+)
 
 
 def connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
@@ -272,6 +280,22 @@ def select_plan(c: sqlite3.Connection, plan_id: str) -> dict[str, Any] | None:
     return None if row is None else dict(loads(row[0]))
 
 
+def insert_consents(c: sqlite3.Connection, consents: Sequence[ConsentRecord]) -> None:
+    c.executemany(
+        "INSERT INTO consents (run_id, decided_at, who, decision, steps_json) VALUES (?, ?, ?, ?, ?)",
+        [(r.run_id, r.decided_at, r.who, r.decision, dumps(r.steps)) for r in consents],
+    )
+
+
+def select_consents(c: sqlite3.Connection, run_id: str) -> list[ConsentRecord]:
+    """The run's consent decisions, oldest first."""
+    sql = "SELECT run_id, decided_at, who, decision, steps_json FROM consents WHERE run_id = ? ORDER BY rowid"
+    return [
+        ConsentRecord(run_id=r[0], decided_at=r[1], who=r[2], decision=r[3], steps=loads(r[4]))
+        for r in c.execute(sql, (run_id,)).fetchall()
+    ]
+
+
 def insert_plan(c: sqlite3.Connection, plan_id: str, plan_json: str, created_at: str) -> None:
     """Keeps the first copy of an id (plan ids are content hashes)."""
     c.execute(
@@ -362,7 +386,8 @@ _INSERT_STEP = """
 
 
 def mark_interrupted(c: sqlite3.Connection, alive: Callable[[int], bool]) -> list[str]:
-    """In one write transaction, so a run that finishes meanwhile is not marked."""
+    """In one write transaction, so a run that finishes meanwhile is not marked. Its steps and items that were
+    running (their call in flight) become ``interrupted``: the resume decides whether they run again."""
     with transaction(c):
         rows = c.execute(
             "SELECT run_id, owner_pid FROM runs WHERE status = 'running' ORDER BY started_at, rowid"
@@ -370,8 +395,8 @@ def mark_interrupted(c: sqlite3.Connection, alive: Callable[[int], bool]) -> lis
         dead = [run_id for run_id, pid in rows if pid is None or not alive(pid)]
         for run_id in dead:
             c.execute("UPDATE runs SET status = ? WHERE run_id = ?", (RunStatus.INTERRUPTED.value, run_id))
-            c.execute("UPDATE steps SET status = 'pending' WHERE run_id = ? AND status = 'running'", (run_id,))
-            c.execute("UPDATE step_items SET status = 'pending' WHERE run_id = ? AND status = 'running'", (run_id,))
+            c.execute("UPDATE steps SET status = 'interrupted' WHERE run_id = ? AND status = 'running'", (run_id,))
+            c.execute("UPDATE step_items SET status = 'interrupted' WHERE run_id = ? AND status = 'running'", (run_id,))
     return dead
 
 

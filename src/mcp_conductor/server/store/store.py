@@ -342,7 +342,8 @@ class RunStore:
         return await self._quick(lambda c: c.execute(sql, (run_id,)).fetchone() is not None)
 
     async def mark_interrupted(self, alive: Callable[[int], bool] = pid_alive) -> list[str]:
-        """Runs left ``running`` by a dead process become ``interrupted``, and their running steps pending.
+        """Runs left ``running`` by a dead process become ``interrupted``, and so do their running steps and items
+        (their calls were in flight: a resume runs them again or ends them ``unknown``).
 
         Call it at startup. A run without an ``owner_pid`` counts as orphaned. Returns the run ids, oldest
         first.
@@ -360,9 +361,7 @@ class RunStore:
         Raises:
             StoreError: the store cannot be written.
         """
-        row = (consent.run_id, consent.decided_at, consent.who, consent.decision, schema.dumps(consent.steps))
-        sql = "INSERT INTO consents (run_id, decided_at, who, decision, steps_json) VALUES (?, ?, ?, ?, ?)"
-        await self._quick(lambda c: c.execute(sql, row))
+        await self._quick(lambda c: schema.insert_consents(c, [consent]))
 
     async def get_consents(self, run_id: str) -> list[ConsentRecord]:
         """The run's consent decisions, oldest first.
@@ -370,11 +369,7 @@ class RunStore:
         Raises:
             StoreError: the store cannot be read.
         """
-        sql = "SELECT run_id, decided_at, who, decision, steps_json FROM consents WHERE run_id = ? ORDER BY rowid"
-        rows = await self._quick(lambda c: c.execute(sql, (run_id,)).fetchall())
-        return [
-            ConsentRecord(run_id=r[0], decided_at=r[1], who=r[2], decision=r[3], steps=schema.loads(r[4])) for r in rows
-        ]
+        return await self._quick(lambda c: schema.select_consents(c, run_id))
 
     # -- steps ---------------------------------------------------------------------------------------------
 
@@ -449,7 +444,7 @@ class RunStore:
     # -- export, import, retention -------------------------------------------------------------------------
 
     async def export_run(self, run_id: str) -> RunExport | None:
-        """The run's whole state (run, steps in plan order, plan) from one snapshot, or None.
+        """The run's whole state (run, steps in plan order, plan, consent decisions) from one snapshot, or None.
 
         Raises:
             StoreError: the store cannot be read.
@@ -462,7 +457,8 @@ class RunStore:
                     return None
                 steps = schema.select_steps(c, run_id)
                 plan = schema.select_plan(c, run.plan_id)
-            return RunExport(format=EXPORT_FORMAT, run=run, steps=steps, plan=plan)
+                consents = schema.select_consents(c, run_id)
+            return RunExport(format=EXPORT_FORMAT, run=run, steps=steps, plan=plan, consents=consents)
 
         return await self._run(read)
 
@@ -487,7 +483,11 @@ class RunStore:
                         hint = "import with --replace to overwrite it"
                         raise StoreError(f"run {run.run_id!r} exists already", hint=hint)
                     c.execute("DELETE FROM runs WHERE run_id = ?", (run.run_id,))  # its steps cascade
+                    c.execute("DELETE FROM consents WHERE run_id = ?", (run.run_id,))
                 schema.insert_run(c, run, steps)
+                schema.insert_consents(
+                    c, [consent.model_copy(update={"run_id": run.run_id}) for consent in export.consents]
+                )
                 if plan_json is not None:
                     schema.insert_plan(c, run.plan_id, plan_json, now)
 
