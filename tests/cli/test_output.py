@@ -127,7 +127,8 @@ def test_help_imports_neither_the_sdk_nor_numpy_rich_or_pydantic():
 
 
 COMMANDS = ("serve", "demo", "tools", "discover", "doctor", "plan", "run", "runs", "runs list", "runs show",
-            "runs resume", "runs export", "runs import")  # fmt: skip
+            "runs resume", "runs export", "runs import", "chains", "chains list", "chains show", "chains delete",
+            "chains export", "chains import")  # fmt: skip
 
 
 def test_help_says_where_state_is_kept(cli, cli_home: Path, monkeypatch: pytest.MonkeyPatch):

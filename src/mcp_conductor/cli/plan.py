@@ -13,10 +13,12 @@ from mcp_conductor.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
+    UsageError,
     add_config_option,
     add_state_dir_option,
     announce_connecting,
     load,
+    read_json_file,
     state_dir,
 )
 from mcp_conductor.cli.words import plural
@@ -39,13 +41,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "each error with its JSON pointer and a hint. Exits 2 when the plan is invalid. Plans are JSON (YAML "
         "is not supported).",
         epilog="examples:\n  mcp-conductor plan chain.json\n  mcp-conductor plan chain.json --json | jq .levels\n"
-        "  mcp-conductor plan --config servers.json chain.json",
+        "  mcp-conductor plan --config servers.json chain.json\n"
+        "  mcp-conductor plan chain.json --save-as notes-to-memory --description 'notes into memory'",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_config_option(p)
     add_state_dir_option(p)
     p.add_argument("file", metavar="FILE", help=PLAN_FILE_HELP)
     p.add_argument("--json", action="store_true", help="print the planner's result as JSON")
+    p.add_argument("--save-as", metavar="NAME", help="save the valid plan as the chain chain/NAME (versioned)")
+    p.add_argument("--description", default="", help="with --save-as: what the chain does (discover_tools indexes it)")
+    p.add_argument("--inputs-schema", metavar="FILE", help="with --save-as: the JSON Schema of the inputs callers give")
     p.set_defaults(func=run)
 
 
@@ -56,9 +62,17 @@ def run(args: argparse.Namespace) -> int:
     from mcp_conductor.cli.execution import read_plan
 
     raw = read_plan(args.file)
+    save_as = None
+    if args.save_as is not None:
+        schema = None if args.inputs_schema is None else read_json_file(args.inputs_schema, "inputs schema")
+        if schema is not None and not isinstance(schema, dict):
+            raise UsageError(f"{args.inputs_schema}: an inputs schema is a JSON object", hint='{"type": "object", ...}')
+        save_as = {"name": args.save_as, "description": args.description, "inputs": schema}
+    elif args.inputs_schema is not None or args.description:
+        raise UsageError("--description and --inputs-schema go with --save-as NAME")
     config = load(args)
     announce_connecting(config)
-    result = anyio.run(_plan, config, state_dir(args), raw)
+    result = anyio.run(_plan, config, state_dir(args), raw, save_as)
     if args.json:
         print(json.dumps(result.model_dump(mode="json"), indent=2))
     else:
@@ -70,13 +84,13 @@ def run(args: argparse.Namespace) -> int:
     return exit_code(result)
 
 
-async def _plan(config: ConductorConfig, directory: Path, raw: Any) -> PlanResult:
+async def _plan(config: ConductorConfig, directory: Path, raw: Any, save_as: Any = None) -> PlanResult:
     from mcp_conductor.cli.execution import wait_for_servers
     from mcp_conductor.server.conductor import Conductor
 
     async with Conductor.open(config, directory, startup_wait_s=0) as conductor:
         await wait_for_servers(conductor.pool, raw)
-        return await conductor.plan(raw)
+        return await conductor.plan(raw, save_as=save_as)
 
 
 def exit_code(result: PlanResult) -> int:
@@ -107,6 +121,9 @@ def print_valid(console: Console, result: PlanResult, name: str) -> None:
     console.print(f"critical path  {' -> '.join(result.critical_path)}", markup=False)
     console.print(f"estimate       {estimate} ({basis})")
     console.print(f"outputs        {', '.join(result.outputs)}", markup=False)
+    if result.saved is not None:
+        saved = result.saved
+        console.print(f"saved          {saved.id}@{saved.version} ({saved.status.replace('_', ' ')})", markup=False)
     if result.warnings:
         console.print(f"{plural(len(result.warnings), 'warning')}:")
         print_issues(console, result.warnings)

@@ -38,6 +38,7 @@ from mcp_conductor.server.execution.live_runs import LiveRuns
 from mcp_conductor.server.execution.results import ExecuteResult, RunOptions
 from mcp_conductor.server.planning.consent import ConsentStep
 from mcp_conductor.server.planning.models import PlanResult
+from mcp_conductor.server.planning.saved_chains import SaveAs
 from mcp_conductor.server.store.records import StepRun
 from mcp_conductor.server.store.state_dir import resolve_state_dir
 from mcp_conductor.server.store.store import RunStore
@@ -80,6 +81,7 @@ class Conductor:
             keep_runs=config.keep_runs,
             live=live,
         )
+        self.search.extra = self.chains.library.discoverable  # saved chains are found like tools
 
     @classmethod
     @asynccontextmanager
@@ -146,18 +148,24 @@ class Conductor:
             ConductorError: the cursor is not one an earlier listing returned.
         """
         await self.wait_for_startup()
+        await self.chains.library.refresh()
         return self.search.discover(
             query, top_k=top_k, servers=servers, include_schemas=include_schemas, cursor=cursor, detail=detail
         )
 
-    async def plan(self, plan: Mapping[str, Any]) -> PlanResult:
+    async def plan(self, plan: Mapping[str, Any], *, save_as: SaveAs | Mapping[str, Any] | None = None) -> PlanResult:
         """Check a plan without running it: every problem at once, or its ``plan_id``, levels and estimate.
+        With ``save_as`` (``{"name", "description", "inputs": JSON Schema}``) a valid plan is saved as a chain
+        (``result.saved`` says under which version).
 
         Raises:
             StoreError: the valid plan cannot be stored.
+            pydantic.ValidationError: ``save_as`` given as a mapping is not valid.
         """
         await self.wait_for_startup()
-        return await self.chains.plan(plan)
+        if save_as is not None and not isinstance(save_as, SaveAs):
+            save_as = SaveAs.model_validate(save_as)
+        return await self.chains.plan(plan, save_as)
 
     async def execute(
         self,
@@ -168,8 +176,10 @@ class Conductor:
         options: RunOptions | Mapping[str, Any] | None = None,
         progress: ProgressFn | None = None,
         approve: ApproveFn | None = None,
+        chain: str | None = None,
     ) -> ExecuteResult:
-        """Run a plan (inline, or by the ``plan_id`` of ``plan``); ``progress(done, total, message)`` is
+        """Run a plan (inline, by the ``plan_id`` of ``plan``, or a saved ``chain`` by ``NAME[@VERSION]``);
+        ``progress(done, total, message)`` is
         awaited as steps end. An invalid plan runs nothing and comes back with status ``invalid``. With
         ``options.wait_s`` the run goes on after that many seconds (status ``running``; call again with its
         ``run_id`` to wait again, or with ``cancel`` to stop it); without, this waits until the run ends.
@@ -187,7 +197,13 @@ class Conductor:
         if options is not None and not isinstance(options, RunOptions):
             options = RunOptions.model_validate(options)
         return await self.chains.execute(
-            plan_id=plan_id, plan=plan, inputs=inputs or {}, options=options, progress=progress, approve=approve
+            plan_id=plan_id,
+            plan=plan,
+            inputs=inputs or {},
+            options=options,
+            progress=progress,
+            approve=approve,
+            chain=chain,
         )
 
     async def consent_needed(
@@ -197,6 +213,7 @@ class Conductor:
         plan_id: str | None = None,
         inputs: Mapping[str, Any] | None = None,
         options: RunOptions | Mapping[str, Any] | None = None,
+        chain: str | None = None,
     ) -> list[ConsentStep]:
         """The steps ``execute`` with the same arguments would ask consent for (none already succeeded).
 
@@ -207,7 +224,9 @@ class Conductor:
         await self.wait_for_startup()
         if options is not None and not isinstance(options, RunOptions):
             options = RunOptions.model_validate(options)
-        return await self.chains.consent_needed(plan_id=plan_id, plan=plan, inputs=inputs or {}, options=options)
+        return await self.chains.consent_needed(
+            plan_id=plan_id, plan=plan, inputs=inputs or {}, options=options, chain=chain
+        )
 
     async def step(self, run_id: str, step_id: str) -> StepRun | None:
         """One step of a run as stored (its full output), or None.

@@ -50,11 +50,12 @@ async def steps_needing_consent(
     plan_id: str | None,
     inputs: dict[str, Any] | None,
     options: dict[str, Any] | None,
+    chain: str | None = None,
 ) -> NeededConsent:
     conductor = ctx.request_context.lifespan_context
     try:
         chosen = RunOptions.model_validate(options or {})
-        steps = await conductor.consent_needed(plan, plan_id=plan_id, inputs=inputs, options=chosen)
+        steps = await conductor.consent_needed(plan, plan_id=plan_id, inputs=inputs, options=chosen, chain=chain)
     except (ConductorError, ValidationError):
         return NeededConsent()  # the body reports it, and runs nothing
     return NeededConsent(tuple(steps))

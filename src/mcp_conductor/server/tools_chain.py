@@ -22,6 +22,7 @@ from mcp_conductor.server.consent_front import (
 )
 from mcp_conductor.server.execution.results import ExecuteResult, RunOptions
 from mcp_conductor.server.planning.models import PLAN_DETAIL, PlanResult
+from mcp_conductor.server.planning.saved_chains import SaveAs
 from mcp_conductor.server.replies import argument_errors, reply
 
 HOST_WAIT_S = 50.0
@@ -57,7 +58,10 @@ effect: check, and only if it did not, resume with rerun_unknown: true (or plan 
 PLAN_DESCRIPTION = """\
 Check a plan (execute_chain's format) without running it: every problem at once, each with a JSON pointer, a
 hint and suggestions; or, when valid, a plan_id for execute_chain, the levels of steps that run in parallel, the
-critical path and a latency estimate. detail: "plan" adds the filled-in plan.
+critical path and a latency estimate. detail: "plan" adds the filled-in plan. save_as: {name (a-z0-9_-),
+description, inputs: JSON Schema of the inputs callers give} saves a valid plan as the tool "chain/NAME"
+(versioned: "saved" says NAME's version); run it with execute_chain {"chain": "NAME[@VERSION]", "inputs"} or
+as a step's tool.
 """
 
 
@@ -72,10 +76,15 @@ def register_chain_tools(server: MCPServer[Conductor]) -> None:
         ctx: Context[Conductor],
         plan: Annotated[dict[str, Any], Field(description="the plan: inputs, steps, outputs")],
         detail: Literal["plan"] | None = None,
+        save_as: Annotated[dict[str, Any] | None, Field(description="{name, description, inputs}")] = None,
     ) -> Annotated[CallToolResult, PlanResult]:
         conductor = ctx.request_context.lifespan_context
         try:
-            checked = await conductor.plan(plan)
+            chosen = None if save_as is None else SaveAs.model_validate(save_as)
+        except ValidationError as exc:
+            raise ToolError(argument_errors("plan_chain", exc, within="save_as")) from exc
+        try:
+            checked = await conductor.plan(plan, save_as=chosen)
         except ConductorError as exc:
             raise ToolError(exc.summary()) from exc
         return reply(checked, is_error=not checked.valid, exclude=set() if detail == "plan" else PLAN_DETAIL)
@@ -95,6 +104,7 @@ def register_chain_tools(server: MCPServer[Conductor]) -> None:
         answer: Annotated[ElicitationResult[ConsentForm], Resolve(consent_answer)],
         plan: dict[str, Any] | None = None,
         plan_id: Annotated[str | None, Field(description="instead of plan: from plan_chain")] = None,
+        chain: Annotated[str | None, Field(description="instead of plan: a saved chain, NAME[@VERSION]")] = None,
         inputs: Annotated[dict[str, Any] | None, Field(description="override the plan's inputs")] = None,
         options: Annotated[dict[str, Any] | None, Field(description="see above")] = None,
     ) -> Annotated[CallToolResult, ExecuteResult]:
@@ -112,7 +122,7 @@ def register_chain_tools(server: MCPServer[Conductor]) -> None:
         try:
             approve = approver(needed, answer)
             result = await conductor.execute(
-                plan, plan_id=plan_id, inputs=inputs, options=chosen, progress=progress, approve=approve
+                plan, plan_id=plan_id, inputs=inputs, options=chosen, progress=progress, approve=approve, chain=chain
             )
         except ConductorError as exc:
             raise ToolError(exc.summary()) from exc

@@ -36,8 +36,8 @@ async def test_a_version_1_store_migrates_to_the_current_version_once_and_keeps_
         steps = await store.get_steps("run_1")
     async with RunStore.open(state):
         pass
-    assert migrations.SCHEMA_VERSION == 5
-    assert versions(state) == [1, 2, 3, 4, 5]
+    assert migrations.SCHEMA_VERSION == 6
+    assert versions(state) == [1, 2, 3, 4, 5, 6]
     assert [s.step_id for s in steps] == ["a"]
     assert steps[0].items is None
 

@@ -33,6 +33,7 @@ class DiscoveredTool(OutModel):
     returns: Any = Field(None, description="the shape of the step's value: JSON types and keys")
     effect: str | None = Field(None, description="read_only, writes or destructive (may need consent)")
     score: float
+    stale: str | None = Field(None, description="a saved chain (chain/NAME) that may no longer work, and why")
     server: str | None = detail()
     name: str | None = detail()
     title: str | None = detail()

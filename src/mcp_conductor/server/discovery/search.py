@@ -4,8 +4,8 @@ their schemas, measured stats, and the servers that cannot be searched right now
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping, Sequence
-from typing import Literal
+from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
+from typing import Literal, Protocol
 
 from mcp_conductor.client_pool.catalog import ToolId, ToolInfo
 from mcp_conductor.client_pool.pool import ClientPool
@@ -34,20 +34,36 @@ SCHEMA_HITS = 3  # a compact answer's first hits show their input schema, the re
 CLAUSE_HITS = 2  # each clause of a task gets this many of its best tools into the answer (as many as fit)
 
 
+class ExtraTools(Protocol):
+    """Entries searched beside the catalog (saved chains): ``key`` changes whenever ``tools`` do, and ``stale``
+    says, by tool id, why an entry may no longer work."""
+
+    @property
+    def key(self) -> Hashable: ...
+    @property
+    def tools(self) -> Sequence[ToolInfo]: ...
+    @property
+    def stale(self) -> Mapping[str, str]: ...
+    @property
+    def servers(self) -> Collection[str]: ...  # what ``servers`` may name beside the configured servers
+
+
 class ToolSearch:
-    """Ranks the pool's current catalog; the index is rebuilt when any server's tool list changes."""
+    """Ranks the pool's current catalog (and the ``extra`` entries); the index is rebuilt when they change."""
 
     def __init__(self, pool: ClientPool, metrics: MetricsRegistry) -> None:
         self._pool = pool
         self._metrics = metrics
         self._index: ToolIndex | None = None
-        self._index_version = -1
+        self._index_version: Hashable = -1
+        self.extra: Callable[[], ExtraTools] | None = None
 
-    def index(self) -> ToolIndex:
+    def index(self, extra: ExtraTools | None = None) -> ToolIndex:
         snap = self._pool.snapshot()
-        if self._index is None or self._index_version != snap.version:
-            self._index = ToolIndex.build(snap.tools.values())
-            self._index_version = snap.version
+        key = snap.version if extra is None else (snap.version, extra.key)
+        if self._index is None or self._index_version != key:
+            self._index = ToolIndex.build([*snap.tools.values(), *(extra.tools if extra else ())])
+            self._index_version = key
         return self._index
 
     def unavailable(self, servers: Collection[str] | None = None) -> list[UnavailableServer]:
@@ -73,9 +89,11 @@ class ToolSearch:
             UnknownServerError: a name in ``servers`` is not configured.
             ConductorError: the cursor is not one this tool returned.
         """
+        extra = self.extra() if self.extra is not None else None
         for server in servers or ():
-            self._pool.connection(server)
-        index = self.index()
+            if extra is None or server not in extra.servers:
+                self._pool.connection(server)
+        index = self.index(extra)
         stats = self._metrics.stats()
         filter_ = set(servers) if servers is not None else None
         listing = index.list_tools(servers=filter_)
@@ -98,7 +116,12 @@ class ToolSearch:
                     shapes.get(tool.id),
                     ("schema" if place < SCHEMA_HITS else "signature") if include_schemas else "none",
                     detail,
-                ).model_copy(update={"effect": self._pool.config.consent.effect(tool)})
+                ).model_copy(
+                    update={
+                        "effect": self._pool.config.consent.effect(tool),
+                        "stale": extra.stale.get(tool.id) if extra is not None else None,
+                    }
+                )
                 for place, (tool, score) in enumerate(hits)
             ],
             unavailable_servers=self.unavailable(filter_),

@@ -9,6 +9,7 @@ recognise a repeat.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -19,14 +20,16 @@ import structlog
 
 from mcp_conductor.client_pool.catalog import ToolId
 from mcp_conductor.client_pool.pool import ClientPool
-from mcp_conductor.errors import CallTimeoutError, DownstreamError
+from mcp_conductor.errors import CallTimeoutError, DownstreamError, ToolExecutionError
 from mcp_conductor.limits import acquire
 from mcp_conductor.server.discovery.metrics import MetricsRegistry
+from mcp_conductor.server.execution.engine import SubChainCall, SubChainFn
 from mcp_conductor.server.execution.interrupted import IDEMPOTENCY_KEY_META, idempotency_key
 from mcp_conductor.server.execution.retry import backoff_delay, should_retry
 from mcp_conductor.server.execution.run_state import RunState, step_error
 from mcp_conductor.server.execution.values import step_value
 from mcp_conductor.server.planning.models import PlannedStep
+from mcp_conductor.server.planning.saved_chains import CHAIN_PREFIX, CHAIN_SERVER
 from mcp_conductor.server.store.records import ItemRun, StepError, StepRun, StepStatus, now_iso
 
 log = structlog.get_logger(__name__)
@@ -52,6 +55,7 @@ class Caller:
         self.limiter = limiter
         self._sleep = sleep
         self._rand = rand
+        self.sub_chains: SubChainFn | None = None  # runs chain/NAME steps (set by the chain service)
 
     async def call(
         self,
@@ -63,7 +67,11 @@ class Caller:
         started: Write,
         ended: Write,
     ) -> None:
-        """Call ``step``'s tool with ``arguments`` inside a slot of the run's and the global limiter."""
+        """Call ``step``'s tool with ``arguments`` inside a slot of the run's and the global limiter. A saved
+        chain's step takes no slot itself: its sub-run's calls do (holding one would deadlock nested runs)."""
+        if step.target.startswith(CHAIN_PREFIX):
+            await self._attempts(run, step, target, arguments, call_timeout_s, started, ended)
+            return
         await acquire(run.per_run, before_waiting=run.journal.sync)  # nothing unsaved while waiting
         try:
             await acquire(self.limiter, before_waiting=run.journal.sync)
@@ -103,7 +111,11 @@ class Caller:
             log.info("chain.step_started", tool=step.target, attempt=target.attempts)
             t0 = time.perf_counter()
             try:
-                result = await self._pool.call_tool(server, name, arguments, timeout_s=call_timeout_s, meta=meta)
+                if server == CHAIN_SERVER:
+                    value = await self._sub_chain(run, step, target, name, arguments, call_timeout_s)
+                else:
+                    result = await self._pool.call_tool(server, name, arguments, timeout_s=call_timeout_s, meta=meta)
+                    value = step_value(result)
             except DownstreamError as exc:
                 elapsed = (time.perf_counter() - t0) * 1000
                 timed_out = isinstance(exc, CallTimeoutError)
@@ -121,13 +133,28 @@ class Caller:
                 await end(target, status, step_error(exc, server, name), ended, started=t0)
                 return
             elapsed = (time.perf_counter() - t0) * 1000
-            value = step_value(result)
             self._metrics.record(tool_id, ok=True, duration_ms=elapsed)
             if tool is None or tool.output_schema is None:
                 self._metrics.learn(tool_id, value)  # what ${steps.x...} may find: see shapes
             run.touched_tools.add(tool_id)
             await end(target, StepStatus.SUCCEEDED, None, ended, started=t0, output=value)
             return
+
+    async def _sub_chain(
+        self, run: RunState, step: PlannedStep, target: Target, chain: str, arguments: Any, timeout_s: float
+    ) -> Any:
+        if self.sub_chains is None:
+            raise ToolExecutionError("saved chains cannot run here", server=CHAIN_SERVER, tool=chain)
+        call = SubChainCall(
+            chain=chain,
+            arguments=arguments,
+            parent_run_id=run.run_id,
+            parent_step_id=step.id,
+            item_index=target.index if isinstance(target, ItemRun) else None,
+            chain_stack=run.request.chain_stack,
+            timeout_s=None if math.isinf(timeout_s) else timeout_s,
+        )
+        return await self.sub_chains(call)
 
 
 async def end(

@@ -22,15 +22,20 @@ from mcp_conductor.errors import ConductorError
 from mcp_conductor.server.discovery.metrics import MetricsRegistry
 from mcp_conductor.server.execution.consent import ApproveFn, gate
 from mcp_conductor.server.execution.engine import ProgressFn, RunEngine, RunRequest, new_run_id
+from mcp_conductor.server.execution.executor import LocalExecutor
 from mcp_conductor.server.execution.interrupted import stays_unknown
+from mcp_conductor.server.execution.library import ChainLibrary
 from mcp_conductor.server.execution.live_runs import LiveRun, LiveRuns
 from mcp_conductor.server.execution.results import ExecuteResult, RunOptions, RunProgress, StepProblem, StepSummary
+from mcp_conductor.server.execution.sub_runs import SubRuns
 from mcp_conductor.server.execution.values import DEFAULT_OUTPUT_BUDGET_BYTES, budgeted, step_resource_uri
 from mcp_conductor.server.planning.consent import ConsentStep, consent_steps, effect_ids
 from mcp_conductor.server.planning.models import Plan, PlanIssue, PlannedStep, PlanResult
 from mcp_conductor.server.planning.planner import PlannerLimits
 from mcp_conductor.server.planning.planner import plan as check_plan
 from mcp_conductor.server.planning.references import json_pointer
+from mcp_conductor.server.planning.saved_chains import SaveAs
+from mcp_conductor.server.store.chains import ChainRun
 from mcp_conductor.server.store.records import RunRecord, RunStatus, StepError, StepRun, StepStatus
 from mcp_conductor.server.store.state_dir import pid_alive
 from mcp_conductor.server.store.store import RunStore
@@ -81,16 +86,23 @@ class ChainService:
         self._keep_runs = keep_runs
         self._runs_since_prune = 0
         self._checked_cache: OrderedDict[tuple[str, int, frozenset[str]], PlanResult] = OrderedDict()
+        self.library = ChainLibrary(store, pool)
+        self._library_generation: tuple[int, int] | None = None
+        self.sub_runs = SubRuns(self)
+        if isinstance(engine, LocalExecutor):
+            engine.run_sub_chains_with(self.sub_runs.run)
 
     def _unavailable(self) -> set[str]:
         return {s.name for s in self._pool.unavailable()}
 
-    async def plan(self, raw: Mapping[str, Any] | Plan) -> PlanResult:
-        """Validate ``raw``; a valid plan is stored under its ``plan_id``.
+    async def plan(self, raw: Mapping[str, Any] | Plan, save_as: SaveAs | None = None) -> PlanResult:
+        """Validate ``raw``; a valid plan is stored under its ``plan_id``, and saved as a chain with ``save_as``
+        (its problems, and a chain that would run itself, make the result invalid).
 
         Raises:
             StoreError: the store cannot be written.
         """
+        chains = await self.library.chain_tools(raw)
         result = check_plan(
             raw,
             self._pool.snapshot(),
@@ -98,11 +110,16 @@ class ChainService:
             unavailable_servers=self._unavailable(),
             limits=self._limits,
             shapes=self._metrics.shapes(),
+            chains=chains,
         )
+        result = self.library.refuse_recursion(result, chains)
         if result.valid and result.plan_id and result.normalized_plan is not None:
             await self.store.save_plan(result.plan_id, stored_form(result.normalized_plan))
-            effects = effect_ids(result.normalized_plan, self._pool.snapshot(), self._pool.config.consent)
+            snapshot = self.library.with_chains(self._pool.snapshot(), chains)
+            effects = effect_ids(result.normalized_plan, snapshot, self._pool.config.consent)
             result = result.model_copy(update={"effects": effects})
+            if save_as is not None:
+                result = await self.library.save(result, save_as, chains)
         return result
 
     async def execute(
@@ -114,9 +131,11 @@ class ChainService:
         options: RunOptions | None = None,
         progress: ProgressFn | None = None,
         approve: ApproveFn | None = None,
+        chain: str | None = None,
     ) -> ExecuteResult:
-        """Run a plan (by id or inline), repeat a finished run, or resume an unfinished one; steps that need
-        the person's consent are put to ``approve`` first (see ``consent``).
+        """Run a plan (by id, inline, or a saved ``chain`` by ``NAME[@VERSION]``, its inputs checked against its
+        schema), repeat a finished run, or resume an unfinished one; steps that need the person's consent are put
+        to ``approve`` first (see ``consent``).
 
         Raises:
             PlanNotFoundError: ``plan_id`` is not in the store.
@@ -134,6 +153,11 @@ class ChainService:
             return await self._wait(live, options, progress)
         if options.cancel:
             return await self._cancel(attach)
+        saved = None if chain is None else await self.library.open(chain, inputs or {}, also=plan or plan_id)
+        if isinstance(saved, list):
+            return ExecuteResult(run_id=None, status="invalid", errors=saved)
+        if saved is not None:
+            plan, plan_id = dict(saved.plan), None
         target = await self._target(plan_id, plan, inputs, options)
         if isinstance(target, RunRecord):
             return await self.stored_result(target, options, reused=True)
@@ -148,7 +172,12 @@ class ChainService:
             inputs=normalized.inputs,
             options=options if resume_id is None else options.model_copy(update={"run_id": resume_id}),
             resume=resume_id is not None,
+            chain_stack=() if saved is None else (saved.name,),
         )
+        if saved is not None:
+            if request.options.run_id is None:
+                request = replace(request, options=request.options.model_copy(update={"run_id": new_run_id()}))
+            await self.library.chains.record_run(ChainRun(str(request.options.run_id), saved.name, saved.version))
         needed = await self._consent_steps(normalized, resumed, options.rerun_unknown)
         if needed:
             if request.options.run_id is None:  # the decision is recorded under the run's id
@@ -186,6 +215,7 @@ class ChainService:
         plan: Mapping[str, Any] | None = None,
         inputs: Mapping[str, Any] | None = None,
         options: RunOptions | None = None,
+        chain: str | None = None,
     ) -> list[ConsentStep]:
         """The steps that ``execute`` with these arguments would put to its approver: none for a finished run
         repeated by ``run_id``, a live run, a cancel or an invalid plan; for a resume, only the steps that have
@@ -198,6 +228,11 @@ class ChainService:
         attach = options.run_id or options.resume_run_id
         if options.cancel or (self._live is not None and attach and self._live.get(attach) is not None):
             return []
+        saved = None if chain is None else await self.library.open(chain, inputs or {}, also=plan or plan_id)
+        if isinstance(saved, list):
+            return []
+        if saved is not None:
+            plan, plan_id = dict(saved.plan), None
         target = await self._target(plan_id, plan, inputs, options)
         if isinstance(target, RunRecord):
             return []
@@ -208,7 +243,7 @@ class ChainService:
 
     async def _consent_steps(self, plan: Plan, resumed: RunRecord | None, rerun_unknown: bool) -> list[ConsentStep]:
         """The steps to put to the approver: for a resume, not those that succeeded or will end unknown."""
-        snapshot = self._pool.snapshot()
+        snapshot = self.library.with_chains(self._pool.snapshot(), await self.library.chain_tools(plan))
         done: set[str] = set()
         if resumed is not None:
             steps: dict[str, PlannedStep] = {s.id: s for s in plan.steps}
@@ -314,6 +349,14 @@ class ChainService:
         outputs = {s.step_id: s.output for s in steps if s.step_id in run.outputs and s.has_output}
         return self._result(run, steps, outputs, options or RunOptions(), reused=reused)
 
+    async def check(self, plan: Mapping[str, Any], inputs: Mapping[str, Any]) -> PlanResult:
+        """``plan`` with ``inputs`` over its own, checked against today's catalog (cached; see ``_checked``).
+
+        Raises:
+            StoreError: the store cannot be used.
+        """
+        return await self._checked(None, plan, inputs)
+
     async def _checked(
         self, plan_id: str | None, plan: Mapping[str, Any] | None, inputs: Mapping[str, Any]
     ) -> PlanResult:
@@ -323,6 +366,10 @@ class ChainService:
         Validity depends only on the plan and the catalog, so a repeated execution skips the schema checks; a
         stored plan never changes (its id is its content's hash), so it is looked up by id and inputs alone.
         """
+        await self.library.refresh()
+        if self.library.generation != self._library_generation:  # a chain step's meaning changed
+            self._checked_cache.clear()
+            self._library_generation = self.library.generation
         state = (self._pool.snapshot().version, frozenset(self._unavailable()))
         by_id = None if plan is not None or plan_id is None else ("id:" + plan_id + _canonical(inputs), *state)
         if by_id is not None and (cached := self._cache_get(by_id)) is not None:

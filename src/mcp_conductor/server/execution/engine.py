@@ -27,6 +27,23 @@ class RunRequest:
     inputs: Mapping[str, Any]
     options: RunOptions = RunOptions()
     resume: bool = False  # options.run_id names an existing run to continue
+    chain_stack: tuple[str, ...] = ()  # the saved chains this run is inside, outermost first (no recursion)
+
+
+@dataclass(frozen=True, slots=True)
+class SubChainCall:
+    """A step (or one foreach item) that runs a saved chain (``chain/NAME[@VERSION]``) as a sub-run."""
+
+    chain: str  # NAME or NAME@VERSION
+    arguments: Any  # the chain's inputs
+    parent_run_id: str
+    parent_step_id: str
+    item_index: int | None
+    chain_stack: tuple[str, ...]
+    timeout_s: float | None
+
+
+SubChainFn = Callable[[SubChainCall], Awaitable[Any]]  # the sub-run's outputs; raises DownstreamError if it failed
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ downstream library should not have raised) fails that step with kind ``internal_
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import time
@@ -35,13 +36,14 @@ from mcp_conductor.client_pool.pool import ClientPool
 from mcp_conductor.errors import ConductorError
 from mcp_conductor.server.discovery.metrics import MetricsRegistry
 from mcp_conductor.server.execution.calls import Caller, Sleep, end
-from mcp_conductor.server.execution.engine import ProgressFn, RunOutcome, RunRequest, new_run_id
+from mcp_conductor.server.execution.engine import ProgressFn, RunOutcome, RunRequest, SubChainFn, new_run_id
 from mcp_conductor.server.execution.foreach import outcome, prepare_items, run_items
 from mcp_conductor.server.execution.interrupted import Interrupted, ended_unknown, interrupted_rule, stays_unknown
 from mcp_conductor.server.execution.run_state import Progress, RunState, step_error
 from mcp_conductor.server.planning.expressions import compile_expression
 from mcp_conductor.server.planning.models import PlannedStep
 from mcp_conductor.server.planning.references import substitute
+from mcp_conductor.server.planning.saved_chains import CHAIN_SERVER
 from mcp_conductor.server.store.records import RunRecord, RunStatus, StepError, StepRun, StepStatus, now_iso
 from mcp_conductor.server.store.store import RunStore
 
@@ -75,6 +77,10 @@ class LocalExecutor:
         self._limiter = anyio.CapacityLimiter(max_concurrency)
         self._caller = Caller(pool, metrics, self._limiter, sleep, rand)
         self._default_step_timeout_s = default_step_timeout_s
+
+    def run_sub_chains_with(self, fn: SubChainFn) -> None:
+        """Steps that name a saved chain (``chain/NAME``) run as sub-runs through ``fn`` (the chain service)."""
+        self._caller.sub_chains = fn
 
     async def execute(self, request: RunRequest, progress: ProgressFn | None = None) -> RunOutcome:
         """Run (or resume) ``request``; returns when the run ends. Host cancellation propagates after the run
@@ -384,6 +390,8 @@ class LocalExecutor:
             return run.request.options.default_step_timeout_s
         if self._default_step_timeout_s is not None:
             return self._default_step_timeout_s
+        if server == CHAIN_SERVER:
+            return math.inf  # a sub-run: its own steps have timeouts, and the run's timeout_s bounds it all
         try:
             return self._pool.connection(server).call_timeout_s
         except ConductorError:

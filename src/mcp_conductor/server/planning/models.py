@@ -35,7 +35,7 @@ StepId = NewType("StepId", str)
 FailureKind = Literal["timeout", "unavailable", "connection_lost", "tool_error", "protocol_error"]
 # retry.on: the failure kinds, and "unknown": a call cut off by a crash is made again on resume (see execution)
 RetryOn = Literal["timeout", "unavailable", "connection_lost", "tool_error", "protocol_error", "unknown"]
-EstimateBasis = Literal["measured", "default", "in_process"]
+EstimateBasis = Literal["measured", "default", "in_process", "chain"]  # chain: a saved chain's own estimate
 
 TRANSIENT_FAILURES: tuple[FailureKind, ...] = ("timeout", "unavailable", "connection_lost")
 MAX_STEP_ID_LENGTH = 64
@@ -187,6 +187,16 @@ class FanOut(OutModel):
         return {k: v for k, v in data.items() if v not in (None, "", [], ()) or k in ("kind", "message")}
 
 
+class SavedChainRef(OutModel):
+    """What ``plan_chain`` saved under ``save_as``: run it as ``{"chain": id}`` or a step's ``"tool": id``."""
+
+    id: str = Field(description="chain/NAME: a step's tool, or execute_chain's chain")
+    name: str
+    version: str = Field(description="NAME@VERSION runs this version even after newer saves")
+    status: Literal["created", "new_version", "unchanged", "description_updated"]
+    previous: str | None = Field(None, description="the version that was the newest before this save")
+
+
 PLAN_DETAIL = frozenset({"steps", "outputs", "estimate_basis"})  # shown by plan_chain only with detail "plan"
 
 
@@ -204,6 +214,7 @@ class PlanResult(OutModel):
     estimated_latency_ms: float | None = None
     fan_out: dict[str, FanOut] = Field(default_factory=dict, description="the foreach steps' widths")
     effects: dict[str, list[str]] = Field(default_factory=dict, description="step ids: destructive, writes")
+    saved: SavedChainRef | None = Field(None, description="the saved chain, with save_as")
     warnings: tuple[PlanIssue, ...] = ()
     errors: tuple[PlanIssue, ...] = ()
     steps: tuple[PlannedStep, ...] = Field((), json_schema_extra={DETAIL: True})

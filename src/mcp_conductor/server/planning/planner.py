@@ -67,6 +67,7 @@ from mcp_conductor.server.planning.references import (
     json_pointer,
     parse_template,
 )
+from mcp_conductor.server.planning.saved_chains import CHAIN_PREFIX, ChainRefError, ChainTool, parse_ref
 from mcp_conductor.server.planning.schema_paths import lookup_schema
 from mcp_conductor.shapes import Shape, shape_schema, shape_text
 from mcp_conductor.suggest import close_matches
@@ -95,17 +96,20 @@ def plan(
     unavailable_servers: Collection[str] = (),
     limits: PlannerLimits = PlannerLimits(),
     shapes: Mapping[ToolId, Shape] | None = None,
+    chains: Mapping[str, ChainTool] | None = None,
 ) -> PlanResult:
     """Check a plan against the catalog; compute its levels, critical path and latency estimate.
 
     Never raises for a bad plan: every problem is in ``errors`` (and ``valid`` is False), each with a JSON
     pointer into the plan. For example ``plan({"steps": [{"id": "a", "tool": "text/word_stats",
-    "arguments": {"text": "hi"}}]}, snapshot).levels == (("a",),)``.
+    "arguments": {"text": "hi"}}]}, snapshot).levels == (("a",),)``. ``chains`` are the saved chains a step
+    may name as ``chain/NAME`` or ``chain/NAME@VERSION`` (by that id).
     """
     parsed = parse_plan(raw, max_steps=limits.max_steps, max_bytes=limits.max_plan_bytes)
     if isinstance(parsed, list):
         return PlanResult(valid=False, errors=tuple(parsed))
-    return _Checker(catalog, stats or {}, frozenset(unavailable_servers), limits, parsed, shapes or {}).run()
+    checker = _Checker(catalog, stats or {}, frozenset(unavailable_servers), limits, parsed, shapes or {}, chains or {})
+    return checker.run()
 
 
 def plan_id(normalized: Plan) -> str:
@@ -123,6 +127,7 @@ class _Checker:
     limits: PlannerLimits
     parsed: ParsedPlan
     shapes: Mapping[ToolId, Shape]  # learned value shapes of tools without an outputSchema
+    chains: Mapping[str, ChainTool]  # saved chains by their tool id (chain/NAME, chain/NAME@VERSION)
     errors: list[PlanIssue] = field(default_factory=list)
     warnings: list[PlanIssue] = field(default_factory=list)
     index_of: dict[str, int] = field(default_factory=dict)  # step id -> its first position
@@ -209,11 +214,16 @@ class _Checker:
         found = self.stats.get(tool.id) if tool else None
         if found is not None and found.calls and found.p50_ms is not None:
             return found.p50_ms, "measured"
+        chain = self.chains.get(tool.id) if tool else None
+        if chain is not None and chain.estimate_ms is not None:
+            return chain.estimate_ms, "chain"
         return self.limits.default_step_latency_ms, "default"
 
     def _tool(self, index: int, step: PlannedStep) -> ToolInfo | None:
         if step.tool is MISSING:  # a data step
             self.tools[index] = None
+        elif index not in self.tools and step.tool.startswith(CHAIN_PREFIX):
+            self.tools[index] = self._chain(index, step.id, step.tool)
         elif index not in self.tools:
             try:
                 self.tools[index] = self.catalog.resolve(step.tool)
@@ -222,6 +232,23 @@ class _Checker:
                 where = ("steps", index, "tool")
                 self.error(exc.kind, where, step.id, exc.message, hint=exc.hint, suggestions=tuple(exc.suggestions))
         return self.tools[index]
+
+    def _chain(self, index: int, step_id: str, name: str) -> ToolInfo | None:
+        """A saved chain named by a step (``chain/NAME[@VERSION]``), or None with the error recorded."""
+        found = self.chains.get(name)
+        if found is not None:
+            return found.info
+        where = ("steps", index, "tool")
+        try:
+            ref = parse_ref(name)
+        except ChainRefError as exc:
+            self.error(exc.kind, where, step_id, exc.message, hint=exc.hint)
+            return None
+        known = [key for key in self.chains if "@" not in key]
+        message = f"there is no saved chain {ref}" + (" (at that version)" if ref.version else "")
+        hint = "discover_tools lists saved chains (chain/NAME); plan_chain's save_as saves one"
+        self.error("unknown_chain", where, step_id, message, hint=hint, suggestions=close_matches(name, known))
+        return None
 
     def _check_step(self, index: int, step: PlannedStep) -> PlannedStep:
         here = ("steps", index)

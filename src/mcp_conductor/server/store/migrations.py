@@ -4,7 +4,9 @@ Every statement is idempotent (``IF NOT EXISTS``), so a migration that a killed 
 again. Version 2 adds learned tool shapes and cancel requests; version 3 adds ``step_items``: a foreach step's
 items, one row each, so a resume re-runs only the items that did not succeed; version 4 adds
 ``tool_metrics.caller_errors`` (failed calls that were the caller's mistake); version 5 adds ``consents``:
-the person's decisions about the steps that needed their consent.
+the person's decisions about the steps that needed their consent; version 6 adds ``saved_chains`` (one row per
+version of a saved chain) and ``chain_runs`` (which runs ran a saved chain, and the parent run and step of a
+sub-run).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 def migration_tool_metrics_caller_errors(conn: sqlite3.Connection) -> None:
@@ -114,6 +116,30 @@ MIGRATIONS: dict[int, str | Callable[[sqlite3.Connection], None]] = {
         steps_json TEXT NOT NULL
     );
     CREATE INDEX IF NOT EXISTS consents_run ON consents (run_id);
+    """,
+    6: """
+    CREATE TABLE IF NOT EXISTS saved_chains (
+        name         TEXT NOT NULL,
+        version      TEXT NOT NULL,
+        description  TEXT NOT NULL,
+        inputs_json  TEXT NOT NULL,
+        plan_json    TEXT NOT NULL,
+        tools_json   TEXT NOT NULL,
+        chains_json  TEXT NOT NULL,
+        estimate_ms  REAL,
+        effect       TEXT NOT NULL,
+        created_at   TEXT NOT NULL,
+        PRIMARY KEY (name, version)
+    );
+    CREATE TABLE IF NOT EXISTS chain_runs (
+        run_id         TEXT PRIMARY KEY,
+        chain          TEXT NOT NULL,
+        version        TEXT NOT NULL,
+        parent_run_id  TEXT,
+        parent_step_id TEXT,
+        item_index     INTEGER
+    );
+    CREATE INDEX IF NOT EXISTS chain_runs_parent ON chain_runs (parent_run_id);
     """,
 }
 

@@ -186,6 +186,15 @@ class RunStore:
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from exc
 
+    async def call(self, fn: Callable[[sqlite3.Connection], T], *, quick: bool = False) -> T:
+        """``fn(connection)`` in the worker thread (``quick``: a point read on the loop's thread, see ``_quick``),
+        for the store's other tables (``chains.ChainStore``).
+
+        Raises:
+            StoreError: as every store call.
+        """
+        return await (self._quick(fn) if quick else self._run(fn))
+
     async def _quick(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """A small read or write on the event loop's thread, through a second connection whose busy timeout is
         0 and which never checkpoints; if anyone holds the lock (a worker thread, another process), the call
