@@ -167,6 +167,17 @@ async def test_a_wrong_argument_type_is_one_line_naming_the_argument_expected_an
     assert text == f'invalid arguments for discover_tools: top_k: {expected}, got "five"'
 
 
+async def test_odd_option_keys_and_values_still_give_one_line(tmp_path: Path):
+    options = {"\n": None, "a b": 1, "timeout_s": "x\ny"}
+    async with Client(conductor(tmp_path)) as client:
+        with anyio.fail_after(10):
+            is_error, _, text = await call(client, "execute_chain", {"plan": {"steps": []}, "options": options})
+    assert is_error
+    assert "\n" not in text
+    assert 'options["\\n"] is not an option' in text and 'options["a b"] is not an option' in text
+    assert 'options.timeout_s: expected a valid number, unable to parse string as a number, got "x\\ny"' in text
+
+
 async def test_the_instructions_name_the_servers_and_their_tool_counts_once_known(tmp_path: Path):
     server = conductor(tmp_path)
     async with Client(server) as client:

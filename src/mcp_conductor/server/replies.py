@@ -4,6 +4,7 @@ do its job, and one-line messages for arguments that do not fit a meta tool's sc
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Set
 from typing import Any
 
@@ -29,7 +30,7 @@ def argument_errors(tool: str, error: ValidationError, *, within: str | None = N
     and what was given."""
     parts = []
     for detail in error.errors(include_url=False):
-        where = ".".join(str(p) for p in ((within,) if within else ()) + tuple(detail["loc"])) or "arguments"
+        where = _where(((within,) if within else ()) + tuple(detail["loc"])) or "arguments"
         given = _given(detail.get("input"))
         expected = str(detail["msg"]).removeprefix("Input should be ").removeprefix("Value error, ")
         if detail["type"] == "missing":
@@ -41,6 +42,23 @@ def argument_errors(tool: str, error: ValidationError, *, within: str | None = N
     return f"invalid arguments for {tool}: " + "; ".join(parts)
 
 
+def _where(loc: tuple[Any, ...]) -> str:
+    """``options.timeout_s``, ``plan.steps[0]``; a key that is not a plain name is quoted (``options["a b"]``),
+    so the message stays one line whatever keys a caller sends."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif _NAME.fullmatch(str(part)):
+            out += f".{part}" if out else str(part)
+        else:
+            out += f"[{json.dumps(str(part), ensure_ascii=False)}]"
+    return out
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 def _given(value: Any) -> str:
-    text = repr(value) if not isinstance(value, str) else f'"{value}"'
+    text = json.dumps(value, ensure_ascii=False) if isinstance(value, str) else repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
