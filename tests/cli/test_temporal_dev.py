@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import signal
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -85,3 +87,18 @@ def test_the_dev_server_command_line_is_tuned_and_headless(tmp_path: Path) -> No
     assert argv[argv.index("--db-filename") + 1] == str(tmp_path / "t.db")
     assert argv[argv.index("--dynamic-config-value") + 1] == "history.transferProcessorMaxPollRPS=1000"
     assert spec.address == "127.0.0.1:7000"
+
+
+def test_temporal_dev_help_imports_neither_temporalio_nor_the_sdk():
+    """A fresh interpreter: building the parser and printing the help must stay cheap (bench_cli)."""
+    script = (
+        "import contextlib, io, json, sys\n"
+        "from mcp_conductor.cli import main\n"
+        "for argv in (['temporal', '--help'], ['temporal', 'dev', '--help']):\n"
+        "    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "        main(argv)\n"
+        "heavy = {'temporalio', 'mcp', 'anyio', 'pydantic', 'urllib.request', 'subprocess'}\n"
+        "print(json.dumps(sorted(({m.split('.')[0] for m in sys.modules} | set(sys.modules)) & heavy)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout) == []
