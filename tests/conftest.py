@@ -19,7 +19,7 @@ import pytest
 
 from mcp_conductor.logs import configure_logging
 
-pytest_plugins = ("fixtures.temporal",)  # the Temporal dev server fixtures (skipped without the temporal extra)
+pytest_plugins = ("fixtures.temporal", "fixtures.temporal_workers")  # skipped without the temporal extra
 
 configure_logging("info")
 
