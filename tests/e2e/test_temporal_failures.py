@@ -69,16 +69,17 @@ def latency_config(make_config: Callable[..., Path]) -> Path:
     return make_config({"latency": latency})
 
 
-def counted(counter_file: Path) -> dict[str, int]:
+def counted(counter_file: Path, section: str = "flaky") -> dict[str, int]:
+    """The downstream's counters: ``flaky`` calls per key, ``calls`` per tool, ``writes`` per written key."""
     if not counter_file.exists():
         return {}
-    flaky: dict[str, int] = json.loads(counter_file.read_text(encoding="utf-8")).get("flaky", {})
-    return flaky
+    counts: dict[str, int] = json.loads(counter_file.read_text(encoding="utf-8")).get(section, {})
+    return counts
 
 
-async def called(counter_file: Path, key: str) -> None:
+async def called(counter_file: Path, key: str, section: str = "flaky") -> None:
     """Until the downstream has received a call for ``key`` (bounded by the caller)."""
-    while key not in counted(counter_file):  # noqa: ASYNC110 - another process's file: nothing to wait on
+    while key not in counted(counter_file, section):  # noqa: ASYNC110 - another process's file: nothing to wait on
         await anyio.sleep(0.02)
 
 
@@ -207,3 +208,31 @@ async def test_a_front_restarted_mid_run_attaches_to_the_workflow_by_run_id_and_
     assert (run["run_id"], run["status"]) == ("front-kill", "succeeded"), run
     assert counted(counts) == {f"s{i}": 1 for i in range(6)}  # the workflow went on alone: nothing ran twice
     assert all(s["attempts"] == 1 for s in run["steps"])
+
+
+async def test_a_worker_killed_during_a_non_idempotent_call_ends_the_step_unknown_and_never_repeats_it(
+    tmp_path: Path, temporal_address: str, task_queue: str, temporal_workers: Any, serve_stdio: Any, make_config: Any
+) -> None:
+    config, state, counts = latency_config(make_config), tmp_path / "state", tmp_path / "counts.json"
+    env = {"COUNTER_FILE": str(counts)}
+    first = await temporal_workers(config, temporal_address, task_queue, state, env=env)
+    before, _, after = chain_plan(3, ms=0)["steps"]
+    write = {"id": "write", "tool": "latency/slow_write", "arguments": {"key": "w", "ms": 3000}, "depends_on": ["s0"]}
+    plan = {"steps": [before, write, after | {"depends_on": ["write"]}]}
+    runs: list[dict[str, Any]] = []
+    arguments = {"plan": plan, "options": {"run_id": "unknown-write", "detail": "steps"}}
+    with anyio.fail_after(TIMEOUT_S):
+        async with serve_stdio(config, *front_args(temporal_address, task_queue), env=front_env(tmp_path, state)) as c:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(execute, c, arguments, runs)
+                await called(counts, "slow_write", "calls")
+                first.kill()
+                await temporal_workers(config, temporal_address, task_queue, state, env=env)
+    [run] = runs
+    assert run["status"] == "failed", run
+    steps = steps_of(run)
+    assert {sid: s["status"] for sid, s in steps.items()} == {"s0": "succeeded", "write": "unknown", "s2": "skipped"}
+    assert steps["write"]["error"]["kind"] == "unknown"
+    assert counted(counts, "calls")["slow_write"] == 1  # the second worker did not call it again
+    assert counted(counts, "writes") == {}  # the killed call never got to write
+    assert counted(counts) == {"s0": 1}
