@@ -24,7 +24,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, CancelledError
 from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
 with workflow.unsafe.imports_passed_through():
@@ -395,6 +395,8 @@ class RunPlan:
                 else:
                     result = await self._activity(step, call)
             except ActivityError as exc:
+                if isinstance(exc.cause, CancelledError):  # this task was cancelled while the call ran
+                    raise asyncio.CancelledError from exc
                 self._lost(step, target, exc)
                 self._touch(state)
                 return
