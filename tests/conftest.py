@@ -19,6 +19,8 @@ import pytest
 
 from mcp_conductor.logs import configure_logging
 
+pytest_plugins = ["fixtures.temporal_server"]  # temporal_address: a Temporal dev server for the engine tests
+
 configure_logging("info")
 
 

@@ -18,7 +18,6 @@ import anyio
 import pytest
 from test_executor import Probe, probe_step  # type: ignore[import-not-found]
 
-from fixtures.temporal_server import temporal_address  # noqa: F401 - the session's dev server
 from mcp_conductor.client_pool.config import in_process_config
 from mcp_conductor.client_pool.pool import ClientPool
 from mcp_conductor.demo import latency

@@ -167,11 +167,12 @@ class TemporalEngine:
         )
 
     async def _cancel(self, run_id: str) -> RunResult | None:
-        handle = self._client.get_workflow_handle(run_id, result_type=RunResult)
+        handle: WorkflowHandle[object, RunResult] = self._client.get_workflow_handle(run_id, result_type=RunResult)
         with anyio.move_on_after(CANCEL_WAIT_S):
             try:
                 await handle.cancel()
-                return await handle.result()
+                result: RunResult = await handle.result()
+                return result
             except Exception as exc:  # the run is recorded from the store's mirror instead
                 log.warning("chain.cancel_unconfirmed", error=str(exc))
         return None
@@ -240,6 +241,7 @@ class TemporalEngine:
     ) -> RunOutcome:
         if result is not None and result.steps:
             await self.mirror(run_id, result.steps, follower.seen)
+            await follower.ended(result)  # stored before it is announced
         stored = {s.step_id: s for s in await self._store.get_steps(run_id)}
         for step in stored.values():  # what the workflow could not report (it never ran, or was cut off)
             if step.status in (StepStatus.PENDING, StepStatus.RUNNING):
@@ -288,6 +290,14 @@ class _Follower:
         self._since = 0
         self._finished = 0
         self.seen: set[tuple[str, int, str]] = set()
+
+    async def ended(self, result: RunResult) -> None:
+        """The last progress notification, from the result (the last poll may not have seen the end)."""
+        finished = sum(1 for s in result.steps if s.status not in ("pending", "running"))
+        if finished != self._finished and result.steps:
+            self._finished = finished
+            last = max(result.steps, key=lambda s: s.seq)
+            await self._notify.say(finished, f"last: {last.step_id} {last.status}")
 
     async def poll(self, handle: WorkflowHandle[object, RunResult]) -> None:
         while True:

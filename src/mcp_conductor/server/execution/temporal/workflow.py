@@ -421,7 +421,7 @@ class RunPlan:
 
     async def _activity(self, step: StepSpec, call: CallInput) -> CallResult:
         reruns = INTERRUPTED_RERUNS if step.retry.rerun_interrupted else 1
-        return await workflow.execute_activity(
+        result: CallResult = await workflow.execute_activity(
             CALL_ACTIVITY,
             call,
             result_type=CallResult,
@@ -431,6 +431,7 @@ class RunPlan:
                 initial_interval=timedelta(seconds=0.2), maximum_attempts=reruns, non_retryable_error_types=["internal"]
             ),
         )
+        return result
 
     def _lost(self, step: StepSpec, target: StepState | ItemState, exc: ActivityError) -> None:
         """The activity ended without a result: its worker was lost (heartbeat or start-to-close timeout)."""
