@@ -6,8 +6,10 @@ import json
 import sys
 from pathlib import Path
 
+import anyio
 import pytest
 
+from fixtures.crash import crash_during
 from mcp_conductor.cli.demo import DEMO_PLAN
 from mcp_conductor.demo import DEMO_CONFIG_PATH
 
@@ -139,3 +141,27 @@ def test_runs_without_an_action_shows_its_help_and_exits_2(cli):
     done = cli("runs")
     assert done.returncode == 2
     assert "list" in done.stderr and "resume" in done.stderr
+
+
+def test_resume_leaves_a_write_cut_off_by_a_crash_unknown_until_rerun_unknown(cli, write_json, tmp_path):
+    latency = {"command": sys.executable, "args": ["-m", "mcp_conductor.demo.latency"],
+               "env": {"LATENCY_COUNTER_FILE": str(tmp_path / "counters.json")}}  # fmt: skip
+    config = write_json("servers.json", {"mcpServers": {"latency": latency}})
+    write = {"id": "write", "tool": "latency/slow_write", "arguments": {"key": "k", "ms": "${inputs.ms}"}}
+    plan = write_json("write.json", {"inputs": {"ms": 60_000}, "steps": [{**write, "timeout_s": 0.2}]})
+    state = ("--state-dir", str(tmp_path / "state"))
+    first = cli("run", str(plan), "--config", str(config), *state, "--json")
+    assert first.returncode == 1
+    run_id = json.loads(first.stdout)["run_id"]
+    anyio.run(crash_during, tmp_path / "state", run_id, "write")
+
+    unknown = cli("runs", "resume", run_id, "--config", str(config), *state, "--input", "ms=0")
+    assert unknown.returncode == 1
+    assert unknown.stdout.splitlines()[1].split()[:3] == ["write", "latency/slow_write", "unknown"], unknown.stdout
+    assert "unknown_outcome" in unknown.stdout
+    assert f"runs resume {run_id} --rerun-unknown" in unknown.stderr
+    rerun = cli("runs", "resume", run_id, "--config", str(config), *state, "--input", "ms=0", "--rerun-unknown")
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"run {run_id} succeeded" in rerun.stdout
+    counts = json.loads((tmp_path / "counters.json").read_text(encoding="utf-8"))
+    assert counts["calls"] == {"slow_write": 2}  # the first run's timed-out call and the asked-for one

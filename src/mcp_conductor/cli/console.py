@@ -68,6 +68,7 @@ def style(console: Console, name: str) -> str:
 STATUS_STYLES = {
     "ready": "green", "succeeded": "green", "done": "green",
     "failed": "red", "timeout": "red", "timed_out": "red", "invalid": "red",
+    "unknown": "red",
     "running": "cyan", "connecting": "yellow", "reconnecting": "yellow", "partial": "yellow",
     "cancelled": "yellow", "interrupted": "yellow", "skipped": "dim", "waiting": "dim", "disabled": "dim",
 }  # fmt: skip

@@ -29,6 +29,7 @@ from mcp_conductor.cli.words import shorten
 from mcp_conductor.client_pool.pool import ClientPool
 from mcp_conductor.server.conductor import Conductor
 from mcp_conductor.server.execution.consent import ApproveFn
+from mcp_conductor.server.execution.interrupted import UNKNOWN_OUTCOME
 from mcp_conductor.server.execution.results import ExecuteResult, RunOptions
 from mcp_conductor.server.planning.models import PlanResult
 from mcp_conductor.server.store.store import StoreError
@@ -240,7 +241,16 @@ def print_summary(console: Console, outcome: Outcome, state_dir: str | None) -> 
 
 
 def print_hint_after(outcome: Outcome, state_dir: str | None) -> None:
-    """On stderr: how to resume a run that did not succeed."""
+    """On stderr: how to resume a run that did not succeed (and what to check first if a step's outcome is
+    unknown)."""
     result = outcome.result
-    if result.run_id and result.status != "succeeded":
-        print(f"resume it with: {runs_command(state_dir, 'resume', result.run_id)}", file=sys.stderr)
+    if not result.run_id or result.status == "succeeded":
+        return
+    if result.error is not None and result.error.kind == UNKNOWN_OUTCOME:
+        print(
+            "a step's call was cut off by a crash and may or may not have taken effect: check whether it did; "
+            "if not, call it again with: " + runs_command(state_dir, "resume", result.run_id, "--rerun-unknown"),
+            file=sys.stderr,
+        )
+        return
+    print(f"resume it with: {runs_command(state_dir, 'resume', result.run_id)}", file=sys.stderr)

@@ -35,9 +35,10 @@ POLL_INTERVAL_S = 0.1
 
 STATE_WORDS = {
     "pending": "waiting", "running": "running", "succeeded": "done", "failed": "failed", "timeout": "timeout",
-    "skipped": "skipped", "cancelled": "cancelled",
+    "skipped": "skipped", "cancelled": "cancelled", "unknown": "unknown",
+    "interrupted": "interrupted",
 }  # fmt: skip
-FINAL_WORDS = frozenset({"done", "failed", "timeout", "skipped", "cancelled"})
+FINAL_WORDS = frozenset({"done", "failed", "timeout", "skipped", "cancelled", "unknown"})
 
 
 def state_word(step: StepRun) -> str:

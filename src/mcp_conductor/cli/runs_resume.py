@@ -19,12 +19,21 @@ def register(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "resume",
         help="re-run the steps of a run that did not succeed",
         description="Resume a failed, cancelled, timed-out or interrupted run: steps that succeeded keep their "
-        "outputs, the others run again, with the same live view as `run`.",
+        "outputs, the others run again, with the same live view as `run`. A step whose call was in flight when "
+        "the server died, to a tool not annotated read-only or idempotent, ends `unknown` (it may or may not have "
+        "taken effect) and is not called again: check its effect, then resume with --rerun-unknown if it did not "
+        "happen.",
         epilog="examples:\n  mcp-conductor runs resume RUN_ID\n"
-        "  mcp-conductor runs resume RUN_ID --input path=other.md",
+        "  mcp-conductor runs resume RUN_ID --input path=other.md\n"
+        "  mcp-conductor runs resume RUN_ID --rerun-unknown",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("run_id", metavar="RUN_ID")
+    p.add_argument(
+        "--rerun-unknown",
+        action="store_true",
+        help="call again the steps whose outcome is unknown (their call was cut off when the server died)",
+    )
     add_run_options(p)
     p.set_defaults(func=run)
 
@@ -37,7 +46,9 @@ def run(args: argparse.Namespace) -> int:
     inputs = parse_inputs(args.input)
     config = load(args)
     announce_connecting(config)
-    outcome = anyio.run(_resume, config, state_dir(args), args.run_id, inputs, args.timeout, args.json, args.yes)
+    outcome = anyio.run(
+        _resume, config, state_dir(args), args.run_id, inputs, args.timeout, args.json, args.yes, args.rerun_unknown
+    )
     return report(outcome, args, args.run_id)
 
 
@@ -49,6 +60,7 @@ async def _resume(
     timeout_s: float | None,
     quiet: bool,
     yes: bool = False,
+    rerun_unknown: bool = False,
 ) -> Outcome:
     from mcp_conductor.cli import console as ui
     from mcp_conductor.cli.consent import ask_person
@@ -73,7 +85,7 @@ async def _resume(
         steps = await store.get_steps(run_id)
         view = RunView([(s.step_id, s.tool) for s in steps], run_id)
         view.update(steps)
-        options = RunOptions(resume_run_id=run_id, timeout_s=timeout_s, detail="steps")
+        options = RunOptions(resume_run_id=run_id, timeout_s=timeout_s, detail="steps", rerun_unknown=rerun_unknown)
         approve = await ask_person(conductor, inputs=inputs, options=options, assume_yes=yes)
         with LiveDisplay(view, ui.out(), quiet=quiet) as display:
             outcome = await execute_live(conductor, view, display, inputs=inputs, options=options, approve=approve)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import structlog
@@ -26,6 +26,7 @@ from mcp.types import (
     REQUEST_TIMEOUT,
     CallToolResult,
     ErrorData,
+    RequestParamsMeta,
     TextContent,
     ToolListChangedNotification,
 )
@@ -286,9 +287,15 @@ class Connection:
 
     # -- calls ---------------------------------------------------------------------------------------------
     async def call_tool(
-        self, tool: str, arguments: dict[str, Any], *, timeout_s: float | None = None
+        self,
+        tool: str,
+        arguments: dict[str, Any],
+        *,
+        timeout_s: float | None = None,
+        meta: dict[str, Any] | None = None,
     ) -> CallToolResult:
-        """Call ``tool`` on this server within ``timeout_s`` (default: the server's configured timeout).
+        """Call ``tool`` on this server within ``timeout_s`` (default: the server's configured timeout), with
+        ``meta`` as the request's ``_meta`` (e.g. the chain's idempotency key).
 
         Waits for a server that is still connecting (within the same timeout); cancellation of the caller
         cancels the downstream call.
@@ -309,7 +316,7 @@ class Connection:
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
             try:
                 with anyio.CancelScope(deadline=deadline) as scope:  # fail_after, without its generator
-                    result = await client.call_tool(tool, arguments)
+                    result = await client.call_tool(tool, arguments, meta=cast(RequestParamsMeta | None, meta))
                 if scope.cancelled_caught:
                     raise TimeoutError
             except TimeoutError as exc:

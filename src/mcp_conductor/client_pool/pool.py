@@ -107,9 +107,16 @@ class ClientPool:
 
     # -- calls ---------------------------------------------------------------------------------------------
     async def call_tool(
-        self, server: str, tool: str, arguments: dict[str, Any] | None = None, *, timeout_s: float | None = None
+        self,
+        server: str,
+        tool: str,
+        arguments: dict[str, Any] | None = None,
+        *,
+        timeout_s: float | None = None,
+        meta: dict[str, Any] | None = None,
     ) -> CallToolResult:
-        """Call ``server``'s ``tool``. See ``Connection.call_tool`` for waiting, limits and errors.
+        """Call ``server``'s ``tool`` (``meta``: sent as the request's ``_meta``). See ``Connection.call_tool`` for
+        waiting, limits and errors.
 
         Raises:
             UnknownServerError: ``server`` is not configured.
@@ -119,4 +126,4 @@ class ClientPool:
         conn = self.connections.get(ServerName(server))
         if conn is None:
             raise UnknownServerError(server, list(self.connections), tool=tool)
-        return await conn.call_tool(tool, arguments or {}, timeout_s=timeout_s)
+        return await conn.call_tool(tool, arguments or {}, timeout_s=timeout_s, meta=meta)

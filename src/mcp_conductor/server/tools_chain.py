@@ -49,7 +49,8 @@ succeed)}. options: timeout_s, on_error, max_concurrency, default_step_timeout_s
 (idempotency key), resume_run_id (re-run what did not succeed), detail: "steps", wait_s (default 50: a run not
 done by then answers status "running" and goes on; call again with options.run_id to wait, or cancel: true;
 null waits for the end). Destructive steps are put to the person first: status "declined" means they said
-no (do not retry).
+no (do not retry). A step "unknown" (error unknown_outcome) was cut off mid-call by a crash and may have taken
+effect: check, and only if it did not, resume with rerun_unknown: true (or plan it with retry.on: ["unknown"]).
 """
 )
 

@@ -2,7 +2,9 @@
 
 ``Caller.call`` takes a slot of the run's limiters, tries the call up to ``retry.attempts`` times and leaves the
 target record (a ``StepRun`` or an ``ItemRun``) in its final state; the ``started`` and ``ended`` callbacks
-write it through the run's journal (a step's start, or an item's).
+write it through the run's journal (a step's start, or an item's). Every call carries the idempotency key
+``<run_id>/<step_id>[/<item index>]`` in its ``_meta`` (see ``interrupted``), so a downstream server can
+recognise a repeat.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from mcp_conductor.client_pool.pool import ClientPool
 from mcp_conductor.errors import CallTimeoutError, DownstreamError
 from mcp_conductor.limits import acquire
 from mcp_conductor.server.discovery.metrics import MetricsRegistry
+from mcp_conductor.server.execution.interrupted import IDEMPOTENCY_KEY_META, idempotency_key
 from mcp_conductor.server.execution.retry import backoff_delay, should_retry
 from mcp_conductor.server.execution.run_state import RunState, step_error
 from mcp_conductor.server.execution.values import step_value
@@ -86,6 +89,8 @@ class Caller:
         tool_id = ToolId(step.target)
         tool = run.snapshot.tools.get(tool_id)
         server, _, name = step.target.partition("/")
+        key = idempotency_key(run.run_id, step.id, target.index if isinstance(target, ItemRun) else None)
+        meta = {IDEMPOTENCY_KEY_META: key}  # the same on every attempt and every resume
         this_run = 0  # the retry budget is per execution: a resumed step gets its full budget again
         while True:
             this_run += 1
@@ -98,7 +103,7 @@ class Caller:
             log.info("chain.step_started", tool=step.target, attempt=target.attempts)
             t0 = time.perf_counter()
             try:
-                result = await self._pool.call_tool(server, name, arguments, timeout_s=call_timeout_s)
+                result = await self._pool.call_tool(server, name, arguments, timeout_s=call_timeout_s, meta=meta)
             except DownstreamError as exc:
                 elapsed = (time.perf_counter() - t0) * 1000
                 timed_out = isinstance(exc, CallTimeoutError)

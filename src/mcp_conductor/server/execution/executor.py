@@ -36,7 +36,8 @@ from mcp_conductor.server.discovery.metrics import MetricsRegistry
 from mcp_conductor.server.execution.calls import Caller, Sleep, end
 from mcp_conductor.server.execution.engine import ProgressFn, RunOutcome, RunRequest, new_run_id
 from mcp_conductor.server.execution.foreach import outcome, prepare_items, run_items
-from mcp_conductor.server.execution.run_state import Progress, RunState, step_error
+from mcp_conductor.server.execution.interrupted import Interrupted
+from mcp_conductor.server.execution.run_state import Progress, RunState, ended_unknown, interrupted_rule, step_error
 from mcp_conductor.server.planning.expressions import compile_expression
 from mcp_conductor.server.planning.models import PlannedStep
 from mcp_conductor.server.planning.references import substitute
@@ -48,7 +49,11 @@ log = structlog.get_logger(__name__)
 DEFAULT_MAX_CONCURRENCY = 32
 DEFAULT_STEP_TIMEOUT_S = 60.0
 
-_ENDED = frozenset({StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.TIMEOUT, StepStatus.SKIPPED})
+# Stored so, a step's call may have happened (running: its server died and was not marked yet).
+_IN_FLIGHT = frozenset({StepStatus.RUNNING, StepStatus.INTERRUPTED, StepStatus.UNKNOWN})
+_ENDED = frozenset(
+    {StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.TIMEOUT, StepStatus.SKIPPED, StepStatus.UNKNOWN}
+)
 
 
 class LocalExecutor:
@@ -90,7 +95,6 @@ class LocalExecutor:
             run.deadline_at = anyio.current_time() + request.options.timeout_s
         if request.options.max_concurrency:
             run.per_run = anyio.CapacityLimiter(request.options.max_concurrency)
-        run.snapshot = self._pool.snapshot()
         status = RunStatus.CANCELLED
         try:
             with anyio.move_on_after(request.options.timeout_s) as deadline:
@@ -218,11 +222,18 @@ class LocalExecutor:
         live.status = StepStatus.RUNNING
         live.attempts += 1
         live.started_at = now_iso()
-        live.items = prepare_items(live, elements)
+        assert run.snapshot is not None
+        keep_unknown = not step.is_data and interrupted_rule(run.request, run.snapshot, step) is Interrupted.UNKNOWN
+        live.items = prepare_items(live, elements, keep_unknown=keep_unknown)
         await run.journal.step_started(live)
         log.info("chain.foreach_started", items=len(elements))
-        timeout = 0.0 if step.is_data else self._timeout(run, step, step.target.partition("/")[0])
-        await run_items(run, step, live, self._caller, timeout)
+        unknown = [item for item in live.items if item.status is StepStatus.UNKNOWN]
+        for item in unknown:
+            await run.journal.item_ended(live, item)
+            log.warning("chain.item_unknown", item=item.index, tool=step.target)
+        if not unknown or step.options.on_item_error == "continue":  # under fail, an unknown item fails the step
+            timeout = 0.0 if step.is_data else self._timeout(run, step, step.target.partition("/")[0])
+            await run_items(run, step, live, self._caller, timeout)
         status, failure, value = outcome(step, live)
         await end(live, status, failure, ended, started=t0, output=value)
 
@@ -257,15 +268,12 @@ class LocalExecutor:
         if live.status is StepStatus.SUCCEEDED:
             run.outputs[step.id] = live.output
             return
-        if live.status is not StepStatus.SKIPPED:
-            if (step.on_error or run.request.options.on_error or "fail") == "fail":
-                run.stop_reason = run.stop_reason or "failed"
-                assert run.tg is not None
-                run.tg.cancel_scope.cancel()
-                return
-            run.failed_under_continue = True
-        if step.has_default:
-            run.outputs[step.id] = step.default
+        if live.status is StepStatus.SKIPPED:
+            if step.has_default:
+                run.outputs[step.id] = step.default
+        elif run.step_failed(step, live):
+            assert run.tg is not None
+            run.tg.cancel_scope.cancel()
 
     async def _skip(self, run: RunState, live: StepRun, why: str) -> None:
         live.status = StepStatus.SKIPPED
@@ -294,6 +302,8 @@ class LocalExecutor:
     # -- run bookkeeping -----------------------------------------------------------------------------------
     async def _prepare(self, request: RunRequest) -> RunState:
         plan = request.plan
+        snapshot = self._pool.snapshot()
+        unknown: list[StepRun] = []
         if request.resume and request.options.run_id:
             run_id = request.options.run_id
             stored = {s.step_id: s for s in await self._store.get_steps(run_id)}
@@ -302,6 +312,15 @@ class LocalExecutor:
                 old = stored.get(step.id)
                 if old is not None and old.status is StepStatus.SUCCEEDED:
                     records[step.id] = old
+                elif (
+                    old is not None
+                    and old.status in _IN_FLIGHT
+                    and step.foreach is MISSING  # a foreach step decides item by item (see _foreach)
+                    and not step.is_data
+                    and interrupted_rule(request, snapshot, step) is Interrupted.UNKNOWN
+                ):
+                    records[step.id] = ended_unknown(old, step.target)
+                    unknown.append(records[step.id])
                 else:
                     attempts, items = (old.attempts, old.items) if old else (0, None)
                     records[step.id] = StepRun(run_id, step.id, step.target, attempts=attempts, items=items)
@@ -320,7 +339,12 @@ class LocalExecutor:
                 owner_pid=os.getpid(),
             )
             await self._store.create_run(record, list(records.values()))
-        return RunState.start(request, records, self._store.journal(run_id))
+        run = RunState.start(request, records, self._store.journal(run_id))
+        run.snapshot = snapshot
+        for live in unknown:  # recorded before anything else runs
+            await run.journal.step_ended(live)
+            log.warning("chain.step_unknown", step_id=live.step_id, tool=live.tool)
+        return run
 
     async def _finish(self, run: RunState, status: RunStatus, duration_ms: float) -> None:
         """Record the run's end; if the store fails here, the result is built from memory and says why."""
@@ -338,7 +362,7 @@ class LocalExecutor:
         finished_at = now_iso()
         try:
             run.record = await self._store.finish_run(
-                run.run_id, status, finished_at, duration_ms, run.internal_error, metrics=metrics
+                run.run_id, status, finished_at, duration_ms, run.run_error(), metrics=metrics
             )
         except Exception as exc:
             await self._internal_error(run, None, exc)
@@ -353,7 +377,7 @@ class LocalExecutor:
                 finished_at=finished_at,
                 duration_ms=duration_ms,
                 owner_pid=os.getpid(),
-                error=run.internal_error,
+                error=run.run_error(),
             )
         log.info("chain.run_finished", status=run.record.status.value, duration_ms=duration_ms)
 

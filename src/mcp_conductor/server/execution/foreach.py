@@ -5,7 +5,9 @@ succeeded in an earlier execution of the run, on the same element, keeps its val
 items take a slot of the step's own semaphore (``max_concurrency``), then of the run's and the global limiter
 like any call (the pool's per-server limits hold as well); data items are evaluated inline. The step's value is
 the items' values in input order (null for an item that failed under ``on_item_error: continue``); under
-``fail`` the first failed item cancels the others and fails the step.
+``fail`` the first failed item cancels the others and fails the step. An item whose call was in flight when the
+process died is, on resume, run again or ends ``unknown`` (see ``interrupted``); under ``fail`` an unknown item
+ends the step ``unknown`` without running the others.
 """
 
 from __future__ import annotations
@@ -17,23 +19,29 @@ import anyio
 
 from mcp_conductor.errors import ConductorError
 from mcp_conductor.server.execution.calls import Caller, end
-from mcp_conductor.server.execution.run_state import RunState, step_error
+from mcp_conductor.server.execution.run_state import RunState, ended_unknown, step_error
 from mcp_conductor.server.planning.expressions import compile_expression
 from mcp_conductor.server.planning.models import PlannedStep
 from mcp_conductor.server.planning.references import substitute
 from mcp_conductor.server.store.records import ItemRun, StepError, StepRun, StepStatus
 
-_DONE = frozenset({StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.TIMEOUT})
+_DONE = frozenset({StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.TIMEOUT, StepStatus.UNKNOWN})
+_IN_FLIGHT = frozenset({StepStatus.RUNNING, StepStatus.INTERRUPTED, StepStatus.UNKNOWN})  # the call may have happened
+_NOT_RUN = frozenset({StepStatus.SUCCEEDED, StepStatus.UNKNOWN})  # items an execution does not run
 
 
-def prepare_items(live: StepRun, elements: list[Any]) -> list[ItemRun]:
-    """The step's items for this execution: earlier successes on the same element are kept."""
+def prepare_items(live: StepRun, elements: list[Any], *, keep_unknown: bool = False) -> list[ItemRun]:
+    """The step's items for this execution: earlier successes on the same element are kept. An item whose call
+    was in flight when the process died ends unknown if ``keep_unknown`` (see ``interrupted``), else it runs
+    again; even if its element changed (new inputs), since that call may have taken effect all the same."""
     earlier = {item.index: item for item in live.items or ()}
     items = []
     for index, element in enumerate(elements):
         old = earlier.get(index)
         if old is not None and old.status is StepStatus.SUCCEEDED and old.item == element:
             items.append(old)
+        elif keep_unknown and old is not None and old.status in _IN_FLIGHT:
+            items.append(ended_unknown(old, live.tool))
         else:
             items.append(ItemRun(index, element, attempts=old.attempts if old else 0))
     return items
@@ -42,7 +50,7 @@ def prepare_items(live: StepRun, elements: list[Any]) -> list[ItemRun]:
 async def run_items(run: RunState, step: PlannedStep, live: StepRun, caller: Caller, call_timeout_s: float) -> None:
     """Run every item of ``live.items`` that has not succeeded; returns when all have ended."""
     items = live.items or []
-    todo = [item for item in items if item.status is not StepStatus.SUCCEEDED]
+    todo = [item for item in items if item.status not in _NOT_RUN]
     counter = _Counter(run, step, len(items), len(items) - len(todo))
     if step.is_data:
         for item in todo:
@@ -119,7 +127,8 @@ def outcome(step: PlannedStep, live: StepRun) -> tuple[StepStatus, StepError | N
         first = next((item for item in failed if item.status is not StepStatus.CANCELLED), failed[0])
         error = first.error or StepError(kind="item_failed", message="an item did not succeed")
         message = f"item {first.index} of {len(items)}: {error.message}"
-        return StepStatus.FAILED, error.model_copy(update={"message": message[:1000]}), None
+        status = StepStatus.UNKNOWN if first.status is StepStatus.UNKNOWN else StepStatus.FAILED
+        return status, error.model_copy(update={"message": message[:1000]}), None
     return StepStatus.SUCCEEDED, None, [item.output if item.status is StepStatus.SUCCEEDED else None for item in items]
 
 

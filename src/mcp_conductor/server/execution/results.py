@@ -32,6 +32,7 @@ class RunOptions(OutModel):
     detail: Literal["steps"] | None = None
     wait_s: float | None = Field(None, ge=0)  # None: until the run ends (see live_runs)
     cancel: bool = False  # with run_id: cancel that run
+    rerun_unknown: bool = False  # a resume calls again the steps whose interrupted call ended unknown
 
     def stored(self) -> dict[str, Any]:
         """What the run record keeps: the options that shaped how the steps ran."""
@@ -98,7 +99,7 @@ class StepProblem(OutModel):
     """A step that did not succeed, or a foreach step with items that did not."""
 
     id: str
-    status: str = Field(description="failed, timeout, skipped or cancelled")
+    status: str = Field(description="failed, timeout, skipped, cancelled or unknown")
     error: StepError | None = None
     items: dict[str, int] | None = None
     item_errors: list[ItemError] | None = None

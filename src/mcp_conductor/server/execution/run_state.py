@@ -6,8 +6,8 @@ the pool or the store. ``Progress`` sends the host's progress notifications.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, TypeVar
 
 import anyio
 import structlog
@@ -16,11 +16,20 @@ from anyio.abc import TaskGroup
 from mcp_conductor.client_pool.catalog import CatalogSnapshot, ToolId
 from mcp_conductor.errors import ConductorError
 from mcp_conductor.server.execution.engine import ProgressFn, RunRequest
+from mcp_conductor.server.execution.interrupted import (
+    UNKNOWN_OUTCOME,
+    UNKNOWN_RUN_MESSAGE,
+    Interrupted,
+    interrupted_outcome,
+    unknown_message,
+)
 from mcp_conductor.server.planning.models import PlannedStep
-from mcp_conductor.server.store.records import RunRecord, RunStatus, StepError, StepRun, StepStatus
+from mcp_conductor.server.store.records import ItemRun, RunRecord, RunStatus, StepError, StepRun, StepStatus, now_iso
 from mcp_conductor.server.store.store import RunJournal
 
 log = structlog.get_logger(__name__)
+
+_ENDED_AT_START = frozenset({StepStatus.SUCCEEDED, StepStatus.UNKNOWN})  # a resumed run's steps that do not run
 
 
 @dataclass
@@ -46,6 +55,7 @@ class RunState:
     tg: TaskGroup | None = None
     record: RunRecord | None = None  # the run as stored when it ended
     internal_error: StepError | None = None  # the first failure of the run's own machinery
+    unknown_steps: list[str] = field(default_factory=list)  # ended unknown: an interrupted call not made again
 
     @classmethod
     def start(cls, request: RunRequest, records: dict[str, StepRun], journal: RunJournal) -> RunState:
@@ -66,15 +76,41 @@ class RunState:
                 run.outputs[step.id] = records[step.id].output
                 run.finished += 1
                 continue
+            if records[step.id].status is StepStatus.UNKNOWN:  # ended already: its failure policy applies now
+                run.finished += 1
+                run.step_failed(step, records[step.id])
+                continue
             # A planned step's depends_on holds all its dependencies (the planner adds the referenced steps).
-            open_deps = [d for d in step.depends_on if records[d].status is not StepStatus.SUCCEEDED]
+            open_deps = [d for d in step.depends_on if records[d].status not in _ENDED_AT_START]
             run.waiting[step.id] = len(open_deps)
             for dep in open_deps:
                 run.dependents[dep].append(step.id)
         return run
 
     def ready_at_start(self) -> list[str]:
+        if self.stop_reason is not None:  # a step that ended unknown stopped the run before it started
+            return []
         return [sid for sid, n in self.waiting.items() if n == 0]
+
+    def step_failed(self, step: PlannedStep, live: StepRun) -> bool:
+        """``step`` ended without success (not skipped): apply its failure policy. Returns whether the run stops
+        (``on_error: fail``); if not, its ``default`` (if any) stands in for its value."""
+        if live.status is StepStatus.UNKNOWN:
+            self.unknown_steps.append(step.id)
+        if (step.on_error or self.request.options.on_error or "fail") == "fail":
+            self.stop_reason = self.stop_reason or "failed"
+            return True
+        self.failed_under_continue = True
+        if step.has_default:
+            self.outputs[step.id] = step.default
+        return False
+
+    def run_error(self) -> StepError | None:
+        """The run's error: a failure of its machinery, else the steps whose outcome is unknown."""
+        if self.internal_error is not None or not self.unknown_steps:
+            return self.internal_error
+        steps = ", ".join(self.unknown_steps)
+        return StepError(kind=UNKNOWN_OUTCOME, message=f"step {steps}: {UNKNOWN_RUN_MESSAGE}")
 
     def release(self, step_id: str) -> list[str]:
         """``step_id`` ended: its dependents that have nothing left to wait for, in plan order."""
@@ -125,4 +161,33 @@ def step_error(exc: ConductorError, server: str, tool: str) -> StepError:
         retryable=bool(d["retryable"]),
         server=d.get("server") or server,
         tool=d.get("tool") or tool,
+    )
+
+
+def interrupted_rule(request: RunRequest, snapshot: CatalogSnapshot, step: PlannedStep) -> Interrupted:
+    """What becomes of ``step``'s call (or its items' calls) found in flight on resume (see ``interrupted``)."""
+    tool = snapshot.tools.get(ToolId(step.target))
+    return interrupted_outcome(
+        read_only=tool is not None and tool.read_only,
+        idempotent=tool is not None and tool.idempotent,
+        retry_on=step.retry.on,
+        rerun_unknown=request.options.rerun_unknown,
+    )
+
+
+Record = TypeVar("Record", StepRun, ItemRun)
+
+
+def ended_unknown(old: Record, tool: str) -> Record:
+    """``old`` (a step or an item whose call was in flight) ended in status unknown, its call not made again."""
+    error = StepError(kind=UNKNOWN_OUTCOME, message=unknown_message(tool))
+    finished_at = old.finished_at if old.status is StepStatus.UNKNOWN and old.finished_at else now_iso()
+    return replace(
+        old,
+        status=StepStatus.UNKNOWN,
+        error=error,
+        finished_at=finished_at,
+        duration_ms=None,  # the call's answer was lost
+        output=None,
+        has_output=False,
     )

@@ -33,6 +33,8 @@ from mcp_conductor.suggest import close_matches
 
 StepId = NewType("StepId", str)
 FailureKind = Literal["timeout", "unavailable", "connection_lost", "tool_error", "protocol_error"]
+# retry.on: the failure kinds, and "unknown": a call cut off by a crash is made again on resume (see execution)
+RetryOn = Literal["timeout", "unavailable", "connection_lost", "tool_error", "protocol_error", "unknown"]
 EstimateBasis = Literal["measured", "default", "in_process"]
 
 TRANSIENT_FAILURES: tuple[FailureKind, ...] = ("timeout", "unavailable", "connection_lost")
@@ -73,14 +75,16 @@ class RetryPolicy(_Frozen):
     attempts: int = Field(1, ge=1, le=MAX_ATTEMPTS, description="total tries, including the first")
     backoff_s: float = Field(0.5, ge=0, description="first delay; doubles each retry, with full jitter")
     max_backoff_s: float = Field(10.0, ge=0, description="cap of one delay")
-    on: tuple[FailureKind, ...] | None = Field(
+    on: tuple[RetryOn, ...] | None = Field(
         None,
         description="failure kinds that are retried; when left out: the transient ones (timeout, unavailable, "
-        "connection_lost), and only for tools annotated read-only or idempotent",
+        'connection_lost), and only for tools annotated read-only or idempotent. "unknown": a call that was in '
+        "flight when the conductor died is made again on resume (otherwise, for a tool not annotated read-only "
+        "or idempotent, the step ends in status unknown)",
     )
 
     @property
-    def kinds(self) -> tuple[FailureKind, ...]:
+    def kinds(self) -> tuple[RetryOn, ...]:
         return TRANSIENT_FAILURES if self.on is None else self.on
 
     @model_validator(mode="after")

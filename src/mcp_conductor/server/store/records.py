@@ -35,6 +35,8 @@ class StepStatus(StrEnum):
     TIMEOUT = "timeout"
     SKIPPED = "skipped"
     CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"  # its call was in flight when the server died; a resume re-runs it or ends it unknown
+    UNKNOWN = "unknown"  # its call was in flight when the process died: it may or may not have happened
 
 
 class _Model(BaseModel):

@@ -362,7 +362,8 @@ _INSERT_STEP = """
 
 
 def mark_interrupted(c: sqlite3.Connection, alive: Callable[[int], bool]) -> list[str]:
-    """In one write transaction, so a run that finishes meanwhile is not marked."""
+    """In one write transaction, so a run that finishes meanwhile is not marked. Its steps and items that were
+    running (their call in flight) become ``interrupted``: the resume decides whether they run again."""
     with transaction(c):
         rows = c.execute(
             "SELECT run_id, owner_pid FROM runs WHERE status = 'running' ORDER BY started_at, rowid"
@@ -370,8 +371,8 @@ def mark_interrupted(c: sqlite3.Connection, alive: Callable[[int], bool]) -> lis
         dead = [run_id for run_id, pid in rows if pid is None or not alive(pid)]
         for run_id in dead:
             c.execute("UPDATE runs SET status = ? WHERE run_id = ?", (RunStatus.INTERRUPTED.value, run_id))
-            c.execute("UPDATE steps SET status = 'pending' WHERE run_id = ? AND status = 'running'", (run_id,))
-            c.execute("UPDATE step_items SET status = 'pending' WHERE run_id = ? AND status = 'running'", (run_id,))
+            c.execute("UPDATE steps SET status = 'interrupted' WHERE run_id = ? AND status = 'running'", (run_id,))
+            c.execute("UPDATE step_items SET status = 'interrupted' WHERE run_id = ? AND status = 'running'", (run_id,))
     return dead
 
 

@@ -333,7 +333,8 @@ class RunStore:
         return await self._quick(lambda c: c.execute(sql, (run_id,)).fetchone() is not None)
 
     async def mark_interrupted(self, alive: Callable[[int], bool] = pid_alive) -> list[str]:
-        """Runs left ``running`` by a dead process become ``interrupted``, and their running steps pending.
+        """Runs left ``running`` by a dead process become ``interrupted``, and so do their running steps and items
+        (their calls were in flight: a resume runs them again or ends them ``unknown``).
 
         Call it at startup. A run without an ``owner_pid`` counts as orphaned. Returns the run ids, oldest
         first.

@@ -15,6 +15,7 @@ from typing import Any
 
 import anyio
 import structlog
+from mcp.types import CallToolResult
 from temporalio import activity
 
 from mcp_conductor.client_pool.pool import ClientPool
@@ -72,18 +73,13 @@ class Activities:
             return failed(exc)
         self.calls += 1
         log.info("chain.step_started", tool=call.tool, attempt=attempt, worker=self.identity)
-        try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(_heartbeat, call.heartbeat_s)
-                try:
-                    result = await self._pool.call_tool(server, name, arguments, timeout_s=call.timeout_s)
-                finally:
-                    tg.cancel_scope.cancel()
-        except DownstreamError as exc:
-            status = "timeout" if isinstance(exc, CallTimeoutError) else "failed"
-            return failed(exc, status, await self._blobs.keep(call.run_id, _name(call) + ".args", arguments))
-        except ConductorError as exc:  # an unknown server: the catalog changed since the plan was checked
-            return failed(exc)
+        outcome = await self._call_with_heartbeat(server, name, arguments, call)
+        if isinstance(outcome, DownstreamError):
+            status = "timeout" if isinstance(outcome, CallTimeoutError) else "failed"
+            return failed(outcome, status, await self._blobs.keep(call.run_id, _name(call) + ".args", arguments))
+        if isinstance(outcome, ConductorError):  # an unknown server: the catalog changed since the plan was checked
+            return failed(outcome)
+        result = outcome
         duration = round((time.perf_counter() - t0) * 1000, 2)
         output = await self._blobs.keep(call.run_id, _name(call), step_value(result))
         kept_arguments = await self._blobs.keep(call.run_id, _name(call) + ".args", arguments)
@@ -91,6 +87,21 @@ class Activities:
         return CallResult(
             True, output, kept_arguments, None, "succeeded", started_at, now_iso(), duration, self.identity, attempt
         )
+
+    async def _call_with_heartbeat(
+        self, server: str, name: str, arguments: Any, call: CallInput
+    ) -> CallToolResult | ConductorError:
+        """The call's result or its failure, heartbeating meanwhile (a cancelled activity cancels the call)."""
+        outcome: CallToolResult | ConductorError
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_heartbeat, call.heartbeat_s)
+            try:
+                outcome = await self._pool.call_tool(server, name, arguments, timeout_s=call.timeout_s)
+            except ConductorError as exc:
+                outcome = exc
+            finally:
+                tg.cancel_scope.cancel()
+        return outcome
 
     @activity.defn(name=EVALUATE_ACTIVITY)
     async def evaluate(self, call: EvaluateInput) -> EvaluateResult:

@@ -106,7 +106,7 @@ class TemporalEngine:
         Raises:
             StoreError: the run cannot be created in the store (nothing ran).
         """
-        run_id, earlier = await self._prepare(request)
+        run_id, earlier, attach = await self._prepare(request)
         structlog.contextvars.bind_contextvars(run_id=run_id)
         total = len(request.plan.steps)
         notify = Notify(progress, total)
@@ -116,7 +116,7 @@ class TemporalEngine:
         follower = _Follower(self, run_id, notify)
         result: RunResult | None = None
         try:
-            handle = await self._workflow(run_id, request, earlier)
+            handle = await self._workflow(run_id, request, earlier, attach=attach)
             async with anyio.create_task_group() as tg:
                 tg.start_soon(follower.poll, handle)
                 result = await handle.result()
@@ -137,11 +137,11 @@ class TemporalEngine:
         return await self._finish(run_id, request, result, follower, started)
 
     async def _workflow(
-        self, run_id: str, request: RunRequest, earlier: list[StepState]
+        self, run_id: str, request: RunRequest, earlier: list[StepState], *, attach: bool
     ) -> WorkflowHandle[object, RunResult]:
-        """The run's workflow: the one that ended under this id when a resumed run's did, else one running (or
-        started now) under it."""
-        if request.resume:
+        """The run's workflow: with ``attach`` (the run was left running by a front that went away) the one
+        that ended under this id, if it did; else the one running under it, or one started now."""
+        if attach:
             handle = self._client.get_workflow_handle(run_id, result_type=RunResult)
             try:
                 description = await handle.describe()
@@ -167,24 +167,28 @@ class TemporalEngine:
         )
 
     async def _cancel(self, run_id: str) -> RunResult | None:
-        handle = self._client.get_workflow_handle(run_id, result_type=RunResult)
+        handle: WorkflowHandle[object, RunResult] = self._client.get_workflow_handle(run_id, result_type=RunResult)
         with anyio.move_on_after(CANCEL_WAIT_S):
             try:
                 await handle.cancel()
-                return await handle.result()
+                result: RunResult = await handle.result()
+                return result
             except Exception as exc:  # the run is recorded from the store's mirror instead
                 log.warning("chain.cancel_unconfirmed", error=str(exc))
         return None
 
     # -- the store ----------------------------------------------------------------------------------------
-    async def _prepare(self, request: RunRequest) -> tuple[str, list[StepState]]:
+    async def _prepare(self, request: RunRequest) -> tuple[str, list[StepState], bool]:
+        """The run's id, what an earlier execution left (resume), and whether to attach to its workflow."""
         plan = request.plan
         if request.resume and request.options.run_id:
             run_id = request.options.run_id
+            before = await self._store.get_run(run_id)
+            attach = before is not None and not before.status.finished  # running or interrupted: its front died
             stored = await self._store.get_steps(run_id)
             await self._store.set_run_status(run_id, RunStatus.RUNNING, owner_pid=os.getpid())
             earlier = [await to_state(s, self._blobs) for s in stored if s.status is not StepStatus.PENDING]
-            return run_id, earlier
+            return run_id, earlier, attach
         run_id = request.options.run_id or new_run_id()
         record = RunRecord(
             run_id=run_id,
@@ -197,7 +201,7 @@ class TemporalEngine:
             owner_pid=os.getpid(),
         )
         await self._store.create_run(record, [StepRun(run_id, s.id, s.target) for s in plan.steps])
-        return run_id, []
+        return run_id, [], False
 
     async def mirror(self, run_id: str, states: list[StepState], seen: set[tuple[str, int, str]]) -> None:
         """Write ``states`` into the store, and each call that ended since into the tool metrics (once)."""
@@ -237,6 +241,7 @@ class TemporalEngine:
     ) -> RunOutcome:
         if result is not None and result.steps:
             await self.mirror(run_id, result.steps, follower.seen)
+            await follower.ended(result)  # stored before it is announced
         stored = {s.step_id: s for s in await self._store.get_steps(run_id)}
         for step in stored.values():  # what the workflow could not report (it never ran, or was cut off)
             if step.status in (StepStatus.PENDING, StepStatus.RUNNING):
@@ -285,6 +290,14 @@ class _Follower:
         self._since = 0
         self._finished = 0
         self.seen: set[tuple[str, int, str]] = set()
+
+    async def ended(self, result: RunResult) -> None:
+        """The last progress notification, from the result (the last poll may not have seen the end)."""
+        finished = sum(1 for s in result.steps if s.status not in ("pending", "running"))
+        if finished != self._finished and result.steps:
+            self._finished = finished
+            last = max(result.steps, key=lambda s: s.seq)
+            await self._notify.say(finished, f"last: {last.step_id} {last.status}")
 
     async def poll(self, handle: WorkflowHandle[object, RunResult]) -> None:
         while True:

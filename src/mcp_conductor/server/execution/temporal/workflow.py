@@ -24,7 +24,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, CancelledError
 from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
 with workflow.unsafe.imports_passed_through():
@@ -395,6 +395,8 @@ class RunPlan:
                 else:
                     result = await self._activity(step, call)
             except ActivityError as exc:
+                if isinstance(exc.cause, CancelledError):  # this task was cancelled while the call ran
+                    raise asyncio.CancelledError from exc
                 self._lost(step, target, exc)
                 self._touch(state)
                 return
@@ -419,7 +421,7 @@ class RunPlan:
 
     async def _activity(self, step: StepSpec, call: CallInput) -> CallResult:
         reruns = INTERRUPTED_RERUNS if step.retry.rerun_interrupted else 1
-        return await workflow.execute_activity(
+        result: CallResult = await workflow.execute_activity(
             CALL_ACTIVITY,
             call,
             result_type=CallResult,
@@ -429,6 +431,7 @@ class RunPlan:
                 initial_interval=timedelta(seconds=0.2), maximum_attempts=reruns, non_retryable_error_types=["internal"]
             ),
         )
+        return result
 
     def _lost(self, step: StepSpec, target: StepState | ItemState, exc: ActivityError) -> None:
         """The activity ended without a result: its worker was lost (heartbeat or start-to-close timeout)."""
