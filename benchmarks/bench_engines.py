@@ -282,10 +282,8 @@ class _TemporalFront:
         address: str,
         n_workers: int,
         envs: list[dict[str, str]] | None = None,
-        poll_s: float | None = None,
     ) -> None:
         self._bench, self._address, self._n, self._envs = bench, address, n_workers, envs or [{}]
-        self._poll_s = poll_s
         self._stack = AsyncExitStack()
         self.workers: list[Worker] = []
 
@@ -295,7 +293,7 @@ class _TemporalFront:
             workers(self._n, self._bench.config_path, self._address, tq, state, self._envs)
         )
         self.conductor = await self._stack.enter_async_context(
-            temporal_conductor(self._bench.config, state, self._address, tq, self._poll_s)
+            temporal_conductor(self._bench.config, state, self._address, tq)
         )
         await run(self.conductor, sequential_plan(2))  # the first workflow on a worker pays for its warm-up
         return self

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from pathlib import Path
 
 import anyio
@@ -115,18 +115,10 @@ async def workers(
             worker.close()
 
 
-@asynccontextmanager
-async def temporal_conductor(
-    config: ConductorConfig, state_dir: Path, address: str, task_queue: str, poll_s: float | None = None
-) -> AsyncIterator[Conductor]:
-    """A Conductor whose chains run as workflows on ``task_queue`` (the workers make the calls); ``poll_s``: how
-    often the front asks a running workflow for its progress (the engine's default if None)."""
-    from mcp_conductor.server.execution.temporal.engine import TemporalEngine, TemporalSettings, connect
-
-    client = await connect(TemporalSettings(address, task_queue=task_queue))
-    async with Conductor.open(config, state_dir) as conductor:
-        extra = {} if poll_s is None else {"poll_s": poll_s}
-        conductor.chains.engine = TemporalEngine(
-            client, conductor.pool, conductor.store, conductor.metrics, task_queue=task_queue, **extra
-        )
-        yield conductor
+def temporal_conductor(
+    config: ConductorConfig, state_dir: Path, address: str, task_queue: str
+) -> AbstractAsyncContextManager[Conductor]:
+    """A Conductor whose chains run as workflows on ``task_queue`` (``conductor.engine`` kind temporal), as
+    ``serve --engine temporal`` builds it; the workers make the calls."""
+    engine = config.engine.model_copy(update={"kind": "temporal", "address": address, "task_queue": task_queue})
+    return Conductor.open(config.model_copy(update={"engine": engine}), state_dir)
