@@ -34,7 +34,7 @@ async def test_a_killed_dev_server_restarted_on_its_state_file_keeps_its_workflo
     # No worker runs this workflow type: it stays pending, recorded in the server's SQLite file.
     handle = await client.start_workflow("NoSuchWorkflow", id=f"wf-{task_queue}", task_queue=task_queue)
     server.kill()
-    assert server.process is not None and server.process.returncode == -9
+    assert server.process is not None and server.process.poll() is not None
     server.start()
     client = await Client.connect(server.address)
     with anyio.fail_after(30):

@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Protocol
 
 from mcp_conductor.cli.common import EXIT_FAILED, EXIT_OK, UsageError, add_state_dir_option, state_dir
 from mcp_conductor.errors import ConductorError
@@ -40,6 +40,12 @@ TUNING: tuple[str, ...] = ("history.transferProcessorMaxPollRPS=1000",)
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 _POLL_S = 0.05
+
+
+class Polled(Protocol):
+    """A process whose exit can be checked (``subprocess.Popen`` is one): ``poll()`` is its exit code, or None."""
+
+    def poll(self) -> int | None: ...
 
 
 class TemporalUnavailableError(ConductorError):
@@ -169,7 +175,7 @@ def start(server: DevServer, log: IO[bytes], *, new_session: bool = False) -> su
     )
 
 
-def wait_ready(server: DevServer, process: subprocess.Popen[bytes], timeout_s: float = READY_TIMEOUT_S) -> None:
+def wait_ready(server: DevServer, process: Polled, timeout_s: float = READY_TIMEOUT_S) -> None:
     """Until the server's namespace answers on its HTTP API (the gRPC front answers by then too).
 
     Raises:
