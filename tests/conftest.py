@@ -19,7 +19,7 @@ import pytest
 
 from mcp_conductor.logs import configure_logging
 
-pytest_plugins = ["fixtures.temporal_server"]  # temporal_address: a Temporal dev server for the engine tests
+pytest_plugins = ("fixtures.temporal", "fixtures.temporal_workers")  # skipped without the temporal extra
 
 configure_logging("info")
 
