@@ -141,6 +141,17 @@ class TemporalEngine:
             structlog.contextvars.unbind_contextvars("run_id")
         return await self._finish(run_id, request, result, follower, started)
 
+    async def start(self, request: RunRequest) -> str:
+        """Start ``request``'s workflow without following it (its run id): the run goes on without this process;
+        ``execute_chain`` with the run id later attaches to it.
+
+        Raises:
+            StoreError: the run cannot be created in the store.
+        """
+        run_id, earlier, attach = await self._prepare(request)
+        await self._workflow(run_id, request, earlier, attach=attach)
+        return run_id
+
     async def _workflow(
         self, run_id: str, request: RunRequest, earlier: list[StepState], *, attach: bool
     ) -> WorkflowHandle[object, RunResult]:

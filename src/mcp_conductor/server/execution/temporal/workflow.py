@@ -75,6 +75,7 @@ class RunPlan:
         self._continue_failed = False
         self._internal: dict[str, Any] | None = None
         self._unknown: list[str] = []  # steps whose interrupted call was not made again
+        self._cancelled: set[asyncio.Task[Any]] = set()  # tasks this workflow cancelled (else: a worker gave up)
         self._slots: asyncio.Semaphore | None = None
 
     @workflow.query(name=PROGRESS_QUERY)
@@ -134,13 +135,17 @@ class RunPlan:
 
     async def _stop_all(self) -> None:
         for task in list(self._tasks.values()):
-            task.cancel()
+            self._cancel(task)
         await workflow.wait_condition(lambda: not self._tasks)
 
     def _cancel_others(self, step_id: str) -> None:
         for other, task in list(self._tasks.items()):
             if other != step_id:
-                task.cancel()
+                self._cancel(task)
+
+    def _cancel(self, task: asyncio.Task[Any]) -> None:
+        self._cancelled.add(task)
+        task.cancel()
 
     def _status(self) -> str:
         if self._stop is not None:
@@ -363,7 +368,7 @@ class RunPlan:
                 if item.status != "succeeded" and step.on_item_error == "fail":
                     for task in tasks:
                         if task is not asyncio.current_task():
-                            task.cancel()
+                            self._cancel(task)
             except asyncio.CancelledError:
                 if item.status not in _DONE_ITEM:
                     error = {"kind": "cancelled", "message": "another item failed, or the run stopped"}
@@ -375,7 +380,7 @@ class RunPlan:
             await asyncio.gather(*tasks)
         except asyncio.CancelledError:
             for task in tasks:
-                task.cancel()
+                self._cancel(task)
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
 
@@ -421,8 +426,8 @@ class RunPlan:
                 else:
                     result = await self._activity(step, call)
             except ActivityError as exc:
-                if isinstance(exc.cause, CancelledError):  # this task was cancelled while the call ran
-                    raise asyncio.CancelledError from exc
+                if isinstance(exc.cause, CancelledError) and asyncio.current_task() in self._cancelled:
+                    raise asyncio.CancelledError from exc  # this workflow cancelled the call (fail-fast, deadline)
                 self._lost(step, target, exc)
                 self._touch(state)
                 return
@@ -460,22 +465,21 @@ class RunPlan:
         return result
 
     def _lost(self, step: StepSpec, target: StepState | ItemState, exc: ActivityError) -> None:
-        """The activity ended without a result: its worker was lost (heartbeat or start-to-close timeout)."""
+        """The activity ended without a result: its worker was lost (heartbeat or start-to-close timeout), or it
+        gave the call up (a worker shutting down cancels its calls; the activity itself returns every failure of
+        the call as a value). Either way the call may or may not have happened."""
         server, _, tool = (step.tool or "").partition("/")
-        if isinstance(exc.cause, ActivityTimeoutError) and not step.retry.rerun_interrupted:
+        cause = exc.cause if exc.cause is not None else exc
+        why = "was lost" if isinstance(cause, ActivityTimeoutError) else f"gave it up ({type(cause).__name__}: {cause})"
+        if not step.retry.rerun_interrupted:
             message = (
-                f"the worker running this call of {step.tool} was lost; the call may or may not have happened, and "
+                f"the worker running this call of {step.tool} {why}; the call may or may not have happened, and "
                 "it is not run again because the tool is not read-only or idempotent "
                 "(retry.on with unknown, or options.rerun_unknown, allows it)"
-            )
+            )[:1000]
             error: dict[str, Any] = {"kind": UNKNOWN_OUTCOME, "message": message, "server": server, "tool": tool}
             self._end(target, "unknown", error)
             return
-        if isinstance(exc.cause, ActivityTimeoutError):
-            message = f"the workers running this call of {step.tool} were lost {INTERRUPTED_RERUNS} times"
-            error = {"kind": "connection_lost", "message": message, "retryable": True, "server": server, "tool": tool}
-            self._end(target, "failed", error)
-            return
-        cause = exc.cause if exc.cause is not None else exc
-        message = f"internal error: {type(cause).__name__}: {cause}"[:500]
-        self._end(target, "failed", {"kind": "internal_error", "message": message, "server": server, "tool": tool})
+        message = f"the worker running this call of {step.tool} {why}, {INTERRUPTED_RERUNS} times"[:1000]
+        error = {"kind": "connection_lost", "message": message, "retryable": True, "server": server, "tool": tool}
+        self._end(target, "failed", error)
