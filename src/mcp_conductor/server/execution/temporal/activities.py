@@ -20,6 +20,7 @@ from temporalio import activity
 
 from mcp_conductor.client_pool.pool import ClientPool
 from mcp_conductor.errors import CallTimeoutError, ConductorError, DownstreamError
+from mcp_conductor.server.execution.interrupted import IDEMPOTENCY_KEY_META, idempotency_key
 from mcp_conductor.server.execution.run_state import step_error
 from mcp_conductor.server.execution.temporal.blobs import BlobStore
 from mcp_conductor.server.execution.temporal.protocol import (
@@ -96,7 +97,9 @@ class Activities:
         async with anyio.create_task_group() as tg:
             tg.start_soon(_heartbeat, call.heartbeat_s)
             try:
-                outcome = await self._pool.call_tool(server, name, arguments, timeout_s=call.timeout_s)
+                key = idempotency_key(call.run_id, call.step_id, call.index)  # the same on every attempt
+                meta = {IDEMPOTENCY_KEY_META: key}
+                outcome = await self._pool.call_tool(server, name, arguments, timeout_s=call.timeout_s, meta=meta)
             except ConductorError as exc:
                 outcome = exc
             finally:

@@ -9,6 +9,8 @@ from pydantic import MISSING
 
 from mcp_conductor.client_pool.catalog import CatalogSnapshot, ToolId
 from mcp_conductor.server.execution.engine import RunRequest
+from mcp_conductor.server.execution.interrupted import Interrupted
+from mcp_conductor.server.execution.run_state import interrupted_rule
 from mcp_conductor.server.execution.temporal.blobs import BlobStore
 from mcp_conductor.server.execution.temporal.protocol import ItemState, RetrySpec, RunInput, StepSpec, StepState
 from mcp_conductor.server.planning.models import PlannedStep
@@ -19,8 +21,7 @@ def step_spec(step: PlannedStep, snapshot: CatalogSnapshot, timeout_s: float, re
     """One step as the workflow reads it: the tool's safety and the step's timeout resolved here."""
     tool = None if step.is_data else snapshot.tools.get(ToolId(step.target))
     safe = tool is not None and (tool.read_only or tool.idempotent)
-    retry_on: tuple[str, ...] = tuple(step.retry.on or ())
-    rerun = safe or "unknown" in retry_on or bool(getattr(request.options, "rerun_unknown", False))
+    rerun = step.is_data or interrupted_rule(request, snapshot, step) is Interrupted.RERUN
     return StepSpec(
         id=step.id,
         tool=None if step.is_data else step.target,
@@ -39,7 +40,7 @@ def step_spec(step: PlannedStep, snapshot: CatalogSnapshot, timeout_s: float, re
             attempts=step.retry.attempts,
             backoff_s=step.retry.backoff_s,
             max_backoff_s=step.retry.max_backoff_s,
-            kinds=list(step.retry.kinds) if (step.retry.on is not None or safe) else [],
+            kinds=[k for k in step.retry.kinds if k != "unknown"] if (step.retry.on is not None or safe) else [],
             rerun_interrupted=rerun,
         ),
         on_error=step.on_error or request.options.on_error or "fail",
@@ -61,11 +62,7 @@ def run_input(
 
 
 def status_of(value: str) -> StepStatus:
-    """A workflow status as the store's; ``unknown`` is ``failed`` where the store has no such status."""
-    try:
-        return StepStatus(value)
-    except ValueError:
-        return StepStatus.FAILED
+    return StepStatus(value)
 
 
 def _error(value: dict[str, Any] | None) -> StepError | None:

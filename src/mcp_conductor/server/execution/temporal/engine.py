@@ -18,6 +18,7 @@ from pathlib import Path
 
 import anyio
 import structlog
+from pydantic import MISSING
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError
@@ -27,10 +28,13 @@ from mcp_conductor.client_pool.pool import ClientPool
 from mcp_conductor.errors import ConductorError
 from mcp_conductor.server.discovery.metrics import MetricsRegistry
 from mcp_conductor.server.execution.engine import ProgressFn, RunOutcome, RunRequest, new_run_id
+from mcp_conductor.server.execution.interrupted import UNKNOWN_OUTCOME, Interrupted
 from mcp_conductor.server.execution.run_state import Progress as Notify
+from mcp_conductor.server.execution.run_state import ended_unknown, interrupted_rule
 from mcp_conductor.server.execution.temporal.blobs import BlobStore
 from mcp_conductor.server.execution.temporal.convert import run_input, step_spec, to_record, to_state
 from mcp_conductor.server.execution.temporal.protocol import PROGRESS_QUERY, WORKFLOW, Progress, RunResult, StepState
+from mcp_conductor.server.planning.models import PlannedStep
 from mcp_conductor.server.store.records import RunRecord, RunStatus, StepError, StepRun, StepStatus, now_iso
 from mcp_conductor.server.store.store import RunStore
 
@@ -43,6 +47,7 @@ MAX_RUN_S = 24 * 3600.0  # a run without options.timeout_s: the workflow's execu
 POLL_S = 0.25
 CANCEL_WAIT_S = 30.0
 _ENDED_CALL = frozenset({"succeeded", "failed", "timeout", "unknown"})
+_IN_FLIGHT = frozenset({StepStatus.RUNNING, StepStatus.INTERRUPTED, StepStatus.UNKNOWN})
 
 
 class TemporalUnavailableError(ConductorError):
@@ -136,6 +141,17 @@ class TemporalEngine:
             structlog.contextvars.unbind_contextvars("run_id")
         return await self._finish(run_id, request, result, follower, started)
 
+    async def start(self, request: RunRequest) -> str:
+        """Start ``request``'s workflow without following it (its run id): the run goes on without this process;
+        ``execute_chain`` with the run id later attaches to it.
+
+        Raises:
+            StoreError: the run cannot be created in the store.
+        """
+        run_id, earlier, attach = await self._prepare(request)
+        await self._workflow(run_id, request, earlier, attach=attach)
+        return run_id
+
     async def _workflow(
         self, run_id: str, request: RunRequest, earlier: list[StepState], *, attach: bool
     ) -> WorkflowHandle[object, RunResult]:
@@ -187,7 +203,22 @@ class TemporalEngine:
             attach = before is not None and not before.status.finished  # running or interrupted: its front died
             stored = await self._store.get_steps(run_id)
             await self._store.set_run_status(run_id, RunStatus.RUNNING, owner_pid=os.getpid())
-            earlier = [await to_state(s, self._blobs) for s in stored if s.status is not StepStatus.PENDING]
+            snapshot = self._pool.snapshot()
+            steps: dict[str, PlannedStep] = {s.id: s for s in plan.steps}
+            earlier = []
+            for old in stored:
+                step = steps.get(old.step_id)
+                if old.status is StepStatus.PENDING or step is None:
+                    continue
+                if (
+                    old.status in _IN_FLIGHT
+                    and step.foreach is MISSING  # a foreach step decides item by item (in the workflow)
+                    and not step.is_data
+                    and interrupted_rule(request, snapshot, step) is Interrupted.UNKNOWN
+                ):
+                    old = ended_unknown(old, step.target)
+                    await self._store.write_steps(rows=[old])
+                earlier.append(await to_state(old, self._blobs))
             return run_id, earlier, attach
         run_id = request.options.run_id or new_run_id()
         record = RunRecord(
@@ -219,7 +250,11 @@ class TemporalEngine:
                 ):
                     continue
                 seen.add(key)
-                if call.error is not None and call.error.kind in ("unknown", "internal_error", "expression_error"):
+                if call.error is not None and call.error.kind in (
+                    UNKNOWN_OUTCOME,
+                    "internal_error",
+                    "expression_error",
+                ):
                     continue
                 tool = ToolId(step.tool)
                 ok = call.status is StepStatus.SUCCEEDED

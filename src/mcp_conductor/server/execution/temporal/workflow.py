@@ -29,6 +29,7 @@ from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from mcp_conductor.errors import ConductorError
+    from mcp_conductor.server.execution.interrupted import UNKNOWN_OUTCOME, UNKNOWN_RUN_MESSAGE, unknown_message
     from mcp_conductor.server.execution.temporal.protocol import (
         CALL_ACTIVITY,
         EVALUATE_ACTIVITY,
@@ -52,6 +53,8 @@ with workflow.unsafe.imports_passed_through():
 GRACE_S = 5.0  # the downstream call's own timeout fires first; Temporal's is the backstop
 _ENDED = frozenset({"succeeded", "failed", "timeout", "skipped", "cancelled", "unknown"})
 _DONE_ITEM = frozenset({"succeeded", "failed", "timeout", "unknown"})
+_AT_START = frozenset({"succeeded", "unknown"})  # a resumed run's steps that do not run again
+_IN_FLIGHT = frozenset({"running", "interrupted", "unknown"})  # stored so, the call may have happened
 
 
 class _ExpressionFailed(Exception):
@@ -71,6 +74,8 @@ class RunPlan:
         self._stop: str | None = None  # failed, timed_out, cancelled
         self._continue_failed = False
         self._internal: dict[str, Any] | None = None
+        self._unknown: list[str] = []  # steps whose interrupted call was not made again
+        self._cancelled: set[asyncio.Task[Any]] = set()  # tasks this workflow cancelled (else: a worker gave up)
         self._slots: asyncio.Semaphore | None = None
 
     @workflow.query(name=PROGRESS_QUERY)
@@ -91,20 +96,24 @@ class RunPlan:
                 self._states[step.id] = old
                 self._outputs[step.id] = old.output
                 self._finished += 1
+            elif old is not None and old.status == "unknown":  # the engine applied the rule: not called again
+                self._states[step.id] = old
+                self._finished += 1
+                self._settle(step, old)
             else:
                 attempts, items = (old.attempts, old.items) if old else (0, None)
                 self._states[step.id] = StepState(step.id, step.target, attempts=attempts, items=items)
         for step in spec.steps:
-            if step.id in self._outputs:
+            if self._states[step.id].status in _AT_START:
                 continue
             # A planned step's depends_on holds all its dependencies (the planner adds the referenced steps).
-            open_deps = [d for d in step.depends_on if d not in self._outputs]
+            open_deps = [d for d in step.depends_on if self._states[d].status not in _AT_START]
             self._waiting[step.id] = len(open_deps)
             for dep in open_deps:
                 self._dependents[dep].append(step.id)
         if spec.max_concurrency:
             self._slots = asyncio.Semaphore(spec.max_concurrency)
-        for step_id in [sid for sid, n in self._waiting.items() if n == 0]:
+        for step_id in [sid for sid, n in self._waiting.items() if n == 0 and self._stop is None]:
             self._launch(step_id)
         try:
             await workflow.wait_condition(lambda: not self._tasks, timeout=spec.timeout_s)
@@ -118,7 +127,7 @@ class RunPlan:
             if state.status == "pending":
                 self._skip(state, "the run stopped before this step started")
         defaults = {s.id: s.default for s in spec.steps if s.has_default and self._states[s.id].status != "succeeded"}
-        return RunResult(self._status(), [self._states[s.id] for s in spec.steps], self._internal, defaults)
+        return RunResult(self._status(), [self._states[s.id] for s in spec.steps], self._run_error(), defaults)
 
     # -- scheduling ---------------------------------------------------------------------------------------
     def _launch(self, step_id: str) -> None:
@@ -126,13 +135,17 @@ class RunPlan:
 
     async def _stop_all(self) -> None:
         for task in list(self._tasks.values()):
-            task.cancel()
+            self._cancel(task)
         await workflow.wait_condition(lambda: not self._tasks)
 
     def _cancel_others(self, step_id: str) -> None:
         for other, task in list(self._tasks.items()):
             if other != step_id:
-                task.cancel()
+                self._cancel(task)
+
+    def _cancel(self, task: asyncio.Task[Any]) -> None:
+        self._cancelled.add(task)
+        task.cancel()
 
     def _status(self) -> str:
         if self._stop is not None:
@@ -140,6 +153,11 @@ class RunPlan:
         if self._continue_failed:
             return "partial" if any(s.status == "succeeded" for s in self._states.values()) else "failed"
         return "succeeded"
+
+    def _run_error(self) -> dict[str, Any] | None:
+        if self._internal is not None or not self._unknown:
+            return self._internal
+        return {"kind": UNKNOWN_OUTCOME, "message": f"step {', '.join(self._unknown)}: {UNKNOWN_RUN_MESSAGE}"}
 
     def _touch(self, state: StepState) -> None:
         self._seq += 1
@@ -190,6 +208,8 @@ class RunPlan:
         if state.status == "succeeded":
             self._outputs[step.id] = state.output
             return
+        if state.status == "unknown":
+            self._unknown.append(step.id)
         if state.status != "skipped":
             if step.on_error == "fail":
                 self._stop = self._stop or "failed"
@@ -306,10 +326,21 @@ class RunPlan:
             old = earlier.get(index)
             if old is not None and old.status == "succeeded" and old.item == element:
                 items.append(old)
+            elif old is not None and old.status in _IN_FLIGHT and not step.retry.rerun_interrupted:
+                message = unknown_message(step.tool or "")
+                old.status, old.error, old.output, old.has_output = (
+                    "unknown",
+                    {"kind": UNKNOWN_OUTCOME, "message": message},
+                    None,
+                    False,
+                )
+                items.append(old)
             else:
                 items.append(ItemState(index, element, attempts=old.attempts if old else 0))
         state.items = items
-        todo = [item for item in items if item.status != "succeeded"]
+        todo = [item for item in items if item.status not in ("succeeded", "unknown")]
+        if any(item.status == "unknown" for item in items) and step.on_item_error == "fail":
+            todo = []  # under fail, an unknown item fails the step: nothing else runs
         if step.expr is not None:
             for item in todo:
                 self._started(item)
@@ -337,7 +368,7 @@ class RunPlan:
                 if item.status != "succeeded" and step.on_item_error == "fail":
                     for task in tasks:
                         if task is not asyncio.current_task():
-                            task.cancel()
+                            self._cancel(task)
             except asyncio.CancelledError:
                 if item.status not in _DONE_ITEM:
                     error = {"kind": "cancelled", "message": "another item failed, or the run stopped"}
@@ -349,7 +380,7 @@ class RunPlan:
             await asyncio.gather(*tasks)
         except asyncio.CancelledError:
             for task in tasks:
-                task.cancel()
+                self._cancel(task)
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
 
@@ -395,8 +426,8 @@ class RunPlan:
                 else:
                     result = await self._activity(step, call)
             except ActivityError as exc:
-                if isinstance(exc.cause, CancelledError):  # this task was cancelled while the call ran
-                    raise asyncio.CancelledError from exc
+                if isinstance(exc.cause, CancelledError) and asyncio.current_task() in self._cancelled:
+                    raise asyncio.CancelledError from exc  # this workflow cancelled the call (fail-fast, deadline)
                 self._lost(step, target, exc)
                 self._touch(state)
                 return
@@ -434,21 +465,21 @@ class RunPlan:
         return result
 
     def _lost(self, step: StepSpec, target: StepState | ItemState, exc: ActivityError) -> None:
-        """The activity ended without a result: its worker was lost (heartbeat or start-to-close timeout)."""
+        """The activity ended without a result: its worker was lost (heartbeat or start-to-close timeout), or it
+        gave the call up (a worker shutting down cancels its calls; the activity itself returns every failure of
+        the call as a value). Either way the call may or may not have happened."""
         server, _, tool = (step.tool or "").partition("/")
-        if isinstance(exc.cause, ActivityTimeoutError) and not step.retry.rerun_interrupted:
+        cause = exc.cause if exc.cause is not None else exc
+        why = "was lost" if isinstance(cause, ActivityTimeoutError) else f"gave it up ({type(cause).__name__}: {cause})"
+        if not step.retry.rerun_interrupted:
             message = (
-                f"the worker running this call of {step.tool} was lost; the call may or may not have happened, and "
+                f"the worker running this call of {step.tool} {why}; the call may or may not have happened, and "
                 "it is not run again because the tool is not read-only or idempotent "
                 "(retry.on with unknown, or options.rerun_unknown, allows it)"
-            )
-            self._end(target, "unknown", {"kind": "unknown", "message": message, "server": server, "tool": tool})
+            )[:1000]
+            error: dict[str, Any] = {"kind": UNKNOWN_OUTCOME, "message": message, "server": server, "tool": tool}
+            self._end(target, "unknown", error)
             return
-        if isinstance(exc.cause, ActivityTimeoutError):
-            message = f"the workers running this call of {step.tool} were lost {INTERRUPTED_RERUNS} times"
-            error = {"kind": "connection_lost", "message": message, "retryable": True, "server": server, "tool": tool}
-            self._end(target, "failed", error)
-            return
-        cause = exc.cause if exc.cause is not None else exc
-        message = f"internal error: {type(cause).__name__}: {cause}"[:500]
-        self._end(target, "failed", {"kind": "internal_error", "message": message, "server": server, "tool": tool})
+        message = f"the worker running this call of {step.tool} {why}, {INTERRUPTED_RERUNS} times"[:1000]
+        error = {"kind": "connection_lost", "message": message, "retryable": True, "server": server, "tool": tool}
+        self._end(target, "failed", error)
