@@ -19,6 +19,8 @@ import pytest
 
 from mcp_conductor.logs import configure_logging
 
+pytest_plugins = ("fixtures.temporal", "fixtures.temporal_workers")  # skipped without the temporal extra
+
 configure_logging("info")
 
 

@@ -3,11 +3,17 @@
     front (server/app, tools_*, http, conductor) -> execution -> planning / store / discovery -> client_pool
 
 plus the shared base (errors, limits, logs, backoff, suggest) that anything may import. The CLI sits on top;
-the demo servers import only each other and the SDK.
+the demo servers import only each other and the SDK. The Temporal engine (``server/execution/temporal``, an
+optional extra) is the only importer of ``temporalio``, and everything else imports it lazily.
 """
 
 import ast
+import importlib.util
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 import mcp_conductor
 
@@ -99,3 +105,64 @@ def test_a_back_edge_is_caught():
     assert "execution" not in ALLOWED["planning"]
     assert layer("mcp_conductor.server.tools_chain") == "front"
     assert layer("mcp_conductor.suggest") == "base"
+
+
+TEMPORAL = "server/execution/temporal/"
+
+
+def test_temporalio_is_imported_only_inside_the_temporal_engine_package():
+    users = [
+        str(path.relative_to(PACKAGE))
+        for path in PACKAGE.rglob("*.py")
+        if any(name == "temporalio" or name.startswith("temporalio.") for _, name in imports(path))
+    ]
+    assert users and all(user.startswith(TEMPORAL) for user in users), users
+
+
+def top_level_imports(path: Path) -> list[tuple[int, str]]:
+    """The modules ``path`` imports when it is imported (not inside functions or ``TYPE_CHECKING``)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = []
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found += [(node.lineno, f"{node.module}.{alias.name}") for alias in node.names]
+    return found
+
+
+def test_the_temporal_engine_is_imported_lazily_everywhere_else():
+    # Without the temporal extra every command must work: outside the package, only function bodies import it.
+    eager = [
+        f"{path.relative_to(PACKAGE)}:{line} {name}"
+        for path in PACKAGE.rglob("*.py")
+        if not str(path.relative_to(PACKAGE)).startswith(TEMPORAL)
+        for line, name in top_level_imports(path)
+        if name.startswith("mcp_conductor.server.execution.temporal")
+    ]
+    assert eager == []
+
+
+def test_the_workflow_module_does_not_reach_the_mcp_sdk():
+    # Temporal's sandbox re-imports workflow code: it stays on stdlib values, the CEL adapter and the references.
+    script = (
+        "import sys\n"
+        "import mcp_conductor.server.execution.temporal.workflow\n"
+        "print(sorted(m for m in sys.modules if m == 'mcp' or m.startswith('mcp.')))\n"
+    )
+    if importlib.util.find_spec("temporalio") is None:
+        pytest.skip("the temporal extra is not installed")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_the_front_and_the_cli_load_without_temporalio():
+    script = (
+        "import sys\n"
+        "import mcp_conductor.server.app, mcp_conductor.server.conductor, mcp_conductor.cli\n"
+        "from mcp_conductor.cli import build_parser\n"
+        "build_parser()\n"
+        "print('temporalio' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

@@ -583,3 +583,17 @@ def test_the_example_config_loads_without_the_remote_token_and_starts_only_pytho
     assert all(isinstance(s, StdioServer) and s.command in (sys.executable, "npx") for s in started)
     assert config.servers["filesystem"].public()["args"][-1] == "/home/ada"
     assert (config.warnings, config.skipped) == ((), ())
+
+
+def test_the_engine_section_picks_temporal_with_its_address_namespace_and_task_queue():
+    engine = {"kind": "temporal", "address": "10.0.0.5:7233", "namespace": "team", "task_queue": "chains"}
+    config = build_config({"mcpServers": {}, "conductor": {"engine": engine}})
+    assert (config.engine.kind, config.engine.address) == ("temporal", "10.0.0.5:7233")
+    assert (config.engine.namespace, config.engine.task_queue) == ("team", "chains")
+    assert build_config({"mcpServers": {}}).engine.kind == "local"
+
+
+def test_the_temporal_engine_without_an_address_is_a_config_error_that_says_so():
+    with pytest.raises(ConfigError) as caught:
+        build_config({"mcpServers": {}, "conductor": {"engine": {"kind": "temporal"}}})
+    assert "address" in str(caught.value.summary())

@@ -17,11 +17,11 @@ import traceback
 from collections.abc import Sequence
 
 from mcp_conductor import __version__
-from mcp_conductor.cli import chains, demo, discover, doctor, plan, run, runs, serve, tools
+from mcp_conductor.cli import chains, demo, discover, doctor, plan, run, runs, serve, temporal_dev, tools, worker
 from mcp_conductor.cli.common import EXIT_CODES_HELP, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, UsageError
 from mcp_conductor.errors import ConductorError, ConfigError
 
-COMMANDS = (serve, demo, tools, discover, doctor, plan, run, runs, chains)
+COMMANDS = (serve, demo, tools, discover, doctor, plan, run, runs, chains, worker, temporal_dev)
 QUIET_COMMANDS = frozenset({"doctor", "tools", "discover", "plan", "run", "runs", "chains"})
 DEFAULT_LOG_LEVEL = "warning"
 

@@ -11,10 +11,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mcp_conductor.cli.common import EXIT_OK, TOKEN_ENV, add_config_option, add_state_dir_option, load, state_dir
+from mcp_conductor.cli.engine_options import add_engine_options, with_engine
 
 if TYPE_CHECKING:  # the command imports these when it runs, not when the parser is built
     import anyio
     from mcp.server.mcpserver import MCPServer
+
+    from mcp_conductor.client_pool.config_models import ConductorConfig
 
 # The pool stops a downstream server within about 4.5 s (2 s for it to exit on EOF, then SIGTERM, then SIGKILL
 # 2 s later): the most a signalled server waits before it leaves regardless.
@@ -30,12 +33,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "examples:\n"
             "  mcp-conductor serve --config servers.json\n"
             "  mcp-conductor serve --config servers.json --http --port 8765\n"
-            f"  {TOKEN_ENV}=secret mcp-conductor serve --http --host 0.0.0.0"
+            f"  {TOKEN_ENV}=secret mcp-conductor serve --http --host 0.0.0.0\n"
+            "  mcp-conductor serve --config servers.json --engine temporal --temporal-address 127.0.0.1:7233"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_config_option(p)
     add_state_dir_option(p)
+    add_engine_options(p)
     p.add_argument("--http", action="store_true", help="serve streamable HTTP instead of stdio")
     p.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8765, help="HTTP port (default 8765)")
@@ -60,13 +65,15 @@ def run(args: argparse.Namespace) -> int:
     from mcp_conductor.server.app import build_server
     from mcp_conductor.server.http import HttpOptions, serve_http
 
-    config = load(args)
+    config = with_engine(load(args), args)
     directory = state_dir(args)
     anyio.run(_check_store, directory)  # fail here, with a clear message, not inside the host's handshake
+    if config.engine.kind == "temporal":
+        anyio.run(_check_temporal, config)
     server = build_server(config, state_dir=directory)
     if not args.http:
         anyio.run(_serve_stdio, server)
-        return EXIT_OK
+        return _exit(config)
     options = HttpOptions(
         host=args.host,
         port=args.port,
@@ -74,6 +81,16 @@ def run(args: argparse.Namespace) -> int:
         allowed_origins=tuple(args.allowed_origin),
     )
     anyio.run(serve_http, server, options, _say_listening)
+    return _exit(config)
+
+
+def _exit(config: ConductorConfig) -> int:
+    """EXIT_OK; with the Temporal engine, the process leaves at once: the SDK's runtime threads can hang or crash
+    the interpreter's exit (temporalio/sdk-python#300)."""
+    if config.engine.kind == "temporal":
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_OK)
     return EXIT_OK
 
 
@@ -126,3 +143,22 @@ async def _check_store(directory: Path) -> None:
         # lock only after the handshake began (and with stdin open the process cannot leave before the host
         # writes). Take the write lock here, doing what the lifespan does first anyway.
         await store.mark_interrupted()
+
+
+async def _check_temporal(config: ConductorConfig) -> None:
+    """Raises:
+    ConfigError: the temporal extra is not installed.
+    ConductorError: the cluster cannot be reached (``engine_unavailable``).
+    """
+    from mcp_conductor.errors import ConfigError
+
+    try:
+        from mcp_conductor.server.execution.temporal.engine import TemporalSettings, connect
+    except ImportError as exc:
+        raise ConfigError(
+            f"the temporal engine needs the temporal extra ({exc.name or exc} is not installed)",
+            hint="pip install 'mcp-conductor[temporal]', or use the local engine (--engine local)",
+        ) from exc
+    engine = config.engine
+    assert engine.address is not None
+    await connect(TemporalSettings(engine.address, engine.namespace, engine.task_queue))

@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mcp_conductor.client_pool.catalog import ServerName
 from mcp_conductor.client_pool.consent_policy import ConsentPolicy
@@ -64,6 +64,22 @@ class Defaults(_Strict):
     max_concurrency: Annotated[int, Field(ge=1)] = DEFAULT_SERVER_CONCURRENCY
 
 
+class EngineSettings(_Strict):
+    """Which engine runs plans (``conductor.engine``): ``local`` (in process, the default) or ``temporal`` (a
+    Temporal cluster at ``address``; workers started with ``mcp-conductor worker`` make the calls)."""
+
+    kind: Literal["local", "temporal"] = "local"
+    address: str | None = Field(None, description="HOST:PORT of the Temporal frontend")
+    namespace: str = "default"
+    task_queue: str = "mcp-conductor"
+
+    @model_validator(mode="after")
+    def _address_for_temporal(self) -> EngineSettings:
+        if self.kind == "temporal" and not self.address:
+            raise ValueError('engine kind "temporal" needs "address" (HOST:PORT of the Temporal frontend)')
+        return self
+
+
 class ConductorSection(_Strict):
     defaults: Defaults = Field(default_factory=Defaults)
     servers: dict[str, ServerSettings] = Field(default_factory=dict)
@@ -71,6 +87,7 @@ class ConductorSection(_Strict):
     keep_runs: Annotated[int, Field(ge=1)] = DEFAULT_KEEP_RUNS
     output_budget_bytes: Annotated[int, Field(ge=256)] = DEFAULT_OUTPUT_BUDGET_BYTES
     consent: ConsentPolicy = Field(default_factory=ConsentPolicy)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
 
 
 class _StdioEntry(_Strict):
@@ -159,6 +176,7 @@ class ConductorConfig(_Strict):
     keep_runs: int = DEFAULT_KEEP_RUNS
     output_budget_bytes: int = DEFAULT_OUTPUT_BUDGET_BYTES
     consent: ConsentPolicy = Field(default_factory=ConsentPolicy)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
     source: str | None = None
     skipped: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()

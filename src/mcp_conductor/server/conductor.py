@@ -26,13 +26,14 @@ from mcp_conductor.client_pool.catalog import ToolId
 from mcp_conductor.client_pool.config import load_config
 from mcp_conductor.client_pool.config_models import ConductorConfig
 from mcp_conductor.client_pool.pool import ClientPool
+from mcp_conductor.errors import ConfigError
 from mcp_conductor.logs import configure_default
 from mcp_conductor.server.discovery.metrics import MetricsRegistry
 from mcp_conductor.server.discovery.results import Detail, DiscoverResult
 from mcp_conductor.server.discovery.search import DEFAULT_TOP_K, ToolSearch
 from mcp_conductor.server.execution.chains import ChainService
 from mcp_conductor.server.execution.consent import ApproveFn
-from mcp_conductor.server.execution.engine import ProgressFn
+from mcp_conductor.server.execution.engine import ProgressFn, RunEngine
 from mcp_conductor.server.execution.executor import LocalExecutor
 from mcp_conductor.server.execution.live_runs import LiveRuns
 from mcp_conductor.server.execution.results import ExecuteResult, RunOptions
@@ -64,6 +65,7 @@ class Conductor:
         *,
         startup_wait_s: float = STARTUP_WAIT_S,
         live: LiveRuns | None = None,
+        engine: RunEngine | None = None,
     ) -> None:
         self.config = config
         self.pool = pool
@@ -71,7 +73,9 @@ class Conductor:
         self.metrics = metrics
         self.startup_wait_s = startup_wait_s
         self.search = ToolSearch(pool, metrics)
-        engine = LocalExecutor(pool, store, metrics, max_concurrency=config.max_global_concurrency)
+        if engine is None:
+            engine = LocalExecutor(pool, store, metrics, max_concurrency=config.max_global_concurrency)
+        self.engine = engine
         self.chains = ChainService(
             store,
             engine,
@@ -109,10 +113,12 @@ class Conductor:
             for tool, m in (await store.load_metrics()).items():
                 registry.load(ToolId(tool), m)
             async with ClientPool(config) as pool, anyio.create_task_group() as runs:
+                engine = await _engine(config, pool, store, registry)
                 # The runs that outlive their request live in this task group; closing cancels them (recorded
                 # as cancelled, resumable) before the pool stops.
                 try:
-                    yield cls(config, pool, store, registry, startup_wait_s=startup_wait_s, live=LiveRuns(runs, store))
+                    live = LiveRuns(runs, store)
+                    yield cls(config, pool, store, registry, startup_wait_s=startup_wait_s, live=live, engine=engine)
                 finally:
                     runs.cancel_scope.cancel()
 
@@ -235,3 +241,28 @@ class Conductor:
             StoreError: the store cannot be read.
         """
         return await self.store.get_step(run_id, step_id)
+
+
+async def _engine(config: ConductorConfig, pool: ClientPool, store: RunStore, metrics: MetricsRegistry) -> RunEngine:
+    """The engine ``config.engine`` asks for: the local one, or Temporal (imported only then: it is an extra).
+
+    Raises:
+        ConfigError: the Temporal engine is asked for but the ``temporal`` extra is not installed.
+        ConductorError: the Temporal cluster cannot be reached (``engine_unavailable``).
+    """
+    if config.engine.kind == "local":
+        return LocalExecutor(pool, store, metrics, max_concurrency=config.max_global_concurrency)
+    try:
+        from mcp_conductor.server.execution.temporal.engine import TemporalEngine, TemporalSettings, connect
+    except ImportError as exc:
+        raise ConfigError(
+            f"the temporal engine needs the temporal extra ({exc.name or exc} is not installed)",
+            hint="pip install 'mcp-conductor[temporal]', or use the local engine (--engine local)",
+        ) from exc
+    assert config.engine.address is not None  # EngineSettings requires it for kind temporal
+    settings = TemporalSettings(config.engine.address, config.engine.namespace, config.engine.task_queue)
+    client = await connect(settings)
+    log.info("chain.engine", kind="temporal", address=settings.address, task_queue=settings.task_queue)
+    return TemporalEngine(
+        client, pool, store, metrics, task_queue=settings.task_queue, blob_dir=store.path.parent / "blobs"
+    )

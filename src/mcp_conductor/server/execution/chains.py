@@ -34,7 +34,7 @@ from mcp_conductor.server.planning.models import Plan, PlanIssue, PlannedStep, P
 from mcp_conductor.server.planning.planner import PlannerLimits
 from mcp_conductor.server.planning.planner import plan as check_plan
 from mcp_conductor.server.planning.references import json_pointer
-from mcp_conductor.server.planning.saved_chains import SaveAs
+from mcp_conductor.server.planning.saved_chains import CHAIN_PREFIX, SaveAs
 from mcp_conductor.server.store.chains import ChainRun
 from mcp_conductor.server.store.records import RunRecord, RunStatus, StepError, StepRun, StepStatus
 from mcp_conductor.server.store.state_dir import pid_alive
@@ -91,6 +91,23 @@ class ChainService:
         self.sub_runs = SubRuns(self)
         if isinstance(engine, LocalExecutor):
             engine.run_sub_chains_with(self.sub_runs.run)
+
+    def _engine_refuses(self, plan: Plan) -> list[PlanIssue]:
+        """Steps this engine cannot run: ``chain/NAME`` steps (sub-runs) run on the local engine only."""
+        if isinstance(self.engine, LocalExecutor):
+            return []
+        return [
+            PlanIssue(
+                step=step.id,
+                field=f"/steps/{index}/tool",
+                kind="not_supported",
+                message=f"step {step.id!r} runs the saved chain {step.target!r}: chain steps run on the local "
+                "engine only, not on this one",
+                hint="run the chain by itself (execute_chain with chain: NAME), or put its steps into this plan",
+            )
+            for index, step in enumerate(plan.steps)
+            if step.target.startswith(CHAIN_PREFIX)
+        ]
 
     def _unavailable(self) -> set[str]:
         return {s.name for s in self._pool.unavailable()}
@@ -165,6 +182,9 @@ class ChainService:
         if not checked.valid or checked.normalized_plan is None or checked.plan_id is None:
             return ExecuteResult(run_id=None, status="invalid", errors=list(checked.errors))
         normalized = checked.normalized_plan
+        refused = self._engine_refuses(normalized)
+        if refused:
+            return ExecuteResult(run_id=None, status="invalid", errors=refused)
         resume_id = resumed.run_id if resumed is not None else None
         request = RunRequest(
             plan=normalized,
