@@ -16,7 +16,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from mcp_conductor.server.store.records import now_iso
-from mcp_conductor.server.store.schema import dumps, loads, transaction
+from mcp_conductor.server.store.rows import dumps, loads
+from mcp_conductor.server.store.schema import transaction
 from mcp_conductor.server.store.store import RunStore
 
 Effect = Literal["read_only", "writes", "destructive"]

@@ -1,5 +1,5 @@
-"""The run store's SQLite layer: connections, rows <-> records, and the statements (the schema and its
-migrations are in ``migrations``).
+"""The run store's SQLite layer: connections, transactions and the statements (rows <-> records are in
+``rows``; the schema and its migrations are in ``migrations``).
 
 Everything here is synchronous, takes the connection, and runs in the store's worker thread; ``store.py``
 owns the thread and the connection's lifetime, and turns ``sqlite3`` errors and missing rows into
@@ -8,7 +8,6 @@ owns the thread and the connection's lifetime, and turns ``sqlite3`` errors and 
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -16,14 +15,22 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mcp_conductor.server.discovery.metrics import ToolMetrics
-from mcp_conductor.server.store.records import (
-    ConsentRecord,
-    ItemRun,
-    RunRecord,
-    RunStatus,
-    StepError,
-    StepRun,
-    StepStatus,
+from mcp_conductor.server.store.records import ConsentRecord, ItemRun, RunRecord, RunStatus, StepRun
+from mcp_conductor.server.store.rows import (
+    ITEM_COLUMNS,
+    RUN_COLUMNS,
+    STEP_COLUMNS,
+    dumps,
+    error_json,
+    item_from_row,
+    item_row,
+    loads,
+    metrics_from_row,
+    metrics_row,
+    run_from_row,
+    run_row,
+    step_from_row,
+    step_row,
 )
 
 
@@ -59,167 +66,11 @@ def transaction(conn: sqlite3.Connection, mode: Literal["IMMEDIATE", "DEFERRED"]
         raise
 
 
-# -- rows <-> records ------------------------------------------------------------------------------------
-
-
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=repr)  # built once: it is per step
-
-
-def dumps(value: Any) -> str:
-    """Compact JSON; a value that is not JSON (it should be, outputs come from MCP) is stored as its repr."""
-    return "null" if value is None else _ENCODER.encode(value)  # None: every pending step, three times
-
-
-def loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
-
-
-def _error_json(error: StepError | None) -> str | None:
-    return None if error is None else dumps(error.model_dump(mode="json"))
-
-
-def _error(text: str | None) -> StepError | None:
-    return None if text is None else StepError.model_validate_json(text)
-
-
-RUN_COLUMNS = (
-    "run_id, plan_id, status, inputs_json, options_json, outputs_json, started_at, finished_at, duration_ms, "
-    "owner_pid, error_json"
-)
-
-
-def run_row(run: RunRecord) -> tuple[Any, ...]:
-    return (
-        run.run_id,
-        run.plan_id,
-        run.status.value,
-        dumps(run.inputs),
-        dumps(run.options),
-        dumps(run.outputs),
-        run.started_at,
-        run.finished_at,
-        run.duration_ms,
-        run.owner_pid,
-        _error_json(run.error),
-    )
-
-
-def run_from_row(row: sqlite3.Row | tuple[Any, ...]) -> RunRecord:
-    (run_id, plan_id, status, inputs, options, outputs, started, finished, duration, pid, error) = row
-    return RunRecord(
-        run_id=run_id,
-        plan_id=plan_id,
-        status=RunStatus(status),
-        inputs=loads(inputs),
-        options=loads(options),
-        outputs=loads(outputs),
-        started_at=started,
-        finished_at=finished,
-        duration_ms=duration,
-        owner_pid=pid,
-        error=_error(error),
-    )
-
-
-STEP_COLUMNS = (
-    "run_id, step_id, tool, status, attempts, arguments_json, started_at, finished_at, duration_ms, "
-    "error_json, output_json, has_output"
-)
-
-
-def step_row(step: StepRun) -> tuple[Any, ...]:
-    return (
-        step.run_id,
-        step.step_id,
-        step.tool,
-        step.status.value,
-        step.attempts,
-        dumps(step.arguments),
-        step.started_at,
-        step.finished_at,
-        step.duration_ms,
-        _error_json(step.error),
-        dumps(step.output),
-        int(step.has_output),
-    )
-
-
-def step_from_row(row: sqlite3.Row | tuple[Any, ...]) -> StepRun:
-    (run_id, step_id, tool, status, attempts, arguments, started, finished, duration, error, output, has) = row
-    return StepRun(
-        run_id=run_id,
-        step_id=step_id,
-        tool=tool,
-        status=StepStatus(status),
-        attempts=attempts,
-        arguments=loads(arguments),
-        started_at=started,
-        finished_at=finished,
-        duration_ms=duration,
-        error=_error(error),
-        output=loads(output),
-        has_output=bool(has),
-    )
-
-
-ITEM_COLUMNS = (
-    "run_id, step_id, idx, item_json, status, attempts, arguments_json, started_at, finished_at, duration_ms, "
-    "error_json, output_json, has_output"
-)
-
-
-def item_row(step: StepRun, item: ItemRun) -> tuple[Any, ...]:
-    return (
-        step.run_id,
-        step.step_id,
-        item.index,
-        dumps(item.item),
-        item.status.value,
-        item.attempts,
-        dumps(item.arguments),
-        item.started_at,
-        item.finished_at,
-        item.duration_ms,
-        _error_json(item.error),
-        dumps(item.output),
-        int(item.has_output),
-    )
-
-
-def item_from_row(row: sqlite3.Row | tuple[Any, ...]) -> ItemRun:
-    (index, item, status, attempts, arguments, started, finished, duration, error, output, has) = row
-    return ItemRun(
-        index=index,
-        item=loads(item),
-        status=StepStatus(status),
-        attempts=attempts,
-        arguments=loads(arguments),
-        started_at=started,
-        finished_at=finished,
-        duration_ms=duration,
-        error=_error(error),
-        output=loads(output),
-        has_output=bool(has),
-    )
-
-
 def upsert_items(c: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
     """Whole item rows (``item_row``), inserted or replaced."""
     if not rows:
         return
     c.executemany(f"INSERT OR REPLACE INTO step_items ({ITEM_COLUMNS}) VALUES ({', '.join('?' * 13)})", rows)
-
-
-def metrics_row(tool_id: str, m: ToolMetrics, updated_at: str) -> tuple[Any, ...]:
-    histogram = {str(bucket): count for bucket, count in sorted(m.histogram.items())}
-    return (tool_id, m.calls, m.successes, m.failures, m.timeouts, m.caller_errors, dumps(histogram), updated_at)
-
-
-def metrics_from_row(row: sqlite3.Row | tuple[Any, ...]) -> tuple[str, ToolMetrics]:
-    tool_id, calls, successes, failures, timeouts, caller_errors, histogram, shape = row
-    buckets = {int(bucket): int(count) for bucket, count in loads(histogram).items()}
-    learned = None if shape is None else loads(shape)
-    return tool_id, ToolMetrics(calls, successes, failures, timeouts, buckets, caller_errors, learned)
 
 
 # -- statements ------------------------------------------------------------------------------------
@@ -331,7 +182,7 @@ def end_step(c: sqlite3.Connection, step: StepRun) -> bool:
         step.status.value,
         step.finished_at,
         step.duration_ms,
-        _error_json(step.error),
+        error_json(step.error),
         dumps(step.output),
         int(step.has_output),
         step.run_id,

@@ -41,6 +41,7 @@ from mcp_conductor.server.store.records import (
     StepError,
     StepRun,
 )
+from mcp_conductor.server.store.rows import dumps, error_json, item_row
 from mcp_conductor.server.store.state_dir import STATE_DIR_ENV, pid_alive
 
 __all__ = ["DB_FILENAME", "RunJournal", "RunStore", "StoreError"]  # RunJournal lives in journal.py
@@ -226,7 +227,7 @@ class RunStore:
         Raises:
             StoreError: the store cannot be written.
         """
-        plan_json, now = schema.dumps(plan), _now()
+        plan_json, now = dumps(plan), _now()
         await self._run(lambda c: schema.insert_plan(c, plan_id, plan_json, now))
 
     async def get_plan(self, plan_id: str) -> dict[str, Any] | None:
@@ -293,7 +294,7 @@ class RunStore:
             "status": RunStatus(status).value,
             "finished_at": finished_at,
             "duration_ms": duration_ms,
-            "error_json": None if error is None else schema.dumps(error.model_dump(mode="json")),
+            "error_json": error_json(error),
         }
         items, now = list((metrics or {}).items()), _now()
         run = await self._quick(lambda c: schema.finish_run(c, run_id, items, now, **columns))
@@ -404,10 +405,10 @@ class RunStore:
                         schema.upsert_step(c, step)
                     except sqlite3.IntegrityError as exc:
                         raise StoreError(f"no run {step.run_id!r} for step {step.step_id!r}") from exc
-                if started is not None and not schema.start_step(c, started, schema.dumps(started.arguments)):
+                if started is not None and not schema.start_step(c, started, dumps(started.arguments)):
                     raise StoreError(f"run {started.run_id!r} has no step {started.step_id!r}")
                 try:
-                    schema.upsert_items(c, [schema.item_row(step, item) for step, item in items])
+                    schema.upsert_items(c, [item_row(step, item) for step, item in items])
                 except sqlite3.IntegrityError as exc:
                     raise StoreError(f"no step {items[0][0].step_id!r} for its foreach items") from exc
 
@@ -473,7 +474,7 @@ class RunStore:
             raise StoreError(f"unsupported export format {export.format!r}", hint=f"expected {EXPORT_FORMAT!r}")
         run, steps = export.run, export.steps
         _check_steps(run, steps)
-        plan_json = None if export.plan is None else schema.dumps(export.plan)
+        plan_json = None if export.plan is None else dumps(export.plan)
         now = _now()
 
         def write(c: sqlite3.Connection) -> None:
