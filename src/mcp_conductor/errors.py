@@ -14,7 +14,7 @@
         ├── InputRequiredError         the tool asked for input from a person (elicitation), nobody to ask
         └── ProtocolError              the server answered with a JSON-RPC error or garbage
 
-Subclasses that belong to one module live there: ``server.store.StoreError`` (store_error),
+Subclasses that belong to one module live there: ``server.store.connections.StoreError`` (store_error),
 ``server.references.ReferenceSyntaxError`` (bad_reference) and ``ReferenceResolutionError`` (bad_reference_path),
 ``server.chains.PlanNotFoundError`` (unknown_plan), ``RunNotFoundError`` (unknown_run), ``RunBusyError`` (run_busy),
 ``execution.library.ChainNotFoundError`` (unknown_chain), ``planning.saved_chains.ChainRefError`` (invalid_chain_name).

@@ -27,8 +27,9 @@ from mcp.client.stdio import stdio_client
 from mcp.types import CONNECTION_CLOSED
 
 from fixtures.env import host_env
+from mcp_conductor.server.store.connections import DB_FILENAME
 from mcp_conductor.server.store.records import RunStatus, StepRun, StepStatus
-from mcp_conductor.server.store.store import DB_FILENAME, RunStore
+from mcp_conductor.server.store.store import RunStore
 
 pytestmark = pytest.mark.e2e
 

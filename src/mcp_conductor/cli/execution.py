@@ -32,7 +32,7 @@ from mcp_conductor.server.execution.consent import ApproveFn
 from mcp_conductor.server.execution.interrupted import UNKNOWN_OUTCOME
 from mcp_conductor.server.execution.results import ExecuteResult, RunOptions
 from mcp_conductor.server.planning.models import PlanResult
-from mcp_conductor.server.store.store import StoreError
+from mcp_conductor.server.store.connections import StoreError
 from mcp_conductor.suggest import did_you_mean
 
 PREVIEW_CHARS = 300

@@ -20,7 +20,8 @@ from mcp_conductor.server.discovery.metrics import MetricsRegistry
 from mcp_conductor.server.execution.chains import ChainService
 from mcp_conductor.server.execution.executor import LocalExecutor
 from mcp_conductor.server.execution.results import RunOptions
-from mcp_conductor.server.store.store import DB_FILENAME, RunStore
+from mcp_conductor.server.store.connections import DB_FILENAME
+from mcp_conductor.server.store.store import RunStore
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True)
 

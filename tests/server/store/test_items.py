@@ -6,8 +6,9 @@ from pathlib import Path
 from test_store import a_run, pending  # type: ignore[import-not-found]
 
 from mcp_conductor.server.store import migrations, schema
+from mcp_conductor.server.store.connections import DB_FILENAME
 from mcp_conductor.server.store.records import ItemRun, RunExport, StepError, StepRun, StepStatus
-from mcp_conductor.server.store.store import DB_FILENAME, RunStore
+from mcp_conductor.server.store.store import RunStore
 
 
 def version_1_store(state: Path) -> None:

@@ -16,6 +16,7 @@ import pytest
 
 from mcp_conductor.server.discovery.metrics import ToolMetrics
 from mcp_conductor.server.store import migrations
+from mcp_conductor.server.store.connections import DB_FILENAME, StoreError
 from mcp_conductor.server.store.records import (
     ConsentRecord,
     RunExport,
@@ -26,7 +27,7 @@ from mcp_conductor.server.store.records import (
     StepStatus,
 )
 from mcp_conductor.server.store.state_dir import STATE_DIR_ENV, default_state_dir, pid_alive, resolve_state_dir
-from mcp_conductor.server.store.store import DB_FILENAME, RunStore, StoreError
+from mcp_conductor.server.store.store import RunStore
 
 
 def a_run(
