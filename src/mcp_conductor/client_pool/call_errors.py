@@ -2,15 +2,17 @@
 
 ``connection`` owns the calls; this module only translates what went wrong (an MCP error code, a tool's error
 result, an exception from the transport) and answers a tool's request for user input, which nobody can answer
-inside a chain.
+inside a chain. ``call_failure`` maps any failure of a call inside the client to one typed error.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import anyio
 from mcp import MCPError
 from mcp.types import CONNECTION_CLOSED, REQUEST_TIMEOUT, CallToolResult, ErrorData, TextContent
+from pydantic import ValidationError
 
 from mcp_conductor.client_pool.catalog import ServerName
 from mcp_conductor.client_pool.secrets import redact
@@ -42,6 +44,38 @@ def translate(exc: MCPError, server: ServerName, tool: str, secrets: frozenset[s
     if exc.code == REQUEST_TIMEOUT:
         return CallTimeoutError(f"{server}/{tool} timed out: {message}", server=server, tool=tool)
     return ProtocolError(f"{server} answered with error {exc.code}: {message}", server=server, tool=tool)
+
+
+def closed_connection(exc: Exception) -> bool:
+    """Whether a call's failure means the connection is gone (the owner task should reconnect now)."""
+    if isinstance(exc, MCPError):
+        return exc.code == CONNECTION_CLOSED
+    return isinstance(exc, (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream))
+
+
+def call_failure(exc: Exception, server: ServerName, tool: str, timeout_s: float, secrets: frozenset[str]) -> Exception:
+    """What a call of ``server/tool`` that raised ``exc`` (inside the client) becomes."""
+    if isinstance(exc, TimeoutError):
+        return CallTimeoutError(
+            f"{server}/{tool} did not answer within {timeout_s:g}s",
+            server=server,
+            tool=tool,
+            hint="raise the step's timeout_s or the server's timeout_s in the config",
+        )
+    if isinstance(exc, MCPError):
+        return translate(exc, server, tool, secrets)
+    if isinstance(exc, ValidationError):  # the answer to this call is not a CallToolResult
+        return ProtocolError(
+            f"{server}/{tool} answered with a malformed result: {redact(describe(exc), secrets)}",
+            server=server,
+            tool=tool,
+        )
+    if closed_connection(exc):
+        return ConnectionLostError(f"{server} closed the connection", server=server, tool=tool)
+    # e.g. the SDK's RuntimeError for a result that breaks the tool's outputSchema
+    return ProtocolError(
+        f"{server}/{tool} failed in the MCP client: {redact(describe(exc), secrets)}", server=server, tool=tool
+    )
 
 
 def error_text(result: CallToolResult) -> str:

@@ -7,48 +7,49 @@ entered it). Other tasks only call ``Connection.call_tool``. The owner loop::
          \\-> failed (waits with capped exponential backoff and full jitter, then tries again)
 
 A connect that does not finish within ``connect_timeout_s`` (spawn, handshake and the first tool listing) counts
-as a failure, so a server that hangs on ``initialize`` cannot hold anything up.
+as a failure, so a server that hangs on ``initialize`` cannot hold anything up. ``tool_listing`` reads the tool
+list; ``call_errors`` says what a failed call becomes.
 """
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import replace
 from typing import Any, cast
 
 import anyio
 import structlog
 from anyio.abc import TaskStatus
-from mcp import Client, MCPError
+from mcp import Client
 from mcp.client.subscriptions import SubscriptionLost
 from mcp.types import (
-    CONNECTION_CLOSED,
     CallToolResult,
     RequestParamsMeta,
     ToolListChangedNotification,
 )
 from mcp.types.version import MODERN_PROTOCOL_VERSIONS
-from pydantic import ValidationError
 
 from mcp_conductor.backoff import Backoff
-from mcp_conductor.client_pool.call_errors import describe, error_text, no_person_to_ask, translate
-from mcp_conductor.client_pool.catalog import Catalog, ServerName, ToolInfo
+from mcp_conductor.client_pool.call_errors import (
+    call_failure,
+    closed_connection,
+    describe,
+    error_text,
+    no_person_to_ask,
+)
+from mcp_conductor.client_pool.catalog import Catalog, ServerName
 from mcp_conductor.client_pool.config_models import InProcessServer, ServerConfig
 from mcp_conductor.client_pool.secrets import redact, server_secrets
 from mcp_conductor.client_pool.status import ServerState, ServerStatus, now
+from mcp_conductor.client_pool.tool_listing import list_tools
 from mcp_conductor.client_pool.transports import StderrTail, open_transport
 from mcp_conductor.errors import (
     CallTimeoutError,
-    ConnectionLostError,
-    ProtocolError,
     ServerUnavailableError,
     ToolExecutionError,
 )
 from mcp_conductor.limits import acquire
 
 log = structlog.get_logger(__name__)
-
-MAX_TOOL_PAGES = 1000  # a server that pages forever must not hang the listing
 
 
 class Connection:
@@ -248,37 +249,7 @@ class Connection:
             log.warning("pool.server_sent_garbage", server=self.name, error=first_line[:300])
 
     async def _list_tools(self, client: Client) -> None:
-        tools: list[ToolInfo] = []
-        hidden: dict[str, str] = {}
-        seen: set[str] = set()
-        cursor: str | None = None
-        tool_filter = self.config.settings.tools
-        for _ in range(MAX_TOOL_PAGES):
-            page = await client.list_tools(cursor=cursor, cache_mode="refresh")
-            for tool in page.tools:
-                if tool.name in seen:
-                    log.warning("pool.duplicate_tool_name", server=self.name, tool=tool.name)
-                    continue
-                seen.add(tool.name)
-                why_hidden = tool_filter.hidden_because(self.name, tool.name)
-                if why_hidden is not None:
-                    hidden[tool.name] = why_hidden
-                    continue
-                wire = tool.model_dump(by_alias=True, mode="json", exclude_none=True)
-                tools.append(
-                    ToolInfo(
-                        server=self.name,
-                        name=tool.name,
-                        description=inspect.cleandoc(tool.description or ""),
-                        title=tool.title or (tool.annotations.title if tool.annotations else None),
-                        input_schema=wire.get("inputSchema") or {"type": "object"},
-                        output_schema=wire.get("outputSchema"),
-                        annotations=wire.get("annotations"),
-                    )
-                )
-            cursor = page.next_cursor
-            if cursor is None:
-                break
+        tools, hidden = await list_tools(client, self.name, self.config.settings.tools)
         self._catalog.set_server_tools(self.name, tools, hidden=hidden)
         self._set(tools=len(tools))
 
@@ -316,32 +287,10 @@ class Connection:
                     result = await client.call_tool(tool, arguments, meta=cast(RequestParamsMeta | None, meta))
                 if scope.cancelled_caught:
                     raise TimeoutError
-            except TimeoutError as exc:
-                raise CallTimeoutError(
-                    f"{self.name}/{tool} did not answer within {timeout:g}s",
-                    server=self.name,
-                    tool=tool,
-                    hint="raise the step's timeout_s or the server's timeout_s in the config",
-                ) from exc
-            except MCPError as exc:
-                if exc.code == CONNECTION_CLOSED and self._client is client:
+            except Exception as exc:
+                if closed_connection(exc):
                     self._mark_dead(client)
-                raise translate(exc, self.name, tool, self._secrets) from exc
-            except ValidationError as exc:  # the answer to this call is not a CallToolResult
-                raise ProtocolError(
-                    f"{self.name}/{tool} answered with a malformed result: {redact(describe(exc), self._secrets)}",
-                    server=self.name,
-                    tool=tool,
-                ) from exc
-            except (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream) as exc:
-                self._mark_dead(client)
-                raise ConnectionLostError(f"{self.name} closed the connection", server=self.name, tool=tool) from exc
-            except Exception as exc:  # e.g. the SDK's RuntimeError for a result that breaks the tool's outputSchema
-                raise ProtocolError(
-                    f"{self.name}/{tool} failed in the MCP client: {redact(describe(exc), self._secrets)}",
-                    server=self.name,
-                    tool=tool,
-                ) from exc
+                raise call_failure(exc, self.name, tool, timeout, self._secrets) from exc
             finally:
                 self.in_flight -= 1
         finally:

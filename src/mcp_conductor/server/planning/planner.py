@@ -47,14 +47,13 @@ from mcp_conductor.server.planning.expressions import Expression, ExpressionComp
 from mcp_conductor.server.planning.models import (
     EstimateBasis,
     FanOut,
-    ParsedPlan,
     Plan,
     PlanIssue,
     PlannedStep,
     PlanResult,
     StepId,
-    parse_plan,
 )
+from mcp_conductor.server.planning.parsing import ParsedPlan, parse_plan
 from mcp_conductor.server.planning.references import (
     LOOP_SOURCES,
     NAME_PATTERN,
