@@ -16,8 +16,9 @@
 
 Subclasses that belong to one module live there: ``server.store.connections.StoreError`` (store_error),
 ``server.references.ReferenceSyntaxError`` (bad_reference) and ``ReferenceResolutionError`` (bad_reference_path),
-``server.chains.PlanNotFoundError`` (unknown_plan), ``RunNotFoundError`` (unknown_run), ``RunBusyError`` (run_busy),
-``execution.library.ChainNotFoundError`` (unknown_chain), ``planning.saved_chains.ChainRefError`` (invalid_chain_name).
+``execution.plan_checks.PlanNotFoundError`` (unknown_plan), ``execution.chains.RunNotFoundError`` (unknown_run),
+``RunBusyError`` (run_busy), ``execution.library.ChainNotFoundError`` (unknown_chain),
+``planning.saved_chains.ChainRefError`` (invalid_chain_name).
 
 SDK exceptions are translated where they enter (`client_pool.connection`), chained with ``raise ... from``.
 """

@@ -1,15 +1,13 @@
-"""Planning and executing chains for the MCP front and the CLI: plan ids, idempotent run ids, resume.
+"""Running chains for the MCP front and the CLI: idempotent run ids, resume, live runs, cancel, results.
 
-This sits between the tools (``tools_chain``) and the engine (``executor``): it validates plans with the pure
-planner, keeps valid plans in the store under their ``plan_id``, decides whether an ``execute_chain`` call is a
-new run, a repeat of a finished one (same ``run_id``) or a resume, and shapes the result.
+This sits between the tools (``tools_chain``) and the engine (``executor``): it has its plans checked and stored
+by ``plan_checks``, decides whether an ``execute_chain`` call is a new run, a repeat of a finished one (same
+``run_id``) or a resume, puts steps that need consent to the approver, runs the request and shapes the result.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -26,33 +24,26 @@ from mcp_conductor.server.execution.executor import LocalExecutor
 from mcp_conductor.server.execution.interrupted import stays_unknown
 from mcp_conductor.server.execution.library import ChainLibrary
 from mcp_conductor.server.execution.live_runs import LiveRun, LiveRuns
+from mcp_conductor.server.execution.plan_checks import PlanChecks
 from mcp_conductor.server.execution.results import ExecuteResult, RunOptions, RunProgress, StepProblem, StepSummary
 from mcp_conductor.server.execution.sub_runs import SubRuns
 from mcp_conductor.server.execution.values import DEFAULT_OUTPUT_BUDGET_BYTES, budgeted, step_resource_uri
-from mcp_conductor.server.planning.consent import ConsentStep, consent_steps, effect_ids
+from mcp_conductor.server.planning.consent import ConsentStep, consent_steps
 from mcp_conductor.server.planning.models import Plan, PlanIssue, PlannedStep, PlanResult
 from mcp_conductor.server.planning.planner import PlannerLimits
-from mcp_conductor.server.planning.planner import plan as check_plan
-from mcp_conductor.server.planning.references import json_pointer
-from mcp_conductor.server.planning.saved_chains import CHAIN_PREFIX, SaveAs
+from mcp_conductor.server.planning.saved_chains import SaveAs
 from mcp_conductor.server.store.chains import ChainRun
 from mcp_conductor.server.store.records import RunRecord, RunStatus, StepError, StepRun, StepStatus
 from mcp_conductor.server.store.state_dir import pid_alive
 from mcp_conductor.server.store.store import RunStore
-from mcp_conductor.suggest import close_matches
 
 log = structlog.get_logger(__name__)
 
 PRUNE_EVERY = 20
-CHECKED_CACHE_SIZE = 256
 
 
 class RunNotFoundError(ConductorError):
     kind = "unknown_run"
-
-
-class PlanNotFoundError(ConductorError):
-    kind = "unknown_plan"
 
 
 class RunBusyError(ConductorError):
@@ -79,65 +70,31 @@ class ChainService:
         self._live = live  # where runs with options.wait_s go on after their request (None: inline only)
         self.engine = engine
         self._pool = pool
-        self._metrics = metrics
-        self._limits = limits
         self._budget = output_budget_bytes
         self._active: set[str] = set()
         self._keep_runs = keep_runs
         self._runs_since_prune = 0
-        self._checked_cache: OrderedDict[tuple[str, int, frozenset[str]], PlanResult] = OrderedDict()
         self.library = ChainLibrary(store, pool)
-        self._library_generation: tuple[int, int] | None = None
+        self.checks = PlanChecks(store, pool, metrics, self.library, limits=limits)
         self.sub_runs = SubRuns(self)
         if isinstance(engine, LocalExecutor):
             engine.run_sub_chains_with(self.sub_runs.run)
 
-    def _engine_refuses(self, plan: Plan) -> list[PlanIssue]:
-        """Steps this engine cannot run: ``chain/NAME`` steps (sub-runs) run on the local engine only."""
-        if isinstance(self.engine, LocalExecutor):
-            return []
-        return [
-            PlanIssue(
-                step=step.id,
-                field=f"/steps/{index}/tool",
-                kind="not_supported",
-                message=f"step {step.id!r} runs the saved chain {step.target!r}: chain steps run on the local "
-                "engine only, not on this one",
-                hint="run the chain by itself (execute_chain with chain: NAME), or put its steps into this plan",
-            )
-            for index, step in enumerate(plan.steps)
-            if step.target.startswith(CHAIN_PREFIX)
-        ]
-
-    def _unavailable(self) -> set[str]:
-        return {s.name for s in self._pool.unavailable()}
-
     async def plan(self, raw: Mapping[str, Any] | Plan, save_as: SaveAs | None = None) -> PlanResult:
-        """Validate ``raw``; a valid plan is stored under its ``plan_id``, and saved as a chain with ``save_as``
-        (its problems, and a chain that would run itself, make the result invalid).
+        """Validate ``raw`` and store it (see ``PlanChecks.plan``).
 
         Raises:
             StoreError: the store cannot be written.
         """
-        chains = await self.library.chain_tools(raw)
-        result = check_plan(
-            raw,
-            self._pool.snapshot(),
-            stats=self._metrics.stats(),
-            unavailable_servers=self._unavailable(),
-            limits=self._limits,
-            shapes=self._metrics.shapes(),
-            chains=chains,
-        )
-        result = self.library.refuse_recursion(result, chains)
-        if result.valid and result.plan_id and result.normalized_plan is not None:
-            await self.store.save_plan(result.plan_id, stored_form(result.normalized_plan))
-            snapshot = self.library.with_chains(self._pool.snapshot(), chains)
-            effects = effect_ids(result.normalized_plan, snapshot, self._pool.config.consent)
-            result = result.model_copy(update={"effects": effects})
-            if save_as is not None:
-                result = await self.library.save(result, save_as, chains)
-        return result
+        return await self.checks.plan(raw, save_as)
+
+    async def check(self, plan: Mapping[str, Any], inputs: Mapping[str, Any]) -> PlanResult:
+        """``plan`` with ``inputs`` over its own, checked against today's catalog (see ``PlanChecks.check``).
+
+        Raises:
+            StoreError: the store cannot be used.
+        """
+        return await self.checks.check(plan, inputs)
 
     async def execute(
         self,
@@ -182,7 +139,7 @@ class ChainService:
         if not checked.valid or checked.normalized_plan is None or checked.plan_id is None:
             return ExecuteResult(run_id=None, status="invalid", errors=list(checked.errors))
         normalized = checked.normalized_plan
-        refused = self._engine_refuses(normalized)
+        refused = self.checks.engine_refuses(normalized, self.engine)
         if refused:
             return ExecuteResult(run_id=None, status="invalid", errors=refused)
         resume_id = resumed.run_id if resumed is not None else None
@@ -303,7 +260,7 @@ class ChainService:
             ):
                 raise RunBusyError(f"run {resume_id} is running right now", hint="wait for it to finish")
             plan_id, plan, inputs = resumed.plan_id, None, {**resumed.inputs, **(inputs or {})}
-        return resumed, await self._checked(plan_id, plan, inputs or {})
+        return resumed, await self.checks.checked(plan_id, plan, inputs or {})
 
     async def _wait(self, live: LiveRun, options: RunOptions, progress: ProgressFn | None) -> ExecuteResult:
         result = await LiveRuns.wait(live, options.wait_s or 0.0, progress)
@@ -369,66 +326,6 @@ class ChainService:
         outputs = {s.step_id: s.output for s in steps if s.step_id in run.outputs and s.has_output}
         return self._result(run, steps, outputs, options or RunOptions(), reused=reused)
 
-    async def check(self, plan: Mapping[str, Any], inputs: Mapping[str, Any]) -> PlanResult:
-        """``plan`` with ``inputs`` over its own, checked against today's catalog (cached; see ``_checked``).
-
-        Raises:
-            StoreError: the store cannot be used.
-        """
-        return await self._checked(None, plan, inputs)
-
-    async def _checked(
-        self, plan_id: str | None, plan: Mapping[str, Any] | None, inputs: Mapping[str, Any]
-    ) -> PlanResult:
-        """Plan the inline or stored plan with ``inputs`` merged over its own, against today's catalog
-        (a stored plan is checked again: a tool may have gone away since it was made).
-
-        Validity depends only on the plan and the catalog, so a repeated execution skips the schema checks; a
-        stored plan never changes (its id is its content's hash), so it is looked up by id and inputs alone.
-        """
-        await self.library.refresh()
-        if self.library.generation != self._library_generation:  # a chain step's meaning changed
-            self._checked_cache.clear()
-            self._library_generation = self.library.generation
-        state = (self._pool.snapshot().version, frozenset(self._unavailable()))
-        by_id = None if plan is not None or plan_id is None else ("id:" + plan_id + _canonical(inputs), *state)
-        if by_id is not None and (cached := self._cache_get(by_id)) is not None:
-            return cached
-        if plan is None:
-            if plan_id is None:
-                raise ConductorError("give plan_id (from plan_chain) or plan", hint="see plan_chain's description")
-            plan = await self.store.get_plan(plan_id)
-            if plan is None:
-                raise PlanNotFoundError(
-                    f"unknown plan_id {plan_id!r}", hint="call plan_chain again and use its plan_id"
-                )
-        if inputs:
-            own = plan.get("inputs")
-            declared = own if isinstance(own, dict) else {}
-            if undeclared := [name for name in inputs if name not in declared]:
-                return PlanResult(valid=False, errors=tuple(undeclared_input(n, declared) for n in undeclared))
-            plan = {**plan, "inputs": {**declared, **inputs}}
-        key = (_canonical(plan), *state)
-        if (cached := self._cache_get(key)) is None:
-            cached = await self.plan(plan)
-            if not cached.valid:
-                return cached
-            self._cache_put(key, cached)
-        if by_id is not None:
-            self._cache_put(by_id, cached)
-        return cached
-
-    def _cache_get(self, key: tuple[str, int, frozenset[str]]) -> PlanResult | None:
-        cached = self._checked_cache.get(key)
-        if cached is not None:
-            self._checked_cache.move_to_end(key)
-        return cached
-
-    def _cache_put(self, key: tuple[str, int, frozenset[str]], result: PlanResult) -> None:
-        self._checked_cache[key] = result
-        if len(self._checked_cache) > CHECKED_CACHE_SIZE:
-            self._checked_cache.popitem(last=False)
-
     def _result(
         self,
         run: RunRecord,
@@ -455,22 +352,3 @@ class ChainService:
             error=run.error,
             reused=reused,
         )
-
-
-def undeclared_input(name: str, declared: Mapping[str, Any]) -> PlanIssue:
-    """An input given at run time that the plan does not declare (a typo would otherwise run with the default)."""
-    return PlanIssue(
-        field=json_pointer(("inputs", name)),
-        kind="unknown_input",
-        message=f"input {name!r} is not one the plan declares",
-        hint=f"the plan's inputs: {', '.join(declared) or 'none'}",
-        suggestions=close_matches(name, declared),
-    )
-
-
-def _canonical(plan: Mapping[str, Any]) -> str:
-    return json.dumps(plan, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-def stored_form(plan: Plan) -> dict[str, Any]:
-    return plan.model_dump(mode="json")
