@@ -13,7 +13,15 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mcp_conductor.cli.common import EXIT_OK, EXIT_USAGE, UsageError, add_state_dir_option, read_json_file, state_dir
+from mcp_conductor.cli.common import (
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    add_state_dir_option,
+    read_json_file,
+    state_dir,
+    write_output,
+)
 from mcp_conductor.cli.words import plural
 
 if TYPE_CHECKING:
@@ -226,14 +234,7 @@ def export_chain(args: argparse.Namespace) -> int:
         raise _unknown(args.chain, directory)
     document = {"format": EXPORT_FORMAT, "name": name, "versions": [v.export() for v in versions]}
     text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
-    if args.output:
-        try:
-            Path(args.output).write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}") from exc
-        print(f"wrote chain {name} ({plural(len(versions), 'version')}) to {args.output}", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
+    write_output(text, args.output, f"wrote chain {name} ({plural(len(versions), 'version')})")
     return EXIT_OK
 
 

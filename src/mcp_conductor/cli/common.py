@@ -136,6 +136,22 @@ def read_json_file(path: str, what: str, *, hint: str | None = None) -> Any:
         ) from exc
 
 
+def write_output(text: str, output: str | None, said: str) -> None:
+    """``text`` to the file ``output`` (then ``said``, e.g. "wrote run X", on stderr), or to stdout.
+
+    Raises:
+        UsageError: the file cannot be written.
+    """
+    if not output:
+        sys.stdout.write(text)
+        return
+    try:
+        Path(output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from exc
+    print(f"{said} to {output}", file=sys.stderr)
+
+
 def unknown_run(run_id: str, directory: Path) -> UsageError:
     return UsageError(
         f"no run {run_id!r} in {directory}",

@@ -17,6 +17,7 @@ from mcp_conductor.cli.common import (
     read_json_file,
     state_dir,
     unknown_run,
+    write_output,
 )
 from mcp_conductor.cli.words import plural
 
@@ -160,15 +161,7 @@ def export_run(args: argparse.Namespace) -> int:
     import anyio
 
     exported = anyio.run(_export, state_dir(args), args.run_id)
-    text = exported.model_dump_json(indent=2) + "\n"
-    if args.output:
-        try:
-            Path(args.output).write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}") from exc
-        print(f"wrote run {args.run_id} to {args.output}", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
+    write_output(exported.model_dump_json(indent=2) + "\n", args.output, f"wrote run {args.run_id}")
     return EXIT_OK
 
 
