@@ -40,28 +40,22 @@ Example: {"steps": [{"id": "a", "tool": "srv/get_item", "arguments": {"key": "k1
 
 EXECUTE_DESCRIPTION = (
     """\
-Do a whole task in one call: run a plan of tool steps; each starts once the steps it uses are done, in parallel
-where possible, and gets their values directly.
+Do a whole task in one call: run a plan of tool steps, in parallel where the values they use allow.
 """
     + PLAN_FORMAT
     + """\
 Returns {run_id, status, outputs (values of plan.outputs, default the last steps), problems (steps that did not
-succeed)}. options: timeout_s, on_error, max_concurrency, default_step_timeout_s, output_budget_bytes, run_id
-(idempotency key), resume_run_id (re-run what did not succeed), detail: "steps", wait_s (default 50: a run not
-done by then answers status "running" and goes on; call again with options.run_id to wait, or cancel: true;
-null waits for the end). Destructive steps are put to the person first: status "declined" means they said
-no (do not retry). A step "unknown" (error unknown_outcome) was cut off mid-call by a crash and may have taken
-effect: check, and only if it did not, resume with rerun_unknown: true (or plan it with retry.on: ["unknown"]).
+succeed)}; an error says what to do next. options: timeout_s, max_concurrency, run_id (idempotency key),
+resume_run_id (re-run what did not succeed), detail: "steps", wait_s (default 50; a run not done by then
+answers "running": call again with options.run_id, or cancel: true).
 """
 )
 
 PLAN_DESCRIPTION = """\
 Check a plan (execute_chain's format) without running it: every problem at once, each with a JSON pointer, a
 hint and suggestions; or, when valid, a plan_id for execute_chain, the levels of steps that run in parallel, the
-critical path and a latency estimate. detail: "plan" adds the filled-in plan. save_as: {name (a-z0-9_-),
-description, inputs: JSON Schema of the inputs callers give} saves a valid plan as the tool "chain/NAME"
-(versioned: "saved" says NAME's version); run it with execute_chain {"chain": "NAME[@VERSION]", "inputs"} or
-as a step's tool.
+critical path and a latency estimate. detail: "plan" adds the filled-in plan. save_as: {name, description,
+inputs (JSON Schema)} saves it as tool "chain/NAME", for execute_chain {"chain": NAME} or a step.
 """
 
 
@@ -76,7 +70,7 @@ def register_chain_tools(server: MCPServer[Conductor]) -> None:
         ctx: Context[Conductor],
         plan: Annotated[dict[str, Any], Field(description="the plan: inputs, steps, outputs")],
         detail: Literal["plan"] | None = None,
-        save_as: Annotated[dict[str, Any] | None, Field(description="{name, description, inputs}")] = None,
+        save_as: dict[str, Any] | None = None,  # its fields are in the description
     ) -> Annotated[CallToolResult, PlanResult]:
         conductor = ctx.request_context.lifespan_context
         try:
@@ -104,7 +98,7 @@ def register_chain_tools(server: MCPServer[Conductor]) -> None:
         answer: Annotated[ElicitationResult[ConsentForm], Resolve(consent_answer)],
         plan: dict[str, Any] | None = None,
         plan_id: Annotated[str | None, Field(description="instead of plan: from plan_chain")] = None,
-        chain: Annotated[str | None, Field(description="instead of plan: a saved chain, NAME[@VERSION]")] = None,
+        chain: Annotated[str | None, Field(description="instead of plan: chain NAME[@VERSION]")] = None,
         inputs: Annotated[dict[str, Any] | None, Field(description="override the plan's inputs")] = None,
         options: Annotated[dict[str, Any] | None, Field(description="see above")] = None,
     ) -> Annotated[CallToolResult, ExecuteResult]:

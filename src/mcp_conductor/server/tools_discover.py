@@ -17,9 +17,9 @@ from mcp_conductor.server.replies import reply
 
 DESCRIPTION = f"""\
 Find the tools for a task across all connected servers, best first: id ("server/tool", a step's tool),
-description, input_schema (first {SCHEMA_HITS} hits; the rest: input, e.g. `path: string, head?: number`), returns
-(the shape of the step's value, for ${{steps.ID.key}} references). An empty query lists all tools (pass
-next_cursor as cursor). detail="full" adds full schemas, annotations, measured latency and success.
+description, input_schema (first {SCHEMA_HITS} hits; the rest: input, a signature), returns (the shape of
+the step's value, for ${{steps.ID.key}} references). An empty query lists all tools (pass next_cursor as
+cursor). detail="full" adds full schemas, annotations, measured latency and success.
 """
 
 
