@@ -40,6 +40,7 @@ from mcp_conductor.cli.temporal_dev import TUNING
 from mcp_conductor.client_pool.config import load_config
 from mcp_conductor.logs import configure_logging
 from mcp_conductor.server.conductor import Conductor
+from plans import fan_out_plan, sequential_plan
 from ratio_table import Row, print_table
 from temporal_cluster import Worker, dev_server, temporal_conductor, workers
 
@@ -60,19 +61,6 @@ def write_config(directory: Path) -> Path:
     path = directory / "servers.json"
     path.write_text(json.dumps(raw), encoding="utf-8")
     return path
-
-
-def sequential_plan(n: int) -> dict[str, Any]:
-    steps = [{"id": "s0", "tool": "latency/echo", "arguments": {"value": 0}}]
-    steps += [
-        {"id": f"s{i}", "tool": "latency/echo", "arguments": {"value": f"${{steps.s{i - 1}.value}}"}}
-        for i in range(1, n)
-    ]
-    return {"steps": steps}
-
-
-def fan_out_plan(n: int, ms: float) -> dict[str, Any]:
-    return {"steps": [{"id": f"f{i}", "tool": "latency/sleep", "arguments": {"ms": ms}} for i in range(n)]}
 
 
 def keyed_chain(n: int, ms: int, tag: str) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from mcp_conductor.client_pool.config_models import ConductorConfig
 from mcp_conductor.logs import configure_logging
 from mcp_conductor.server.conductor import Conductor
 from mcp_conductor.server.execution.results import ExecuteResult
+from plans import fan_out_plan, sequential_plan
 from ratio_table import Row, print_table
 
 LATENCY = {"command": sys.executable, "args": ["-m", "mcp_conductor.demo.latency"]}
@@ -59,19 +60,6 @@ def config(per_server_limit: int | None = None) -> ConductorConfig:
     if per_server_limit is not None:
         raw["conductor"] = {"servers": {"latency": {"max_concurrency": per_server_limit}}}
     return build_config(raw)
-
-
-def sequential_plan(n: int) -> dict[str, Any]:
-    steps = [{"id": "s0", "tool": "latency/echo", "arguments": {"value": 0}}]
-    steps += [
-        {"id": f"s{i}", "tool": "latency/echo", "arguments": {"value": f"${{steps.s{i - 1}.value}}"}}
-        for i in range(1, n)
-    ]
-    return {"steps": steps}
-
-
-def fan_out_plan(n: int, ms: float) -> dict[str, Any]:
-    return {"steps": [{"id": f"f{i}", "tool": "latency/sleep", "arguments": {"ms": ms}} for i in range(n)]}
 
 
 UNEVEN_DAG: dict[str, Any] = {

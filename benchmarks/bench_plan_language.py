@@ -39,6 +39,7 @@ from mcp_conductor.demo import latency
 from mcp_conductor.logs import configure_logging
 from mcp_conductor.server.app import build_server
 from mcp_conductor.server.conductor import Conductor
+from plans import sequential_plan
 from ratio_table import Row, print_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,15 +134,6 @@ def data_chain(n: int) -> dict[str, Any]:
     return {"steps": steps}
 
 
-def echo_chain(n: int) -> dict[str, Any]:
-    steps = [{"id": "e0", "tool": "latency/echo", "arguments": {"value": 0}}]
-    steps += [
-        {"id": f"e{i}", "tool": "latency/echo", "arguments": {"value": f"${{steps.e{i - 1}.value}}"}}
-        for i in range(1, n)
-    ]
-    return {"steps": steps}
-
-
 async def bench_data_step(state: Path, reps: int) -> list[Row]:
     async with (
         Conductor.open(in_process_config({"latency": latency.build_server()}), state) as conductor,
@@ -150,7 +142,7 @@ async def bench_data_step(state: Path, reps: int) -> list[Row]:
         await conductor.wait_for_startup()
         ids = {
             (kind, n): await plan_id_of(conductor, make(n))
-            for kind, make in (("data", data_chain), ("tool", echo_chain))
+            for kind, make in (("data", data_chain), ("tool", sequential_plan))
             for n in (1, CHAIN)
         }
 
